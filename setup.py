@@ -8,6 +8,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["gimm_trt", "gimm_trt.*"]),
+    package_data={"gimm_trt.model": ["manifests/*.json"]},
     install_requires=[
         "torch>=2.4",
         "numpy",
