@@ -1,0 +1,24 @@
+"""ONNX -> TensorRT engines via Polygraphy, cached under ``<export>/engines``, and a torch-facing runner.
+
+``build_engines(export_dir)`` returns the plan of each stage (building what is missing);
+``TrtStage(plan)`` runs one with torch CUDA tensors; ``load_stages(export_dir)`` does both.
+Importing this package imports neither TensorRT, Polygraphy, ONNX nor torch: names resolve on first use.
+"""
+import importlib
+
+_EXPORTS = {
+    "build_engines": "build", "engine_loaders": "build", "CachedEngine": "build", "SaveEngineAtomic": "build",
+    "EngineBytesFromOnnx": "build", "inspect_onnx": "build", "profiles_for": "build", "polygraphy_builder": "build",
+    "STAGES": "build",
+    "EngineKey": "cache", "EngineMissingError": "cache", "atomic_write": "cache", "file_lock": "cache",
+    "sha256_file": "cache",
+    "Target": "compat", "current_target": "compat",
+    "TrtStage": "runner", "load_stages": "runner",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
