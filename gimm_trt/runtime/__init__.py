@@ -1,0 +1,4 @@
+"""Runtime: the ``Interpolator`` and its backends."""
+from .interpolator import Interpolator
+
+__all__ = ["Interpolator"]

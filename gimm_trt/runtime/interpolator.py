@@ -1,0 +1,131 @@
+"""``Interpolator``: the public entry point. Frames in, frames at any timesteps out, on any backend."""
+import warnings
+from typing import Iterable, Iterator, Optional, Sequence
+
+import torch
+
+from ..model.checkpoint import LICENSE_NOTE, Weights, load_model
+from .backends import BACKENDS, PRECISIONS, TorchBackend
+from .frames import Padding, check_timesteps, processing_size, to_tensor
+
+
+class Interpolator:
+    """GIMM-VFI frame interpolation on one device.
+
+    Build it with ``Interpolator.from_checkpoint(...)`` (or ``from_export`` for ONNX/TensorRT exports),
+    then call ``interpolate(img0, img1, timesteps)`` per pair or ``stream(frames, factor)`` for a video.
+    Work that depends only on the pair (flows, splatting metrics, motion latents, correlation) runs once
+    per pair; all timesteps of a pair run as one batch (``max_batch`` caps the batch to bound memory).
+    """
+
+    def __init__(self, backend, *, variant: str, weights: str, max_batch: Optional[int] = None):
+        if max_batch is not None and max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self.backend = backend
+        self.variant = variant
+        self.weights = weights  # where the weights came from; "random ..." for synthetic weights
+        self.max_batch = max_batch
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint=None, *, variant: str = "R-P", backend: str = "torch", device="cpu",
+                        precision: str = "fp32", random_weights: bool = False, seed: int = 0,
+                        max_batch: Optional[int] = None) -> "Interpolator":
+        """Load an official checkpoint (``.pt`` or ``.safetensors``) and run it on ``backend``.
+
+        Args:
+            checkpoint: path, or None to look up the official file name of ``variant`` in
+                ``$GIMM_TRT_CHECKPOINTS`` or ``./pretrained_ckpt`` (an error says where to get it).
+            variant: ``"R"``, ``"R-P"``, ``"F"`` or ``"F-P"``; the checkpoint must match it.
+            backend: ``"torch"`` (``"onnxruntime"`` and ``"tensorrt"`` run exported graphs: see ``from_export``).
+            device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+            precision: ``"fp32"`` or ``"fp16"``.
+            random_weights: with ``checkpoint=None``, seeded synthetic weights (tests and speed work only:
+                the frames are meaningless, and ``weights`` says so).
+        """
+        weights = Weights.verify(variant)
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+        model = load_model(checkpoint, variant=weights.value.variant, random_weights=random_weights, seed=seed)
+        if random_weights:
+            source = f"random weights (seed {seed}), not a trained model"
+            warnings.warn(f"GIMM-VFI-{weights.value.variant} runs with {source}: outputs are not meaningful",
+                          stacklevel=2)
+        else:
+            source = f"{checkpoint or weights.default_path()} ({LICENSE_NOTE})"
+        if backend != "torch":
+            raise ValueError(f"backend {backend!r} runs exported graphs: export first (gimm-export) and use "
+                             "Interpolator.from_export")
+        return cls(TorchBackend(model, device=device, precision=precision), variant=weights.value.variant,
+                   weights=source, max_batch=max_batch)
+
+    @property
+    def device(self) -> torch.device:
+        return self.backend.device
+
+    def interpolate(self, img0, img1, timesteps: Sequence[float] = (0.5,), ds_scale: Optional[float] = None):
+        """Frames between ``img0`` and ``img1``.
+
+        Args:
+            img0, img1: float32 [3,H,W] or [1,3,H,W] in [0,1] (torch or numpy), or uint8 [H,W,3] RGB; same size.
+            timesteps: values strictly inside (0, 1).
+            ds_scale: processing scale (1.0 up to 1080p, 0.5 for 2K, 0.25 for 4K is the official guidance);
+                None = the backend's (1.0 for torch).
+
+        Returns:
+            float32 torch.Tensor [T,3,H,W] in [0,1] on the interpolator's device.
+        """
+        ts = check_timesteps(timesteps)
+        x0 = to_tensor(img0, "img0", self.device)
+        x1 = to_tensor(img1, "img1", self.device)
+        if x0.shape != x1.shape:
+            raise ValueError(f"img0 and img1 differ in size: {tuple(x0.shape[-2:])} vs {tuple(x1.shape[-2:])}")
+        ds = self._ds(ds_scale)
+        processing_size(x0.shape[2], x0.shape[3], ds)
+        pad = Padding.for_size(x0.shape[2], x0.shape[3])
+        x0, x1 = pad.pad(x0), pad.pad(x1)
+        feats = self.backend.flow(x0, x1, ds)
+        flow01, flow10 = feats["flow01"], feats["flow10"]
+        if not bool(torch.isfinite(flow01).all() and torch.isfinite(flow10).all()):
+            raise RuntimeError("the flow estimator produced non-finite flows (the official model asserts here)")
+        t = torch.tensor(ts, dtype=torch.float32, device=self.device)
+        step = self.max_batch or len(ts)
+        out = []
+        for i in range(0, len(ts), step):
+            flowt = self.backend.motion(flow01, flow10, t[i:i + step])
+            out.append(pad.crop(self.backend.synthesis(x0, x1, feats, flowt, t[i:i + step], ds)))
+        return out[0] if len(out) == 1 else torch.cat(out)
+
+    def stream(self, frames: Iterable, factor: int = 2, ds_scale: Optional[float] = None) -> Iterator[torch.Tensor]:
+        """Interpolate a video: yields the originals and ``factor - 1`` new frames between each pair, in order.
+
+        Frames are read one at a time (any iterable: a list, a generator, a video reader), so memory stays
+        constant over any length. Yields float32 [3,H,W] in [0,1] on the interpolator's device.
+        """
+        if not isinstance(factor, int) or factor < 2:
+            raise ValueError(f"factor must be an integer >= 2, got {factor!r}")
+        ts = [i / factor for i in range(1, factor)]
+        prev = None
+        for i, frame in enumerate(frames):
+            cur = to_tensor(frame, f"frame {i}", self.device)
+            if prev is None:
+                yield cur[0]
+            else:
+                if cur.shape != prev.shape:
+                    raise ValueError(f"frame {i} is {tuple(cur.shape[-2:])}, earlier frames are {tuple(prev.shape[-2:])}")
+                yield from self.interpolate(prev, cur, ts, ds_scale)
+                yield cur[0]
+            prev = cur
+
+    def _ds(self, ds_scale):
+        fixed = getattr(self.backend, "ds_scale", None)
+        if ds_scale is None:
+            return fixed if fixed is not None else 1.0
+        if fixed is not None and float(ds_scale) != fixed:
+            raise ValueError(f"this {self.backend.name} export was built for ds_scale={fixed}; got ds_scale={ds_scale}")
+        return float(ds_scale)
+
+    def __repr__(self):
+        return (f"Interpolator(variant={self.variant!r}, backend={self.backend.name!r}, device={str(self.device)!r}, "
+                f"weights={self.weights!r})")

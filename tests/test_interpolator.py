@@ -1,0 +1,126 @@
+"""The public API: parity through it, input forms, batching, ds_scale, stream, and clear errors."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gimm_trt import Interpolator
+from gimm_trt.model.synthetic import synthetic_state_dict
+from conftest import assert_close_robust, load_case
+
+
+@pytest.fixture(scope="module")
+def r0():
+    return Interpolator.from_checkpoint(variant="R", random_weights=True, seed=0)
+
+
+@pytest.fixture(scope="module")
+def case0():
+    return load_case("r_s0_128x224_n4_ds1")
+
+
+def test_odd_size_from_safetensors_matches_official(tmp_path):
+    # 147x225 is padded to 160x256 (l,r,t,b = 15,16,6,7) and cropped back
+    from safetensors.torch import save_file
+
+    case = load_case("r_s1_147x225_n2_ds1")
+    path = tmp_path / "r1.safetensors"
+    save_file({k: v.clone().contiguous() for k, v in synthetic_state_dict("r", 1).items()}, str(path))
+    interp = Interpolator.from_checkpoint(path, variant="R-P")
+    out = interp.interpolate(torch.from_numpy(case["img0"][0]), torch.from_numpy(case["img1"][0]), [0.5])
+    assert out.shape == (1, 3, 147, 225) and out.dtype == torch.float32
+    assert_close_robust("r_s1 via API", out, case["imgt_pred"], mean=2e-4, p99=1e-3, thr=1e-2)
+
+
+def test_many_timesteps_match_official_and_single_calls(r0, case0):
+    ts = case0["timesteps"].tolist()  # 1/4, 2/4, 3/4
+    batched = r0.interpolate(case0["img0"], case0["img1"], ts)
+    assert_close_robust("r_s0 via API", batched, case0["imgt_pred"], mean=2e-4, p99=1e-3, thr=1e-2)
+    single = torch.cat([r0.interpolate(case0["img0"], case0["img1"], [t]) for t in ts])
+    assert (batched - single).abs().max() < 1e-4
+
+
+def test_max_batch_splits_without_changing_results(case0):
+    interp = Interpolator.from_checkpoint(variant="R", random_weights=True, seed=0, max_batch=2)
+    out = interp.interpolate(case0["img0"], case0["img1"], case0["timesteps"].tolist())
+    assert_close_robust("max_batch=2", out, case0["imgt_pred"], mean=2e-4, p99=1e-3, thr=1e-2)
+
+
+def test_uint8_hwc_equals_float_chw(r0, case0):
+    u0 = (torch.from_numpy(case0["img0"][0]).permute(1, 2, 0) * 255).round().to(torch.uint8)
+    u1 = (torch.from_numpy(case0["img1"][0]).permute(1, 2, 0) * 255).round().to(torch.uint8)
+    a = r0.interpolate(u0.numpy(), u1, 0.5)
+    b = r0.interpolate(u0.permute(2, 0, 1).float() / 255, u1.permute(2, 0, 1).float().unsqueeze(0) / 255, 0.5)
+    assert a.shape == (1, 3, 128, 224)
+    assert torch.equal(a, b)
+
+
+def test_ds_half_runs_the_estimator_at_half_size(r0, case0):
+    big0 = F.interpolate(torch.from_numpy(case0["img0"]), scale_factor=2.0, mode="bilinear")
+    big1 = F.interpolate(torch.from_numpy(case0["img1"]), scale_factor=2.0, mode="bilinear")
+    feats = r0.backend.flow(big0, big1, 0.5)
+    assert feats["flow01"].shape == (1, 2, 128, 224)
+    with torch.inference_mode():
+        direct = r0.backend.model.flow.estimator(F.interpolate(big0, scale_factor=0.5, mode="bilinear"),
+                                                 F.interpolate(big1, scale_factor=0.5, mode="bilinear"))
+    assert torch.equal(feats["flow01"], direct[0])
+    out = r0.interpolate(big0, big1, [0.5], ds_scale=0.5)
+    assert out.shape == (1, 3, 256, 448)
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    # the full-resolution frame follows the half-resolution one closely: same motion, finer detail
+    half = r0.interpolate(F.interpolate(big0, scale_factor=0.5, mode="bilinear"),
+                          F.interpolate(big1, scale_factor=0.5, mode="bilinear"), [0.5])
+    assert (F.interpolate(out, scale_factor=0.5, mode="bilinear") - half).abs().mean() < 0.03
+
+
+def test_stream_yields_originals_and_new_frames_in_order(r0, case0):
+    frames = [case0["img0"][0], case0["img1"][0], case0["img0"][0]]
+    out = list(r0.stream(iter(frames), factor=4))
+    assert len(out) == 9
+    for i, frame in zip((0, 4, 8), frames):
+        assert torch.equal(out[i], torch.from_numpy(frame))
+    mid = r0.interpolate(frames[1], frames[2], [0.25, 0.5, 0.75])
+    assert torch.allclose(torch.stack(out[5:8]), mid, atol=1e-5)
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda i, a, b: i.interpolate(a, b[:, :, :64, :]), "differ in size"),
+    (lambda i, a, b: i.interpolate(a[:, :, :96, :160], b[:, :, :96, :160]), ">= 128"),
+    (lambda i, a, b: i.interpolate(a, b, ds_scale=0.5), ">= 128"),
+    (lambda i, a, b: i.interpolate(a, b, ds_scale=0.3), "multiples of 8"),
+    (lambda i, a, b: i.interpolate(a * float("nan"), b), "NaN or infinite"),
+    (lambda i, a, b: i.interpolate(a, b, [0.0, 0.5]), r"strictly inside \(0, 1\)"),
+    (lambda i, a, b: i.interpolate(a, b, [1.0]), r"strictly inside \(0, 1\)"),
+    (lambda i, a, b: i.interpolate(a, b, []), "must not be empty"),
+    (lambda i, a, b: i.interpolate(a.double().to(torch.int32), b), "dtype torch.int32"),
+    (lambda i, a, b: i.interpolate(a[0, 0], b), r"must be \[3,H,W\]"),
+    (lambda i, a, b: i.interpolate([1, 2], b), "must be a torch.Tensor or numpy.ndarray"),
+    (lambda i, a, b: list(i.stream([a, b], factor=1)), "factor must be an integer >= 2"),
+])
+def test_bad_input_is_a_clear_error(r0, case0, call, error):
+    a, b = torch.from_numpy(case0["img0"]), torch.from_numpy(case0["img1"])
+    with pytest.raises((ValueError, TypeError), match=error):
+        call(r0, a, b)
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    (dict(backend="tensorflow"), "unknown backend 'tensorflow'"),
+    (dict(precision="int8"), "unknown precision 'int8'"),
+    (dict(variant="Q"), "unknown variant 'Q'"),
+    (dict(device="tpu"), "device must be"),
+])
+def test_bad_construction_is_a_clear_error(kwargs, error):
+    with pytest.raises(ValueError, match=error):
+        Interpolator.from_checkpoint(random_weights=True, **{"variant": "R", **kwargs})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is absent")
+def test_cuda_absent_is_a_clear_error():
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        Interpolator.from_checkpoint(variant="R", random_weights=True, device="cuda")
+
+
+def test_random_weights_say_so():
+    with pytest.warns(UserWarning, match="random weights"):
+        interp = Interpolator.from_checkpoint(variant="R", random_weights=True)
+    assert "random weights" in interp.weights and "random weights" in repr(interp)
