@@ -15,6 +15,7 @@ setup(
         "click>=8",
         "safetensors",
         "tqdm",
+        "pillow",
     ],
     extras_require={
         "onnx": ["onnx>=1.16", "onnxruntime>=1.18", "onnxruntime-extensions", "onnxscript"],
@@ -25,5 +26,5 @@ setup(
         "test": ["pytest>=7", "triton>=3.0", "onnx>=1.16", "onnxruntime>=1.18", "onnxruntime-extensions",
                  "onnxscript", "polygraphy>=0.49", "av>=12", "pillow", "psutil", "matplotlib"],
     },
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["gimm-interpolate=gimm_trt.cli:interpolate"]},
 )
