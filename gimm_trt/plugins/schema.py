@@ -12,10 +12,20 @@ PLUGIN_ID = f"{NAMESPACE}::{OP_NAME}"
 MODES = ("sum", "linear-zeroeps", "softmax-zeroeps")
 DEFAULT_MODE = "linear-zeroeps"  # what the released GIMM-VFI checkpoints use
 
-INPUTS = ("x", "flow", "metric")  # [N,C,H,W], [N,2,H,W] (x then y, pixels), [N,1,H,W]
-OUTPUTS = ("y",)  # [N,C,H,W] float32
-INPUT_DTYPES = ("float32", "float16")  # x, flow and metric share one dtype
+INPUTS = ("x", "flow", "metric")  # [N,C,H,W], [N,2,H,W] (x then y, pixels), [N,1,H,W]; metric always passed
+# The op node computes the accumulation: [N,C,H,W] for "sum", [N,C+1,H,W] for the *-zeroeps modes (x * w in
+# channels 0..C-1, the normaliser w last, unnormalised). The zero-normaliser rule and the divide are ordinary
+# graph ops after it (`gimm_trt.plugins.normalise`): they need every contribution first, which one kernel launch
+# cannot wait for.
+OUTPUTS = ("acc",)
+INPUT_DTYPES = ("float32", "float16")  # each input independently (fp16 graphs keep flow/metric fp32)
 OUTPUT_DTYPE = "float32"  # accumulation and output are always fp32
+MODE_ATTR = "mode"  # string attribute of the ONNX node and of the TensorRT plugin
+
+
+def out_channels(channels: int, mode: str) -> int:
+    """Channels of the op's output for ``channels`` input channels."""
+    return channels if check_mode(mode) == "sum" else channels + 1
 
 
 def check_mode(mode: str) -> str:

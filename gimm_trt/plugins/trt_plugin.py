@@ -1,0 +1,116 @@
+"""The splat op as a TensorRT quickly-deployable plugin (``tensorrt.plugin``); needs TensorRT >= 10.9.
+
+Importing this module registers ``gimm_trt::splat`` with TensorRT (once per process; a reload finds the
+registration and does not repeat it) and does nothing else. Import it before parsing an ONNX file that holds
+splat nodes; without TensorRT >= 10.9 the import raises ImportError. Registered, all under ``schema.PLUGIN_ID``:
+
+* ``splat_desc(x, flow, metric, mode: str)``: output ``acc`` [N,CO,H,W] float32, CO = C + 1 for the
+  ``*-zeroeps`` modes and C for ``"sum"`` (the node is the accumulation; the normalise ops after it are
+  ordinary layers);
+* ``splat_autotune``: x, flow and metric each FP32 or FP16 (independently), output FP32, all LINEAR; tactics
+  ``triton_kernel.AOT_TACTICS`` (block sizes of the AOT kernel, timed by TensorRT at build);
+* ``splat_aot_impl``: ``triton_kernel.splat_kernel`` compiled to PTX at build time (``compile_aot``), so an
+  engine runs without Python (trtexec, C++). ``mode`` becomes a constexpr of the kernel: AOT attributes are not
+  serialised into the engine;
+* ``splat_impl``: the same kernel launched from Python (JIT fallback, for nodes with ``aot=0``).
+
+Zeroing the output: an AOT plugin is one kernel launch into a buffer TensorRT does not clear, and a scatter
+needs zeros before anything is added. The kernel runs in its ``OWN_PLANE`` form: program ``n * CO + c`` owns
+the output plane ``acc[n, c]`` (every contribution to it comes from input channel c of image n), zeroes it,
+synchronises its own threads and then splats into it. No other program touches that plane, so no grid-wide
+barrier, pre-zeroed or aliased buffer is needed. Parallelism is N * CO programs (136 for T = 8 and C = 16),
+each looping over H * W pixels. (The alternative, a zero input aliased to the output, needs
+``PreviewFeature.ALIASED_PLUGIN_IO_10_03`` and is unverified for AOT plugins.) The JIT path zeroes with torch
+and uses the grid form, as the PyTorch path does.
+
+Kernel parameters, in the order TensorRT passes them: ``x, flow, metric`` pointers, int32 ``C, H, W``,
+``acc`` pointer (``triton_kernel.AOT_PARAMS``); grid ``(N * CO, 1, 1)``; block ``num_warps * 32`` threads
+(256, 512 or 1024 by tactic).
+
+Building the same for TensorRT < 10.9 (a C++ ``IPluginV3``): a class deriving from ``IPluginV3``,
+``IPluginV3OneCore``, ``IPluginV3OneBuild`` and ``IPluginV3OneRuntime``, and an ``IPluginCreatorV3One``
+registered with ``REGISTER_TENSORRT_PLUGIN`` as name ``splat``, version ``"1"``, namespace ``gimm_trt``, with
+one plugin field ``mode`` (``PluginFieldType::kCHAR``) parsed in ``createPlugin`` and returned by
+``getFieldsToSerialize``. ``getNbOutputs`` returns 1; ``getOutputDataTypes`` kFLOAT; ``getOutputShapes``
+builds (d0, d1 + 1 or d1, d2, d3) of input 0 with the ``IExprBuilder``; ``supportsFormatCombination`` accepts
+kFLOAT or kHALF kLINEAR inputs and a kFLOAT kLINEAR output. ``enqueue`` either launches a CUDA kernel with the
+arithmetic of ``splat_kernel`` in its own-plane form, or (two launches are fine in C++) ``cudaMemsetAsync``
+of the output then the grid form, on the given stream. The PTX from ``compile_aot`` can be embedded and
+launched with ``cuModuleLoadData`` + ``cuLaunchKernel`` instead of writing CUDA. Compile it into a shared
+library and load it with ``trt.get_plugin_registry().load_library`` (or ``trtexec --staticPlugins``); the
+ONNX node (op ``splat``, ``plugin_namespace="gimm_trt"``) reaches it through the parser's fallback plugin
+importer either way.
+"""
+import re
+from typing import List, Tuple, Union
+
+from . import schema
+from .triton_kernel import AOT_TACTICS, aot_launch_dims, compile_aot
+
+MIN_TENSORRT = (10, 9)
+
+
+def _version(text: str) -> tuple:
+    return tuple(int(p) for p in re.findall(r"\d+", text)[:2])
+
+
+try:
+    import tensorrt as trt
+except ImportError as err:
+    raise ImportError("the splat TensorRT plugin needs TensorRT >= 10.9: pip install gimm-trt[tensorrt]") from err
+if _version(trt.__version__) < MIN_TENSORRT:
+    raise ImportError(f"the splat TensorRT plugin needs TensorRT >= 10.9 (quickly deployable plugins with an "
+                      f"ahead-of-time kernel); found {trt.__version__}: pip install -U gimm-trt[tensorrt]")
+import tensorrt.plugin as trtp  # noqa: E402
+
+
+def _dtype_name(dtype) -> str:
+    if dtype == trt.float32:
+        return "fp32"
+    if dtype == trt.float16:
+        return "fp16"
+    raise TypeError(f"splat plugin inputs are FP32 or FP16, got {dtype}")
+
+
+def _define() -> None:
+    @trtp.register(schema.PLUGIN_ID)
+    def splat_desc(x: trtp.TensorDesc, flow: trtp.TensorDesc, metric: trtp.TensorDesc, mode: str) -> trtp.TensorDesc:
+        shape = x.shape_expr
+        channels = shape[1] if schema.check_mode(mode) == "sum" else shape[1] + 1
+        return trtp.from_shape_expr((shape[0], channels, shape[2], shape[3]), dtype=trt.float32)
+
+    @trtp.autotune(schema.PLUGIN_ID)
+    def splat_autotune(x: trtp.TensorDesc, flow: trtp.TensorDesc, metric: trtp.TensorDesc,
+                       outputs: Tuple[trtp.TensorDesc]) -> List[trtp.AutoTuneCombination]:
+        return [trtp.AutoTuneCombination("FP32*FP16, FP32*FP16, FP32*FP16, FP32", "LINEAR", list(AOT_TACTICS))]
+
+    @trtp.aot_impl(schema.PLUGIN_ID)
+    def splat_aot_impl(x: trtp.TensorDesc, flow: trtp.TensorDesc, metric: trtp.TensorDesc, mode: str,
+                       outputs: Tuple[trtp.TensorDesc], tactic: int
+                       ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymIntExprs]:
+        kernel = compile_aot(_dtype_name(x.dtype), _dtype_name(flow.dtype), _dtype_name(metric.dtype), mode, tactic)
+        grid_x, extra = aot_launch_dims(*x.shape_expr, mode)
+        params = trtp.KernelLaunchParams()
+        params.grid_x = grid_x
+        params.block_x = kernel.num_warps * 32
+        params.shared_mem = kernel.shared
+        return kernel.name, kernel.ptx, params, trtp.SymIntExprs.from_tuple([trtp.SymInt32(e) for e in extra])
+
+    @trtp.impl(schema.PLUGIN_ID)
+    def splat_impl(x: trtp.Tensor, flow: trtp.Tensor, metric: trtp.Tensor, mode: str, outputs: Tuple[trtp.Tensor],
+                   stream: int, tactic: int) -> None:  # the tactics are AOT block sizes; JIT always runs one way
+        import torch
+
+        from .triton_kernel import launch
+
+        with torch.cuda.stream(torch.cuda.ExternalStream(stream)):
+            x_t, flow_t, metric_t, out_t = (torch.as_tensor(t, device="cuda") for t in (x, flow, metric, outputs[0]))
+            launch(x_t, flow_t, metric_t, out_t, mode, own_plane=False)
+
+    global FUNCTIONS
+    FUNCTIONS = {"register": splat_desc, "autotune": splat_autotune, "aot_impl": splat_aot_impl, "impl": splat_impl}
+
+
+FUNCTIONS = {}  # role -> the decorated function, for tests and tools (empty when the module was reloaded)
+if not hasattr(getattr(trtp.op, schema.NAMESPACE, None), schema.OP_NAME):  # tensorrt.plugin raises on a second one
+    _define()
