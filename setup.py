@@ -23,8 +23,12 @@ setup(
         "triton": ["triton>=3.0"],
         "cupy": ["cupy-cuda12x"],
         "video": ["av>=12", "pillow"],
+        "bench": ["psutil", "matplotlib", "nvidia-ml-py"],
         "test": ["pytest>=7", "triton>=3.0", "onnx>=1.16", "onnxruntime>=1.18", "onnxruntime-extensions",
                  "onnxscript", "polygraphy>=0.49", "av>=12", "pillow", "psutil", "matplotlib"],
     },
-    entry_points={"console_scripts": ["gimm-interpolate=gimm_trt.cli:interpolate"]},
+    entry_points={"console_scripts": [
+        "gimm-interpolate=gimm_trt.cli:interpolate",
+        "gimm-bench=gimm_trt.cli:bench",
+    ]},
 )

@@ -4,14 +4,15 @@ Every command exits 0 on success and 2 with one line on stderr for a user mistak
 checkpoint, wrong size), never a traceback.
 """
 import functools
+import os
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import click
 
 from .model.checkpoint import VARIANTS
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+from .runtime.backends import BACKENDS, PRECISIONS
 
 
 def user_errors(fn):
@@ -28,8 +29,26 @@ def user_errors(fn):
     return wrapper
 
 
-def model_options(fn):
-    """The options every command shares to pick the model and where it runs."""
+class OneLineErrors(click.Command):
+    """Usage mistakes (a bad option value, a missing argument) as one ``error: ...`` line and exit status 2,
+    like the API's errors; click would print the usage block first. Use as ``@click.command(cls=OneLineErrors)``.
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as e:
+            click.echo(f"error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+
+
+def model_options(fn=None, *, device: str = "cpu"):
+    """The options every command shares to pick the model and where it runs (``device=None``: CUDA if present)."""
+    if fn is None:
+        return functools.partial(model_options, device=device)
     options = [
         click.option("--variant", type=click.Choice(VARIANTS), default="R-P", show_default=True,
                      help="GIMM-VFI variant: R/R-P use RAFT flow, F/F-P FlowFormer; -P = perceptual (LPIPS) weights."),
@@ -39,69 +58,195 @@ def model_options(fn):
         click.option("--random-weights", is_flag=True,
                      help="Seeded synthetic weights instead of a checkpoint (speed work and tests: the frames "
                           "are not meaningful)."),
-        click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N."),
+        click.option("--device", default=device, show_default=device is not None,
+                     help="cpu, cuda or cuda:N." + ("" if device else "  [default: cuda if available, else cpu]")),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-def _interpolator(variant, checkpoint, random_weights, device, **kwargs):
+def _interpolator(variant, checkpoint, random_weights, device, *, backend="torch", export=None, **kwargs):
+    """The torch backend from a checkpoint, or onnxruntime/tensorrt from a gimm-export directory."""
     import warnings
 
     from .runtime import Interpolator
+    from .runtime.probe import missing_backend
 
+    reason = missing_backend(backend, device)
+    if reason:
+        raise ValueError(reason)
+    if (backend == "torch") != (export is None):
+        raise ValueError("--backend onnxruntime and tensorrt run a gimm-export directory: give it with --export DIR "
+                         "(and only with them)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # said once on stderr below instead
-        interp = Interpolator.from_checkpoint(checkpoint, variant=variant, device=device,
-                                              random_weights=random_weights, **kwargs)
-    click.echo(f"GIMM-VFI-{variant} on {interp.device}: {interp.weights}", err=True)
+        if export is None:
+            interp = Interpolator.from_checkpoint(checkpoint, variant=variant, device=device,
+                                                  random_weights=random_weights, **kwargs)
+        elif not hasattr(Interpolator, "from_export"):
+            raise ValueError("this gimm-trt cannot run exports yet (no Interpolator.from_export): use --backend torch")
+        else:
+            interp = Interpolator.from_export(export, backend=backend, device=device)
+    click.echo(f"GIMM-VFI-{interp.variant} on {interp.device} ({interp.backend.name}): {interp.weights}", err=True)
     return interp
 
 
-def _read_folder(folder: Path):
-    import numpy as np
-    from PIL import Image
-
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
-    for path in files:
-        with Image.open(path) as im:
-            yield np.asarray(im.convert("RGB"))
+def _output_file(path, overwrite: bool) -> None:
+    """Refuse, before any work, to replace an existing file unless --overwrite."""
+    if path is not None and Path(path).exists() and not overwrite:
+        raise ValueError(f"{path} exists (use --overwrite to replace it)")
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+class _Counted:
+    """An iterable that counts what went through it."""
+
+    def __init__(self, items):
+        self.items, self.n = items, 0
+
+    def __iter__(self):
+        for item in self.items:
+            self.n += 1
+            yield item
+
+
+@click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1, metavar="INPUT OUTPUT")
 @click.option("--factor", type=click.IntRange(min=2), default=2, show_default=True,
               help="Frame-rate multiplier: factor - 1 new frames between each pair.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Frame rate of an OUTPUT video. Default: the input's times FACTOR (images count as 24 fps).")
 @click.option("--ds-scale", type=float, default=None,
               help="Processing scale: 1.0 up to 1080p, 0.5 for 2K, 0.25 for 4K (official guidance).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True,
+              help="onnxruntime and tensorrt run a gimm-export directory (--export).")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="torch backend; an export has its own.")
+@click.option("--export", "export_dir", type=click.Path(file_okay=False), default=None,
+              help="A gimm-export directory, for --backend onnxruntime or tensorrt.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT (a folder: its numbered frames).")
 @click.option("--demo", is_flag=True, help="Use a built-in 3-frame clip as INPUT (then give only OUTPUT).")
 @model_options
 @user_errors
-def interpolate(paths, factor, ds_scale, demo, variant, checkpoint, random_weights, device):
-    """Interpolate a folder of frames (INPUT) into a folder of frames (OUTPUT), FACTOR times the frame rate.
+def interpolate(paths, factor, fps, ds_scale, backend, precision, export_dir, overwrite, demo, variant, checkpoint,
+                random_weights, device):
+    """Interpolate a video or a folder of frames (INPUT) into a video or a folder (OUTPUT) at FACTOR times the
+    frame rate.
 
     \b
-    Example:
-        gimm-interpolate frames/ out/ --factor 8 --variant R-P
-        gimm-interpolate --demo out/ --factor 4 --random-weights
+    INPUT:  a video file (anything FFmpeg reads) or a folder of images (natural order: 2.png before 10.png).
+    OUTPUT: a video if it ends in .mp4, .mkv, .mov or .avi (H.264 yuv420p, odd sizes padded by one pixel; the
+            audio is copied unchanged), else a folder of PNGs (000000.png, ...).
+    Frames stream from the decoder through the model to the encoder: memory stays flat over any length.
+
+    \b
+    Examples:
+        gimm-interpolate clip.mp4 clip_x8.mp4 --factor 8 --variant R-P --device cuda
+        gimm-interpolate frames/ out/ --factor 2
+        gimm-interpolate --demo demo.mp4 --factor 4 --random-weights
     """
-    from PIL import Image
+    from tqdm import tqdm
 
     from .runtime.demo import demo_frames
+    from .runtime.frames import processing_size
+    from .runtime.video import IMAGE_FPS, ImageFrames, ImageWriter, VideoWriter, is_video, open_frames, to_uint8
 
     if len(paths) != (1 if demo else 2):
-        raise ValueError("give INPUT and OUTPUT folders, or --demo and an OUTPUT folder")
+        raise ValueError("give INPUT and OUTPUT (each a video file or a folder of images), or --demo and OUTPUT")
     out = Path(paths[-1])
-    frames = demo_frames() if demo else _read_folder(Path(paths[0]))
-    interp = _interpolator(variant, checkpoint, random_weights, device)
-    out.mkdir(parents=True, exist_ok=True)
-    n = 0
-    for n, frame in enumerate(interp.stream(frames, factor=factor, ds_scale=ds_scale), 1):
-        img = (frame.clamp(0, 1) * 255 + 0.5).to("cpu", dtype=__import__("torch").uint8).permute(1, 2, 0).numpy()
-        Image.fromarray(img).save(out / f"{n - 1:06d}.png")
-    click.echo(f"wrote {n} frames to {out}" + (" (random weights: not a trained model)" if random_weights else ""),
-               err=True)
+    video_out = is_video(out) and not out.is_dir()
+    if not demo and Path(paths[0]).exists() and out.exists() and out.samefile(paths[0]):
+        raise ValueError(f"OUTPUT is INPUT: {out}")
+    if video_out:
+        _output_file(out, overwrite)
+    elif out.is_file():
+        raise ValueError(f"{out} is a file: OUTPUT must be a video (.mp4, .mkv, .mov, .avi) or a folder")
+    elif out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ValueError(f"{out} exists and is not empty (use --overwrite to replace its frames)")
+    with (ImageFrames(demo_frames(), name="the demo clip") if demo else open_frames(paths[0])) as src:
+        if isinstance(src, ImageFrames) and src.frame_count < 2:
+            raise ValueError(f"{src.name} has {src.frame_count} frame: at least 2 are needed")
+        if backend == "torch":  # a size the model cannot run is said before it loads
+            processing_size(src.height, src.width, ds_scale or 1.0)
+        interp = _interpolator(variant, checkpoint, random_weights, device, backend=backend, precision=precision,
+                               export=export_dir)
+        rate = Fraction(str(fps)) if fps else (src.fps or IMAGE_FPS) * factor
+        partial = out.with_name(f".{out.stem}.partial{out.suffix}")  # renamed to OUTPUT once complete
+        if video_out:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            sink = VideoWriter(partial, fps=rate, width=src.width, height=src.height, audio=src.audio,
+                               comment=f"gimm-trt: GIMM-VFI-{interp.variant} x{factor}, {interp.weights}")
+            if sink.padded:
+                click.echo(f"note: {src.width}x{src.height} has an odd side; yuv420p needs even sizes, so the video "
+                           f"is {sink.width}x{sink.height} (last column/row repeated)", err=True)
+        else:
+            sink = ImageWriter(out, replace=overwrite)
+        try:
+            frames = _Counted(src.frames(on_audio=sink.write_audio))
+            total = (src.frame_count - 1) * factor + 1 if src.frame_count else None  # a video's count is an estimate
+            with sink, tqdm(total=total, unit="frame", desc="gimm-interpolate", file=sys.stderr, disable=None) as bar:
+                for frame in interp.stream(frames, factor=factor, ds_scale=ds_scale):
+                    sink.write(to_uint8(frame))
+                    bar.update()
+            if frames.n < 2:
+                raise ValueError(f"{paths[0]} has {frames.n} frame: at least 2 are needed")
+            if video_out:
+                os.replace(partial, out)
+        finally:
+            partial.unlink(missing_ok=True)
+    rate_note = f" at {float(rate):.6g} fps" if video_out else ""
+    click.echo(f"wrote {sink.frames_written} frames{rate_note} to {out}"
+               + (" (random weights: not a trained model)" if random_weights else ""), err=True)
     click.echo(str(out))
+
+
+def _split(text: str) -> tuple:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+@click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--resolution", default="4k", show_default=True, help="4k, 2k, 1080p, 720p or WxH (width first).")
+@click.option("--backends", default=",".join(BACKENDS), show_default=True,
+              help="Comma-separated. Ones that cannot run here are listed as skipped, with the reason.")
+@click.option("--precision", "precisions", default=",".join(PRECISIONS), show_default=True, help="Comma-separated.")
+@click.option("--factor", type=click.IntRange(min=2), default=8, show_default=True,
+              help="Frame-rate multiplier: factor - 1 new frames per pair.")
+@click.option("--pairs", type=click.IntRange(min=1), default=10, show_default=True, help="Timed frame pairs per row.")
+@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Untimed pairs run first in every row.")
+@click.option("--ds-scale", type=float, default=None, help="Default: 1.0 up to 1080p, 0.5 for 2K, 0.25 for 4K.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the frame pairs and --random-weights.")
+@click.option("--exports", default="exports", show_default=True, type=click.Path(file_okay=False),
+              help="Where gimm-export wrote its directories (onnxruntime and tensorrt rows).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the gimm-bench/1 document here.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Write a PNG here: latency per stage, frames/s, memory.")
+@click.option("--overwrite", is_flag=True, help="Replace existing --json/--plot files.")
+@model_options(device=None)
+@user_errors
+def bench(resolution, backends, precisions, factor, pairs, warmup, ds_scale, seed, exports, json_path, plot_path,
+          overwrite, variant, checkpoint, random_weights, device):
+    """Benchmark the PyTorch reference (the model called the official way: fp32, one timestep per call) and each
+    backend x precision on the same seeded frame pairs: latency, per-stage latency, frames/s, peak memory,
+    accuracy and speed-up against the reference. Prints a table; --json and --plot save the results.
+
+    \b
+    Examples:
+        gimm-bench --resolution 4k --random-weights --json results/h100-4k.json --plot results/h100-4k.png
+        gimm-bench --resolution 448x256 --pairs 2 --factor 4 --warmup 1 --random-weights --device cpu
+    """
+    from .benchmarks import BenchConfig, format_table, run, write_json, write_plot
+
+    _output_file(json_path, overwrite)
+    _output_file(plot_path, overwrite)
+    config = BenchConfig(resolution=resolution, variant=variant, backends=_split(backends),
+                         precisions=_split(precisions), device=device, factor=factor, pairs=pairs, warmup=warmup,
+                         checkpoint=checkpoint, random_weights=random_weights, seed=seed, ds_scale=ds_scale,
+                         exports=exports)
+    doc = run(config, log=lambda message: click.echo(message, err=True))
+    click.echo(format_table(doc))
+    for path, write in ((json_path, write_json), (plot_path, write_plot)):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            write(doc, path)
+            click.echo(f"wrote {path}", err=True)

@@ -1,0 +1,250 @@
+"""``run(BenchConfig(...)) -> dict``: the reference and each backend x precision on the same frame pairs.
+
+Rows run one after another, each on a fresh interpolator (the previous one is freed first, so its memory is
+not counted twice): warm-up pairs (excluded), then the timed pairs. The first row is always the reference,
+the model called the official way (``reference.interpolate_official_way``); the others are compared with it.
+A backend or precision that is not available here is listed under ``skipped`` with the reason.
+"""
+import datetime
+import gc
+import tempfile
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..model.checkpoint import Weights
+from ..runtime import Interpolator
+from ..runtime.backends import BACKENDS, PRECISIONS, resolve_device
+from ..runtime.frames import processing_size
+from ..runtime.probe import missing_backend
+from ..runtime.resolution import parse_resolution
+from .env import environment
+from .measure import STAGES, Accuracy, PeakMemory, StageTimer, TimedBackend, summary, synchronize
+from .reference import interpolate_official_way
+
+SCHEMA = "gimm-bench/1"
+
+
+class Skip(Exception):
+    """A row that cannot run here; the message says why (and what to install)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchConfig:
+    """What to benchmark. Invalid values raise ValueError naming the field.
+
+    Args:
+        resolution: ``"4k"``, ``"2k"``, ``"1080p"``, ``"720p"`` or ``"WxH"``.
+        backends, precisions: every combination is a row (or a skipped entry with the reason).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``; None = CUDA when available, else CPU.
+        factor: frame-rate multiplier; each pair gives ``factor - 1`` new frames.
+        pairs, warmup: timed pairs, and untimed pairs run first in every row.
+        ds_scale: None = the official guidance for the resolution (1.0 to 1080p, 0.5 2K, 0.25 4K).
+        accuracy_pairs: how many of the timed pairs are compared with the reference (their outputs are kept
+            on disk meanwhile, not in memory, so they do not inflate the memory figures).
+        exports: where ``gimm-export`` wrote its directories; onnxruntime and tensorrt rows load
+            ``<exports>/<variant>-<precision>-<resolution>``.
+    """
+
+    resolution: str = "4k"
+    variant: str = "R-P"
+    backends: tuple = BACKENDS
+    precisions: tuple = PRECISIONS
+    device: Optional[str] = None
+    factor: int = 8
+    pairs: int = 10
+    warmup: int = 2
+    checkpoint: Optional[str] = None
+    random_weights: bool = False
+    seed: int = 0
+    ds_scale: Optional[float] = None
+    max_batch: Optional[int] = None
+    accuracy_pairs: int = 2
+    exports: str = "exports"
+
+    def __post_init__(self):
+        parse_resolution(self.resolution)
+        Weights.verify(self.variant)
+        for name, value, known in (("backends", self.backends, BACKENDS), ("precisions", self.precisions, PRECISIONS)):
+            if isinstance(value, str) or not value or any(v not in known for v in value):
+                raise ValueError(f"{name} must be a non-empty tuple of {', '.join(known)}; got {value!r}")
+        for name, low in (("factor", 2), ("pairs", 1), ("warmup", 0), ("accuracy_pairs", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def frame_pairs(n: int, height: int, width: int, seed: int = 0) -> list:
+    """``n`` seeded pairs of float32 [1,3,H,W] frames on the CPU: smooth random texture and its shifted copy.
+
+    Real motion (a few pixels, different per pair) rather than noise, so the flow and splatting work like
+    on video; the content does not change the amount of work, only where splats land.
+    """
+    g = torch.Generator().manual_seed(seed)
+    pairs = []
+    for _ in range(n):
+        coarse = torch.rand(1, 3, height // 16 + 2, width // 16 + 2, generator=g)
+        img = F.interpolate(coarse, size=(height + 16, width + 16), mode="bicubic", align_corners=False)
+        img = (img + 0.05 * torch.rand(img.shape, generator=g)).clamp(0, 1)
+        dy, dx = (int(v) for v in torch.randint(-8, 9, (2,), generator=g))
+        img0 = img[..., 8:8 + height, 8:8 + width]
+        img1 = img[..., 8 + dy:8 + dy + height, 8 + dx:8 + dx + width]
+        pairs.append((img0.contiguous(), img1.contiguous()))
+    return pairs
+
+
+def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> dict:
+    """Benchmark ``config``; returns the ``gimm-bench/1`` document (JSON-ready)."""
+    log = log or (lambda message: None)
+    res = parse_resolution(config.resolution)
+    ds = float(config.ds_scale) if config.ds_scale is not None else res.default_ds_scale
+    device = resolve_device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    processing_size(res.height, res.width, ds)  # a size the model cannot run fails before any loading
+    memory = PeakMemory(device)  # before any CUDA context exists: NVML's baseline must not include ours
+    timesteps = [i / config.factor for i in range(1, config.factor)]
+    pairs = frame_pairs(config.pairs, res.height, res.width, config.seed)
+    doc = {
+        "schema": SCHEMA,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "config": {**asdict(config), "backends": list(config.backends), "precisions": list(config.precisions),
+                   "resolution": res.name, "width": res.width, "height": res.height, "ds_scale": ds,
+                   "device": str(device), "timesteps": timesteps},
+        "environment": environment(device),
+        "notes": [f"warm-up: {config.warmup} pair(s) per row run first and excluded from every figure",
+                  f"latency: {'CUDA events on the current stream' if device.type == 'cuda' else 'perf_counter'}; "
+                  "frames are on the device before each pair; per frame = per pair / (factor - 1)",
+                  "fps: new (interpolated) frames per second; the originals of a video cost nothing",
+                  f"accuracy: the first {min(config.accuracy_pairs, config.pairs)} pair(s) against the reference",
+                  "peak memory: the whole process while the row ran (earlier rows' models freed first)"
+                  + (f"; device memory from {memory.source}" if memory.source else "")],
+        "rows": [],
+        "skipped": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="gimm-bench-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights are said once in "weights" and "notes"
+        saved = Path(tmp)
+        log(f"reference: torch fp32, one timestep per call, {config.warmup} warm-up + {config.pairs} pairs")
+        interp = _torch(config, "fp32", device)
+        if config.random_weights:
+            doc["notes"].append("random weights: frames are not meaningful; timings and accuracy still are")
+        timed = TimedBackend(interp.backend, StageTimer(device))
+        ref = _row(lambda a, b: interpolate_official_way(timed, a, b, timesteps, ds), timed.timer, pairs, config,
+                   device, memory, saved / "reference")
+        ref.update(name="reference", backend="torch", precision="fp32", mode="official-way", weights=interp.weights,
+                   accuracy={"psnr_db": None, "max_abs": 0.0}, speedup=1.0)
+        doc["rows"].append(_ordered(ref))
+        del interp, timed
+        _free(device)
+        for backend in config.backends:
+            for precision in config.precisions:
+                name = f"{backend}-{precision}"
+                try:
+                    interp = _open(config, backend, precision, device, ds, res.name)
+                except Skip as e:
+                    log(f"{name}: skipped: {e}")
+                    doc["skipped"].append({"name": name, "backend": backend, "precision": precision, "reason": str(e)})
+                    continue
+                log(f"{name}: {config.warmup} warm-up + {config.pairs} pairs")
+                interp.backend = TimedBackend(interp.backend, StageTimer(device))
+                row = _row(lambda a, b: interp.interpolate(a, b, timesteps, ds), interp.backend.timer, pairs,
+                           config, device, memory, saved / name)
+                row.update(name=name, backend=backend, precision=precision, mode="batched", weights=interp.weights,
+                           accuracy=_compare(saved / name, saved / "reference"),
+                           speedup=ref["latency_ms"]["pair"]["mean"] / row["latency_ms"]["pair"]["mean"])
+                doc["rows"].append(_ordered(row))
+                del interp
+                _free(device)
+    return doc
+
+
+def _torch(config: BenchConfig, precision: str, device) -> Interpolator:
+    try:
+        return Interpolator.from_checkpoint(config.checkpoint, variant=config.variant, backend="torch",
+                                            device=device, precision=precision, random_weights=config.random_weights,
+                                            seed=config.seed, max_batch=config.max_batch)
+    except ValueError as e:
+        if precision != "fp32" and "precision" in str(e):
+            raise Skip(str(e)) from None
+        raise  # a checkpoint or device problem is the user's to fix, not a skipped row
+
+
+def _open(config: BenchConfig, backend: str, precision: str, device, ds: float, res_name: str) -> Interpolator:
+    """The interpolator of one row, or ``Skip`` saying why it cannot run here."""
+    if backend == "torch":
+        return _torch(config, precision, device)
+    reason = missing_backend(backend, device)
+    if reason:
+        raise Skip(reason)
+    if not hasattr(Interpolator, "from_export"):
+        raise Skip("this gimm-trt has no Interpolator.from_export (exported backends are not built in yet)")
+    export = Path(config.exports) / f"{config.variant}-{precision}-{res_name}"
+    if not (export / "manifest.json").is_file():
+        weights = f"--checkpoint {config.checkpoint}" if config.checkpoint else (
+            "--random-weights" if config.random_weights else "")
+        flags = (" --fp16" if precision == "fp16" else "") + (" --build-engines" if backend == "tensorrt" else "")
+        raise Skip(f"no export at {export}: run gimm-export --variant {config.variant} {weights} --resolution "
+                   f"{res_name} --ds-scale {ds} --out {config.exports}{flags}")
+    try:
+        interp = Interpolator.from_export(export, backend=backend, device=device)
+    except (ImportError, ValueError) as e:  # the row says why; the rows that can run still do
+        raise Skip(f"cannot load {export}: {e}") from None
+    fixed = getattr(interp.backend, "ds_scale", None)
+    if fixed is not None and fixed != ds:
+        raise Skip(f"{export} was exported for ds_scale={fixed}, this run uses {ds} (pass --ds-scale {fixed})")
+    return interp
+
+
+def _row(call, timer: StageTimer, pairs, config: BenchConfig, device, memory: PeakMemory, save: Path) -> dict:
+    """Warm-up, then the timed pairs; the first ``accuracy_pairs`` outputs are saved under ``save``."""
+    save.mkdir()
+    pair_ms, stage_ms = [], {s: [] for s in STAGES}
+    with memory:
+        for i in range(config.warmup):
+            a, b = (x.to(device) for x in pairs[i % len(pairs)])
+            call(a, b)
+        for i, (a, b) in enumerate(pairs):
+            a, b = a.to(device), b.to(device)
+            synchronize(device)
+            timer.take()  # forget warm-up spans
+            with timer.span("pair"):
+                out = call(a, b)
+            synchronize(device)
+            ms = timer.take()
+            pair_ms.append(ms["pair"])
+            for s in STAGES:
+                stage_ms[s].append(ms.get(s, 0.0))
+            if i < config.accuracy_pairs:
+                torch.save(out.cpu(), save / f"{i}.pt")
+            del out
+    new = config.factor - 1
+    return {
+        "latency_ms": {"pair": summary(pair_ms), "frame": summary([ms / new for ms in pair_ms])},
+        "stage_ms": {s: summary(v) for s, v in stage_ms.items()},
+        "fps": 1e3 * new * len(pair_ms) / sum(pair_ms),
+        "peak_device_mib": memory.device_mib,
+        "peak_host_rss_mib": memory.host_mib,
+    }
+
+
+def _compare(rows: Path, reference: Path) -> dict:
+    acc = Accuracy()
+    for path in sorted(rows.glob("*.pt")):
+        acc.add(torch.load(path), torch.load(reference / path.name))
+        path.unlink()
+    return acc.result()
+
+
+def _ordered(row: dict) -> dict:
+    keys = ("name", "backend", "precision", "mode", "latency_ms", "stage_ms", "fps", "speedup", "accuracy",
+            "peak_device_mib", "peak_host_rss_mib", "weights")
+    return {k: row[k] for k in keys}
+
+
+def _free(device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
