@@ -1,8 +1,29 @@
-"""Small pure helpers shared by the motion and synthesis stages."""
+"""Small pure helpers shared by the stages."""
+import functools
+
 import torch
 import torch.nn.functional as F
 
 
+def fp32(fn):
+    """Run ``fn`` in float32 with autocast off (an "fp32 island" of the fp16 path).
+
+    Coordinates, resampling, correlation and normalisers stay float32 under ``precision="fp16"``: fp16
+    coordinates above ~2048 px and fp16 warps cause visible artefacts. Outside autocast this is a plain call.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if not (torch.is_autocast_enabled("cuda") or torch.is_autocast_enabled("cpu")):
+            return fn(*args, **kwargs)
+        args = [a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args]
+        with torch.autocast("cuda", enabled=False), torch.autocast("cpu", enabled=False):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@fp32
 def resize(x: torch.Tensor, scale: float) -> torch.Tensor:
     """Bilinear resize by a factor, as the official model does (align_corners=False, floor sizes).
 
@@ -12,6 +33,7 @@ def resize(x: torch.Tensor, scale: float) -> torch.Tensor:
     return F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
 
 
+@fp32
 def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Backward warp: sample ``x`` at (pixel + flow), bilinear, border padding.
 

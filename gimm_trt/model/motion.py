@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..plugins import splat
-from ._utils import warp
+from ._utils import fp32, warp
 
 
 class LateralBlock(nn.Module):
@@ -55,6 +55,7 @@ class CoordMLP(nn.Module):
         self.layers = nn.ParameterList([nn.Parameter(torch.zeros(i + 1, o)) for i, o in zip(dims[:-1], dims[1:])])
         self.output_bias = output_bias
 
+    @fp32  # its inputs are coordinates
     def forward(self, x):
         # x [..., in_features] -> [..., out_features]
         last = len(self.layers) - 1
@@ -79,6 +80,7 @@ class MotionNetwork(nn.Module):
         self.splat_impl = splat_impl
 
     @staticmethod
+    @fp32
     def normalise(flow01: torch.Tensor, flow10: torch.Tensor):
         """[flow01, -flow10] scaled into [0,1] by their largest magnitude.
 
@@ -89,6 +91,7 @@ class MotionNetwork(nn.Module):
         scale = flows.abs().flatten(1).amax(dim=1).view(-1, 1, 1, 1)
         return (flows / scale.unsqueeze(-1) + 1.0) / 2.0, scale
 
+    @fp32
     def splat_weights(self, flow01: torch.Tensor, flow10: torch.Tensor):
         """Splatting metrics from local flow variance and forward-backward consistency.
 

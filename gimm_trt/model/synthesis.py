@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from ._utils import resize, warp
-from .flow._utils import coords_grid, correlation_pyramid, lookup_pyramid
+from .flow._utils import Correlation, coords_grid
 
 
 def convrelu(cin: int, cout: int, kernel: int = 3, padding: int = 1) -> nn.Sequential:
@@ -143,8 +143,9 @@ class MultiFlowDecoder(nn.Module):
 class Synthesis(nn.Module):
     """Frame synthesis network (AMT decoders, correlation-guided updates, multi-flow combination)."""
 
-    def __init__(self, *, flows: int = 3, levels: int = 4, radius: int = 4):
+    def __init__(self, *, flows: int = 3, levels: int = 4, radius: int = 4, corr_mode: str = "auto"):
         super().__init__()
+        self.corr_mode = corr_mode  # how the bidirectional correlation is computed, see ``Correlation``
         self.flows = flows
         self.levels = levels
         self.radius = radius
@@ -195,16 +196,17 @@ class Synthesis(nn.Module):
             resize(img0, quarter), resize(img1, quarter))
 
         scale = 1.0 / float(corr0.shape[1]) ** 0.5
-        pyramid0 = correlation_pyramid(corr0, corr1, self.levels, scale)  # rows: frame-0 pixels
-        pyramid1 = correlation_pyramid(corr1, corr0, self.levels, scale)  # rows: frame-1 pixels
+        opts = dict(levels=self.levels, radius=self.radius, scale=scale, mode=self.corr_mode)
+        corr_01 = Correlation(corr0, corr1, **opts)  # rows: frame-0 pixels
+        corr_10 = Correlation(corr1, corr0, **opts)  # rows: frame-1 pixels
         h8, w8 = corr0.shape[-2:]
         grid = coords_grid(1, h8, w8, device=flowt.device)
         f0 = 0.5 * resize(flow0, 0.5)
         f1 = 0.5 * resize(flow1, 0.5)
         # crossed on purpose: the frame-0 volume is read where t->1 points, scaled to a 0->1 flow
         corr = torch.cat([
-            lookup_pyramid(pyramid0, grid + f1 * (1.0 / (1.0 - tt)), self.radius, shared=True),
-            lookup_pyramid(pyramid1, grid + f0 * (1.0 / tt), self.radius, shared=True)], dim=1)
+            corr_01(grid + f1 * (1.0 / (1.0 - tt)), shared=True),
+            corr_10(grid + f0 * (1.0 / tt), shared=True)], dim=1)
         d_feat, d_flow = self.update_low(feat, torch.cat([f0, f1], dim=1), corr)
         flow0, flow1, feat = flow0 + d_flow[:, :2], flow1 + d_flow[:, 2:4], feat + d_feat
 

@@ -10,7 +10,8 @@ import torch
 from ..model.gimm import FLOW_OUTPUTS
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "bf16")  # bf16: torch backend only (CPUs have no fast fp16 convolutions)
+_AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def resolve_device(device) -> torch.device:
@@ -44,27 +45,42 @@ def exact_fp32(device: torch.device):
 
 
 class TorchBackend:
-    """The PyTorch model itself, eager, in inference mode."""
+    """The PyTorch model itself, eager, in inference mode.
+
+    ``precision="fp16"`` (CUDA) or ``"bf16"`` runs convolutions and matmuls in that type under autocast;
+    coordinates, resampling, correlation, splatting and normalisers are fp32 islands in the model code
+    (``model._utils.fp32``), so autocast never picks their precision. Weights stay fp32.
+    """
 
     name = "torch"
     ds_scale = None  # any scale the frame size allows
 
     def __init__(self, model: torch.nn.Module, *, device, precision: str = "fp32"):
-        if precision != "fp32":
-            raise ValueError(f"precision {precision!r} is not available for the torch backend (use 'fp32')")
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
         self.device = resolve_device(device)
+        if precision == "fp16" and self.device.type == "cpu":
+            # PyTorch's CPU fp16 convolutions are reference loops (minutes per frame); bf16 ones are fast
+            raise ValueError("precision 'fp16' needs device='cuda'; on the CPU use precision='bf16' or 'fp32'")
         self.precision = precision
         self.model = model.to(self.device).eval()
 
+    @contextlib.contextmanager
+    def _mode(self):
+        dtype = _AUTOCAST.get(self.precision)
+        with torch.inference_mode(), exact_fp32(self.device), torch.autocast(
+                self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            yield
+
     def flow(self, img0, img1, ds: float) -> dict:
-        with torch.inference_mode(), exact_fp32(self.device):
+        with self._mode():
             return dict(zip(FLOW_OUTPUTS, self.model.flow(img0, img1, ds)))
 
     def motion(self, flow01, flow10, t) -> torch.Tensor:
-        with torch.inference_mode(), exact_fp32(self.device):
+        with self._mode():
             return self.model.motion(flow01, flow10, t)
 
     def synthesis(self, img0, img1, feats: dict, flowt, t, ds: float) -> torch.Tensor:
-        with torch.inference_mode(), exact_fp32(self.device):
+        with self._mode():
             return self.model.synthesis(img0, img1, feats["feat4_0"], feats["feat4_1"], feats["feat8_0"],
                                         feats["feat8_1"], feats["corr0"], feats["corr1"], flowt, t, ds)

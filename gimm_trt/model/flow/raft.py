@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._utils import ConvexUpsample, coords_grid, correlation_pyramid, lookup_pyramid
+from ._utils import ConvexUpsample, Correlation, coords_grid
 
 
 class ResidualBlock(nn.Module):
@@ -139,11 +139,12 @@ class RAFT(nn.Module):
 
     Parts (keyword-only): ``fnet`` (correlation features, instance norm), ``cnet`` (context, batch norm,
     ``hidden + context`` output channels), ``update_block``. ``iters`` recurrent refinements over a
-    ``levels``-level, radius ``radius`` all-pairs correlation pyramid scaled by 1/sqrt(channels).
+    ``levels``-level, radius ``radius`` all-pairs correlation pyramid scaled by 1/sqrt(channels);
+    ``corr_mode`` picks how it is computed (see ``Correlation``).
     """
 
     def __init__(self, *, fnet: BasicEncoder, cnet: BasicEncoder, update_block: UpdateBlock, iters: int = 20,
-                 levels: int = 4, radius: int = 4, hidden: int = 128):
+                 levels: int = 4, radius: int = 4, hidden: int = 128, corr_mode: str = "auto"):
         super().__init__()
         self.fnet = fnet
         self.cnet = cnet
@@ -152,6 +153,7 @@ class RAFT(nn.Module):
         self.levels = levels
         self.radius = radius
         self.hidden = hidden
+        self.corr_mode = corr_mode
         self.upsample = ConvexUpsample(8)
 
     def forward(self, img0: torch.Tensor, img1: torch.Tensor):
@@ -175,7 +177,8 @@ class RAFT(nn.Module):
         fmap0, fmap1 = fmap[:n], fmap[n:]
         # batch item k < n solves 0->1 (frame 0 is the source), k >= n solves 1->0
         scale = 1.0 / float(fmap.shape[1]) ** 0.5
-        pyramid = correlation_pyramid(fmap, torch.cat([fmap1, fmap0], dim=0), self.levels, scale)
+        corr_fn = Correlation(fmap, torch.cat([fmap1, fmap0], dim=0), levels=self.levels, radius=self.radius,
+                              scale=scale, mode=self.corr_mode)
         net, inp = torch.split(ctx, [self.hidden, ctx.shape[1] - self.hidden], dim=1)
         net = torch.tanh(net)
         inp = torch.relu(inp)
@@ -184,8 +187,7 @@ class RAFT(nn.Module):
         coords0 = coords_grid(b, h, w, device=x.device)
         coords1 = coords0
         for _ in range(self.iters):
-            corr = lookup_pyramid(pyramid, coords1, self.radius)
-            net, delta = self.update_block(net, inp, corr, coords1 - coords0)
+            net, delta = self.update_block(net, inp, corr_fn(coords1), coords1 - coords0)
             coords1 = coords1 + delta
         mask = 0.25 * self.update_block.mask(net)
         flow = self.upsample(coords1 - coords0, mask)
