@@ -19,7 +19,8 @@ class FlowStage(nn.Module):
     """Stage A: the flow estimator run once per pair, plus the projections synthesis expects.
 
     Parts: ``estimator`` (RAFT or FlowFormer: ``(img0, img1) -> flow01, flow10, fmap0, fmap1, feat4_0,
-    feat4_1, feat8_0, feat8_1``) and optional 1x1 projections ``fproj`` (correlation features),
+    feat4_1, feat8_0, feat8_1``, split into a per-frame ``encode(img) -> tuple`` and a per-pair
+    ``estimate(enc0, enc1)`` so a video encodes each frame once) and optional 1x1 projections ``fproj`` (correlation features),
     ``proj4`` and ``proj8`` (1/4 and 1/8 context features); RAFT needs them, FlowFormer's features
     already have the right widths.
     """
@@ -42,7 +43,17 @@ class FlowStage(nn.Module):
             flow01, flow10 [1,2,h,w] pixels; feat4_0, feat4_1 [1,128,h/4,w/4]; feat8_0, feat8_1
             [1,256,h/8,w/8]; corr0, corr1 [1,256,h/8,w/8] correlation features.
         """
-        flow01, flow10, fmap0, fmap1, f4_0, f4_1, f8_0, f8_1 = self.estimator(resize(img0, ds), resize(img1, ds))
+        return self._project(*self.estimator(resize(img0, ds), resize(img1, ds)))
+
+    def encode(self, img: torch.Tensor, ds: float = 1.0):
+        """Per-frame work of the estimator for [1,3,Hp,Wp] ``img``; pass two of these to ``from_encoded``."""
+        return self.estimator.encode(resize(img, ds))
+
+    def from_encoded(self, enc0, enc1):
+        """``forward``'s outputs from the ``encode`` outputs of both frames."""
+        return self._project(*self.estimator.estimate(enc0, enc1))
+
+    def _project(self, flow01, flow10, fmap0, fmap1, f4_0, f4_1, f8_0, f8_1):
         return (flow01, flow10, self.proj4(f4_0), self.proj4(f4_1), self.proj8(f8_0), self.proj8(f8_1),
                 self.fproj(fmap0), self.fproj(fmap1))
 

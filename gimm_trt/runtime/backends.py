@@ -76,6 +76,15 @@ class TorchBackend:
         with self._mode():
             return dict(zip(FLOW_OUTPUTS, self.model.flow(img0, img1, ds)))
 
+    def encode(self, img, ds: float) -> tuple:
+        """Per-frame estimator work, so ``stream`` encodes each frame of a video once."""
+        with self._mode():
+            return self.model.flow.encode(img, ds)
+
+    def flow_encoded(self, enc0: tuple, enc1: tuple) -> dict:
+        with self._mode():
+            return dict(zip(FLOW_OUTPUTS, self.model.flow.from_encoded(enc0, enc1)))
+
     def motion(self, flow01, flow10, t) -> torch.Tensor:
         with self._mode():
             return self.model.motion(flow01, flow10, t)

@@ -156,6 +156,47 @@ class RAFT(nn.Module):
         self.corr_mode = corr_mode
         self.upsample = ConvexUpsample(8)
 
+    def encode(self, img: torch.Tensor):
+        """Per-frame work, reusable by the next pair of a video.
+
+        Args:
+            img: [N,3,H,W] float32 in [0,1]; H and W multiples of 8 and >= 128.
+
+        Returns:
+            (fmap [N,256,H/8,W/8] correlation features, ctx [N,256,H/8,W/8] context, feat4 [N,96,H/4,W/4],
+            feat8 [N,128,H/8,W/8] context encoder layer2/layer3 maps).
+        """
+        # the official model feeds 255*img and computes 2*(v/255)-1; kept for float parity
+        x = 2 * ((255 * img) / 255.0) - 1.0
+        fmap, _, _ = self.fnet(x)
+        ctx, feat4, feat8 = self.cnet(x)
+        return fmap, ctx, feat4, feat8
+
+    def estimate(self, enc0, enc1):
+        """Flows both ways from two frames' ``encode`` outputs; returns what ``forward`` returns."""
+        fmap0, ctx0, feat4_0, feat8_0 = enc0
+        fmap1, ctx1, feat4_1, feat8_1 = enc1
+        n = fmap0.shape[0]
+        # batch item k < n solves 0->1 (frame 0 is the source), k >= n solves 1->0
+        fmap = torch.cat([fmap0, fmap1], dim=0)
+        scale = 1.0 / float(fmap.shape[1]) ** 0.5
+        corr_fn = Correlation(fmap, torch.cat([fmap1, fmap0], dim=0), levels=self.levels, radius=self.radius,
+                              scale=scale, mode=self.corr_mode)
+        ctx = torch.cat([ctx0, ctx1], dim=0)
+        net, inp = torch.split(ctx, [self.hidden, ctx.shape[1] - self.hidden], dim=1)
+        net = torch.tanh(net)
+        inp = torch.relu(inp)
+
+        b, _, h, w = fmap.shape
+        coords0 = coords_grid(b, h, w, device=fmap.device)
+        coords1 = coords0
+        for _ in range(self.iters):
+            net, delta = self.update_block(net, inp, corr_fn(coords1), coords1 - coords0)
+            coords1 = coords1 + delta
+        mask = 0.25 * self.update_block.mask(net)
+        flow = self.upsample(coords1 - coords0, mask)
+        return flow[:n], flow[n:], fmap0, fmap1, feat4_0, feat4_1, feat8_0, feat8_1
+
     def forward(self, img0: torch.Tensor, img1: torch.Tensor):
         """Flow in both directions between two frames, plus the features GIMM-VFI reuses.
 
@@ -169,29 +210,8 @@ class RAFT(nn.Module):
             feat8_0, feat8_1: [N,128,H/8,W/8] context encoder layer3 maps of each frame.
         """
         n = img0.shape[0]
-        # the official model feeds 255*img and computes 2*(v/255)-1; kept for float parity
-        x = torch.cat([img0, img1], dim=0)
-        x = 2 * ((255 * x) / 255.0) - 1.0
-        fmap, _, _ = self.fnet(x)
-        ctx, feat4, feat8 = self.cnet(x)
-        fmap0, fmap1 = fmap[:n], fmap[n:]
-        # batch item k < n solves 0->1 (frame 0 is the source), k >= n solves 1->0
-        scale = 1.0 / float(fmap.shape[1]) ** 0.5
-        corr_fn = Correlation(fmap, torch.cat([fmap1, fmap0], dim=0), levels=self.levels, radius=self.radius,
-                              scale=scale, mode=self.corr_mode)
-        net, inp = torch.split(ctx, [self.hidden, ctx.shape[1] - self.hidden], dim=1)
-        net = torch.tanh(net)
-        inp = torch.relu(inp)
-
-        b, _, h, w = fmap.shape
-        coords0 = coords_grid(b, h, w, device=x.device)
-        coords1 = coords0
-        for _ in range(self.iters):
-            net, delta = self.update_block(net, inp, corr_fn(coords1), coords1 - coords0)
-            coords1 = coords1 + delta
-        mask = 0.25 * self.update_block.mask(net)
-        flow = self.upsample(coords1 - coords0, mask)
-        return flow[:n], flow[n:], fmap0, fmap1, feat4[:n], feat4[n:], feat8[:n], feat8[n:]
+        enc = self.encode(torch.cat([img0, img1], dim=0))  # both frames in one batch
+        return self.estimate(tuple(e[:n] for e in enc), tuple(e[n:] for e in enc))
 
 
 def raft_large(*, iters: int = 20) -> RAFT:
