@@ -149,7 +149,7 @@ def interpolate(paths, factor, fps, ds_scale, backend, precision, export_dir, ov
 
     from .runtime.demo import demo_frames
     from .runtime.frames import processing_size
-    from .runtime.video import IMAGE_FPS, ImageFrames, ImageWriter, VideoWriter, is_video, open_frames, to_uint8
+    from .runtime.video import IMAGE_FPS, ImageFrames, is_video, open_frames, to_uint8
 
     if len(paths) != (1 if demo else 2):
         raise ValueError("give INPUT and OUTPUT (each a video file or a folder of images), or --demo and OUTPUT")
@@ -171,17 +171,10 @@ def interpolate(paths, factor, fps, ds_scale, backend, precision, export_dir, ov
         interp = _interpolator(variant, checkpoint, random_weights, device, backend=backend, precision=precision,
                                export=export_dir)
         rate = Fraction(str(fps)) if fps else (src.fps or IMAGE_FPS) * factor
-        partial = out.with_name(f".{out.stem}.partial{out.suffix}")  # renamed to OUTPUT once complete
-        if video_out:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            sink = VideoWriter(partial, fps=rate, width=src.width, height=src.height, audio=src.audio,
-                               comment=f"gimm-trt: GIMM-VFI-{interp.variant} x{factor}, {interp.weights}")
-            if sink.padded:
-                click.echo(f"note: {src.width}x{src.height} has an odd side; yuv420p needs even sizes, so the video "
-                           f"is {sink.width}x{sink.height} (last column/row repeated)", err=True)
-        else:
-            sink = ImageWriter(out, replace=overwrite)
+        partial = out.with_name(f".{out.stem}.partial{out.suffix}") if video_out else None  # renamed when done
         try:
+            sink = _sink(out, partial, src, rate, fps, overwrite,
+                         comment=f"gimm-trt: GIMM-VFI-{interp.variant} x{factor}, {interp.weights}")
             frames = _Counted(src.frames(on_audio=sink.write_audio))
             total = (src.frame_count - 1) * factor + 1 if src.frame_count else None  # a video's count is an estimate
             with sink, tqdm(total=total, unit="frame", desc="gimm-interpolate", file=sys.stderr, disable=None) as bar:
@@ -190,14 +183,32 @@ def interpolate(paths, factor, fps, ds_scale, backend, precision, export_dir, ov
                     bar.update()
             if frames.n < 2:
                 raise ValueError(f"{paths[0]} has {frames.n} frame: at least 2 are needed")
-            if video_out:
+            if partial:
                 os.replace(partial, out)
         finally:
-            partial.unlink(missing_ok=True)
+            if partial:
+                partial.unlink(missing_ok=True)
     rate_note = f" at {float(rate):.6g} fps" if video_out else ""
     click.echo(f"wrote {sink.frames_written} frames{rate_note} to {out}"
                + (" (random weights: not a trained model)" if random_weights else ""), err=True)
     click.echo(str(out))
+
+
+def _sink(out: Path, partial, src, rate, fps, overwrite: bool, comment: str):
+    """A VideoWriter on ``partial`` (a video OUTPUT) or an ImageWriter on ``out``; notes what the video changes."""
+    from .runtime.video import IMAGE_FPS, ImageWriter, VideoWriter
+
+    if partial is None:
+        return ImageWriter(out, replace=overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sink = VideoWriter(partial, fps=rate, width=src.width, height=src.height, audio=src.audio, comment=comment)
+    if src.fps is None and not fps:
+        click.echo(f"note: images have no frame rate: {IMAGE_FPS} fps assumed, so the video is {float(rate):g} fps "
+                   "(set it with --fps)", err=True)
+    if sink.padded:
+        click.echo(f"note: {src.width}x{src.height} has an odd side and yuv420p needs even sizes: the video is "
+                   f"{sink.width}x{sink.height} (last column/row repeated)", err=True)
+    return sink
 
 
 def _split(text: str) -> tuple:

@@ -78,23 +78,22 @@ class BenchConfig:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
-def frame_pairs(n: int, height: int, width: int, seed: int = 0) -> list:
-    """``n`` seeded pairs of float32 [1,3,H,W] frames on the CPU: smooth random texture and its shifted copy.
+def frame_pair(index: int, height: int, width: int, seed: int = 0) -> tuple:
+    """Pair ``index`` of a seeded series: float32 [1,3,H,W] frames on the CPU, a smooth random texture and
+    its shifted copy.
 
-    Real motion (a few pixels, different per pair) rather than noise, so the flow and splatting work like
-    on video; the content does not change the amount of work, only where splats land.
+    Real motion (a few pixels, different per pair) rather than noise, so the flow and splatting work like on
+    video; the content does not change the amount of work, only where splats land. Made on demand, never
+    stored: 10 pairs of 4K frames would add 2 GB to the host memory being measured.
     """
-    g = torch.Generator().manual_seed(seed)
-    pairs = []
-    for _ in range(n):
-        coarse = torch.rand(1, 3, height // 16 + 2, width // 16 + 2, generator=g)
-        img = F.interpolate(coarse, size=(height + 16, width + 16), mode="bicubic", align_corners=False)
-        img = (img + 0.05 * torch.rand(img.shape, generator=g)).clamp(0, 1)
-        dy, dx = (int(v) for v in torch.randint(-8, 9, (2,), generator=g))
-        img0 = img[..., 8:8 + height, 8:8 + width]
-        img1 = img[..., 8 + dy:8 + dy + height, 8 + dx:8 + dx + width]
-        pairs.append((img0.contiguous(), img1.contiguous()))
-    return pairs
+    g = torch.Generator().manual_seed(seed * 100_003 + index)
+    coarse = torch.rand(1, 3, height // 16 + 2, width // 16 + 2, generator=g)
+    img = F.interpolate(coarse, size=(height + 16, width + 16), mode="bicubic", align_corners=False)
+    img = (img + 0.05 * torch.rand(img.shape, generator=g)).clamp(0, 1)
+    dy, dx = (int(v) for v in torch.randint(-8, 9, (2,), generator=g))
+    img0 = img[..., 8:8 + height, 8:8 + width]
+    img1 = img[..., 8 + dy:8 + dy + height, 8 + dx:8 + dx + width]
+    return img0.contiguous(), img1.contiguous()
 
 
 def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> dict:
@@ -106,7 +105,7 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
     processing_size(res.height, res.width, ds)  # a size the model cannot run fails before any loading
     memory = PeakMemory(device)  # before any CUDA context exists: NVML's baseline must not include ours
     timesteps = [i / config.factor for i in range(1, config.factor)]
-    pairs = frame_pairs(config.pairs, res.height, res.width, config.seed)
+    pair = lambda i: frame_pair(i % config.pairs, res.height, res.width, config.seed)  # noqa: E731
     doc = {
         "schema": SCHEMA,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -132,7 +131,7 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
         if config.random_weights:
             doc["notes"].append("random weights: frames are not meaningful; timings and accuracy still are")
         timed = TimedBackend(interp.backend, StageTimer(device))
-        ref = _row(lambda a, b: interpolate_official_way(timed, a, b, timesteps, ds), timed.timer, pairs, config,
+        ref = _row(lambda a, b: interpolate_official_way(timed, a, b, timesteps, ds), timed.timer, pair, config,
                    device, memory, saved / "reference")
         ref.update(name="reference", backend="torch", precision="fp32", mode="official-way", weights=interp.weights,
                    accuracy={"psnr_db": None, "max_abs": 0.0}, speedup=1.0)
@@ -150,7 +149,7 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
                     continue
                 log(f"{name}: {config.warmup} warm-up + {config.pairs} pairs")
                 interp.backend = TimedBackend(interp.backend, StageTimer(device))
-                row = _row(lambda a, b: interp.interpolate(a, b, timesteps, ds), interp.backend.timer, pairs,
+                row = _row(lambda a, b: interp.interpolate(a, b, timesteps, ds), interp.backend.timer, pair,
                            config, device, memory, saved / name)
                 row.update(name=name, backend=backend, precision=precision, mode="batched", weights=interp.weights,
                            accuracy=_compare(saved / name, saved / "reference"),
@@ -198,16 +197,15 @@ def _open(config: BenchConfig, backend: str, precision: str, device, ds: float, 
     return interp
 
 
-def _row(call, timer: StageTimer, pairs, config: BenchConfig, device, memory: PeakMemory, save: Path) -> dict:
+def _row(call, timer: StageTimer, pair, config: BenchConfig, device, memory: PeakMemory, save: Path) -> dict:
     """Warm-up, then the timed pairs; the first ``accuracy_pairs`` outputs are saved under ``save``."""
     save.mkdir()
     pair_ms, stage_ms = [], {s: [] for s in STAGES}
     with memory:
         for i in range(config.warmup):
-            a, b = (x.to(device) for x in pairs[i % len(pairs)])
-            call(a, b)
-        for i, (a, b) in enumerate(pairs):
-            a, b = a.to(device), b.to(device)
+            call(*(x.to(device) for x in pair(i)))
+        for i in range(config.pairs):
+            a, b = (x.to(device) for x in pair(i))
             synchronize(device)
             timer.take()  # forget warm-up spans
             with timer.span("pair"):

@@ -39,10 +39,11 @@ class StageTimer:
     @contextlib.contextmanager
     def span(self, label: str):
         if self.device.type == "cuda":
+            stream = torch.cuda.current_stream(self.device)  # the device's, even when it is not the current one
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
+            start.record(stream)
             yield
-            end.record()
+            end.record(stream)
         else:
             start = time.perf_counter()
             yield
