@@ -205,7 +205,7 @@ def test_builder_raising_midway_leaves_no_plan_and_no_temp(export_dir):
 
 
 def test_stale_temp_of_a_killed_writer_is_removed_on_rebuild(export_dir):
-    key = EngineKey.of("motion", export_dir / "motion.onnx", TARGET)
+    key = EngineKey.of("motion", export_dir / "motion.onnx", TARGET, profile="t1-4-4")  # manifest max 4
     engine_dir = export_dir / C.ENGINE_DIR
     engine_dir.mkdir()
     (engine_dir / f".{key.plan_name}.abc123.tmp").write_bytes(b"torn")
@@ -226,13 +226,30 @@ def test_build_engines_builds_once_then_reuses(export_dir):
     assert list(paths) == ["flow", "motion", "synthesis"]
     for stage, path in paths.items():
         sha = C.sha256_file(export_dir / f"{stage}.onnx")
-        assert path == export_dir / "engines" / f"{stage}.h100-80gb-hbm3-sm90.trt10.9.0.34.{sha[:12]}.plan"
+        profile = "" if stage == "flow" else ".t1-4-4"  # the flow graph has no timestep axis
+        assert path == export_dir / "engines" / f"{stage}.h100-80gb-hbm3-sm90.trt10.9.0.34.{sha[:12]}{profile}.plan"
         assert path.read_bytes() == f"plan:{stage}.onnx:{sha}".encode()
     assert [c.timing_cache.name for c in builder.calls] == ["timing.h100-80gb-hbm3-sm90.trt10.9.0.34.cache"] * 3
     others = sorted(p.name for p in (export_dir / "engines").iterdir() if p.suffix != ".plan")
     assert others == [".build.lock"]  # one lock file for the directory, no temporaries
     assert build_engines(export_dir, target=TARGET, builder=never) == paths
     assert build_engines(export_dir, target=TARGET, build=False) == paths
+
+
+def test_a_plan_for_fewer_timesteps_is_not_reused(export_dir):
+    small = build_engines(export_dir, target=TARGET, builder=Recorder(), stages=("motion",), max_timesteps=4)
+    assert small["motion"].name.endswith(".t1-4-4.plan")
+    with pytest.raises(C.EngineMissingError, match=r"timestep profile \(plan: t1-4-4, wanted: t1-7-8\)"):
+        build_engines(export_dir, target=TARGET, stages=("motion",), max_timesteps=8, build=False)
+    big = build_engines(export_dir, target=TARGET, builder=Recorder(), stages=("motion",), max_timesteps=8)
+    assert big["motion"].name.endswith(".t1-7-8.plan") and small["motion"].is_file()
+
+
+def test_plan_names_round_trip_with_a_profile():
+    key = EngineKey(stage="motion", gpu="h100", sm="90", trt_version="10.9.0.34", onnx_sha256=SHA, profile="t1-7-8")
+    assert key.plan_name == "motion.h100-sm90.trt10.9.0.34.0123456789ab.t1-7-8.plan"
+    assert C.parse_plan_name(key.plan_name).profile == "t1-7-8"
+    assert key.differences(C.parse_plan_name(key.plan_name)) == []
 
 
 def test_manifest_max_timesteps_sets_the_profile(export_dir):

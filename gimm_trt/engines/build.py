@@ -127,6 +127,12 @@ def profiles_for(inputs, *, opt_timesteps: int = OPT_TIMESTEPS, max_timesteps: i
     return [profile]
 
 
+def profile_tag(inputs, *, opt_timesteps: int = OPT_TIMESTEPS, max_timesteps: int = MAX_TIMESTEPS) -> str:
+    """``"t1-<opt>-<max>"`` when a graph input has the timestep axis (part of the plan's name), else ``""``."""
+    dynamic = any(dims and isinstance(dims[0], str) for _, dims in inputs)
+    return f"t1-{opt_timesteps}-{max_timesteps}" if dynamic else ""
+
+
 def import_plugin(onnx_path, needed: bool, module: str = PLUGIN_MODULE) -> None:
     """Register the splat plugin with TensorRT before parsing, when the graph holds the op.
 
@@ -307,7 +313,8 @@ def engine_loaders(export_dir, *, max_timesteps=MAX_TIMESTEPS, opt_timesteps=OPT
         engine_bytes = EngineBytesFromOnnx(
             onnx_path, timing_cache=lambda: engine_dir / timing_name(resolve()),
             opt_timesteps=opt_timesteps, max_timesteps=max_timesteps, builder=builder)
-        key = functools.partial(lambda s, p: EngineKey.of(s, p, resolve()), stage, onnx_path)
+        key = functools.partial(lambda s, p: EngineKey.of(s, p, resolve(), profile_tag(
+            inspect_onnx(p).inputs, opt_timesteps=opt_timesteps, max_timesteps=max_timesteps)), stage, onnx_path)
         loaders[stage] = CachedEngine(engine_bytes, key=key, engine_dir=engine_dir, build=build)
     return loaders
 

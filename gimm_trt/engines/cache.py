@@ -2,11 +2,13 @@
 
 An engine is named by everything it is bound to (DESIGN.md, "Export directory")::
 
-    engines/<stage>.<gpu>-sm<cc>.trt<version>.<onnx-sha12>.plan
+    engines/<stage>.<gpu>-sm<cc>.trt<version>.<onnx-sha12>[.t<min>-<opt>-<max>].plan
     engines/timing.<gpu>-sm<cc>.trt<version>.cache
 
-so a plan built for another GPU, compute capability, TensorRT version or ONNX file is never loaded: its
-name does not match the key that is asked for. Plans are written to a temporary file in the same
+so a plan built for another GPU, compute capability, TensorRT version, ONNX file or timestep profile is
+never loaded: its name does not match the key that is asked for. (The ``.t1-7-8`` part extends DESIGN's
+name: a plan built for at most 4 timesteps must not be picked when 8 are asked for. Graphs without a
+timestep axis, the flow stage, have no such part.) Plans are written to a temporary file in the same
 directory, fsynced, then renamed over the final name, so a reader sees a whole plan or none.
 """
 from __future__ import annotations
@@ -37,6 +39,7 @@ _SAFE = {
     "sm": re.compile(r"[0-9]+"),
     "trt_version": re.compile(r"[0-9][0-9A-Za-z.+_-]*"),
     "onnx_sha256": re.compile(r"[0-9a-f]{64}"),
+    "profile": re.compile(r"(t[0-9]+-[0-9]+-[0-9]+)?"),
 }
 _LABELS = {"stage": "stage", "gpu": "GPU", "sm": "compute capability", "trt_version": "TensorRT version",
            "onnx_sha256": "ONNX hash"}
@@ -54,6 +57,7 @@ class PlanName(NamedTuple):
     sm: str
     trt_version: str
     onnx_sha12: str
+    profile: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +69,7 @@ class EngineKey:
     sm: str
     trt_version: str
     onnx_sha256: str
+    profile: str = ""  # "t<min>-<opt>-<max>" of the timestep axis; "" for a graph without one
 
     def __post_init__(self):
         for field in fields(self):
@@ -73,10 +78,10 @@ class EngineKey:
                 raise ValueError(f"EngineKey.{field.name} must match {_SAFE[field.name].pattern}, got {value!r}")
 
     @classmethod
-    def of(cls, stage: str, onnx_path, target: Target) -> "EngineKey":
+    def of(cls, stage: str, onnx_path, target: Target, profile: str = "") -> "EngineKey":
         """The key of the engine for ``onnx_path`` on ``target`` (hashes the file)."""
         return cls(stage=stage, gpu=target.gpu, sm=target.sm, trt_version=target.trt_version,
-                   onnx_sha256=sha256_file(onnx_path))
+                   onnx_sha256=sha256_file(onnx_path), profile=profile)
 
     @property
     def target(self) -> Target:
@@ -84,7 +89,8 @@ class EngineKey:
 
     @property
     def plan_name(self) -> str:
-        return f"{self.stage}.{_platform(self.target)}.{self.onnx_sha256[:_SHA_CHARS]}.plan"
+        profile = f".{self.profile}" if self.profile else ""
+        return f"{self.stage}.{_platform(self.target)}.{self.onnx_sha256[:_SHA_CHARS]}{profile}.plan"
 
     @property
     def timing_name(self) -> str:
@@ -99,6 +105,8 @@ class EngineKey:
         if self.onnx_sha256[:_SHA_CHARS] != plan.onnx_sha12:
             found.append(f"{_LABELS['onnx_sha256']} (plan: {plan.onnx_sha12}, wanted: "
                          f"{self.onnx_sha256[:_SHA_CHARS]}: the ONNX file changed after the plan was built)")
+        if self.profile != plan.profile:
+            found.append(f"timestep profile (plan: {plan.profile or 'none'}, wanted: {self.profile or 'none'})")
         return found
 
 
@@ -115,10 +123,11 @@ def timing_name(target: Target) -> str:
 def parse_plan_name(name: str):
     """The ``PlanName`` of a file name written by ``EngineKey.plan_name``, or None for any other name."""
     match = re.fullmatch(r"(?P<stage>[a-z0-9_]+)\.(?P<gpu>[a-z0-9][a-z0-9-]*)-sm(?P<sm>[0-9]+)"
-                         r"\.trt(?P<trt>[0-9][0-9A-Za-z.+_-]*)\.(?P<sha>[0-9a-f]{12})\.plan", name)
+                         r"\.trt(?P<trt>[0-9][0-9A-Za-z.+_-]*)\.(?P<sha>[0-9a-f]{12})"
+                         r"(?:\.(?P<profile>t[0-9]+-[0-9]+-[0-9]+))?\.plan", name)
     if match is None:
         return None
-    return PlanName(match["stage"], match["gpu"], match["sm"], match["trt"], match["sha"])
+    return PlanName(match["stage"], match["gpu"], match["sm"], match["trt"], match["sha"], match["profile"] or "")
 
 
 def explain_missing(key: EngineKey, engine_dir) -> str:
