@@ -67,7 +67,8 @@ def model_options(fn=None, *, device: str = "cpu"):
 
 
 def _interpolator(variant, checkpoint, random_weights, device, *, backend="torch", export=None, **kwargs):
-    """The torch backend from a checkpoint, or onnxruntime/tensorrt from a gimm-export directory."""
+    """From a checkpoint on any backend (onnxruntime and tensorrt export on demand), or from a gimm-export
+    directory (``export``) on onnxruntime or tensorrt."""
     import warnings
 
     from .runtime import Interpolator
@@ -76,16 +77,13 @@ def _interpolator(variant, checkpoint, random_weights, device, *, backend="torch
     reason = missing_backend(backend, device)
     if reason:
         raise ValueError(reason)
-    if (backend == "torch") != (export is None):
-        raise ValueError("--backend onnxruntime and tensorrt run a gimm-export directory: give it with --export DIR "
-                         "(and only with them)")
+    if export is not None and backend == "torch":
+        raise ValueError("--export DIR runs on --backend onnxruntime or tensorrt")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # said once on stderr below instead
         if export is None:
-            interp = Interpolator.from_checkpoint(checkpoint, variant=variant, device=device,
+            interp = Interpolator.from_checkpoint(checkpoint, variant=variant, backend=backend, device=device,
                                                   random_weights=random_weights, **kwargs)
-        elif not hasattr(Interpolator, "from_export"):
-            raise ValueError("this gimm-trt cannot run exports yet (no Interpolator.from_export): use --backend torch")
         else:
             interp = Interpolator.from_export(export, backend=backend, device=device)
     click.echo(f"GIMM-VFI-{interp.variant} on {interp.device} ({interp.backend.name}): {interp.weights}", err=True)
@@ -119,11 +117,11 @@ class _Counted:
 @click.option("--ds-scale", type=float, default=None,
               help="Processing scale: 1.0 up to 1080p, 0.5 for 2K, 0.25 for 4K (official guidance).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True,
-              help="onnxruntime and tensorrt run a gimm-export directory (--export).")
+              help="onnxruntime and tensorrt export the model on first use (cached), or run --export.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
-              help="torch backend; an export has its own.")
+              help="An --export has its own.")
 @click.option("--export", "export_dir", type=click.Path(file_okay=False), default=None,
-              help="A gimm-export directory, for --backend onnxruntime or tensorrt.")
+              help="A gimm-export directory to run, with --backend onnxruntime or tensorrt.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT (a folder: its numbered frames).")
 @click.option("--demo", is_flag=True, help="Use a built-in 3-frame clip as INPUT (then give only OUTPUT).")
 @model_options
@@ -227,19 +225,18 @@ def _split(text: str) -> tuple:
               help="Untimed pairs run first in every row.")
 @click.option("--ds-scale", type=float, default=None, help="Default: 1.0 up to 1080p, 0.5 for 2K, 0.25 for 4K.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the frame pairs and --random-weights.")
-@click.option("--exports", default="exports", show_default=True, type=click.Path(file_okay=False),
-              help="Where gimm-export wrote its directories (onnxruntime and tensorrt rows).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the gimm-bench/1 document here.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Write a PNG here: latency per stage, frames/s, memory.")
 @click.option("--overwrite", is_flag=True, help="Replace existing --json/--plot files.")
 @model_options(device=None)
 @user_errors
-def bench(resolution, backends, precisions, factor, pairs, warmup, ds_scale, seed, exports, json_path, plot_path,
-          overwrite, variant, checkpoint, random_weights, device):
+def bench(resolution, backends, precisions, factor, pairs, warmup, ds_scale, seed, json_path, plot_path, overwrite,
+          variant, checkpoint, random_weights, device):
     """Benchmark the PyTorch reference (the model called the official way: fp32, one timestep per call) and each
     backend x precision on the same seeded frame pairs: latency, per-stage latency, frames/s, peak memory,
-    accuracy and speed-up against the reference. Prints a table; --json and --plot save the results.
+    accuracy and speed-up against the reference. onnxruntime and tensorrt rows export the model on demand (cached
+    in $GIMM_TRT_CACHE) during their warm-up. Prints a table; --json and --plot save the results.
 
     \b
     Examples:
@@ -252,8 +249,7 @@ def bench(resolution, backends, precisions, factor, pairs, warmup, ds_scale, see
     _output_file(plot_path, overwrite)
     config = BenchConfig(resolution=resolution, variant=variant, backends=_split(backends),
                          precisions=_split(precisions), device=device, factor=factor, pairs=pairs, warmup=warmup,
-                         checkpoint=checkpoint, random_weights=random_weights, seed=seed, ds_scale=ds_scale,
-                         exports=exports)
+                         checkpoint=checkpoint, random_weights=random_weights, seed=seed, ds_scale=ds_scale)
     doc = run(config, log=lambda message: click.echo(message, err=True))
     click.echo(format_table(doc))
     for path, write in ((json_path, write_json), (plot_path, write_plot)):

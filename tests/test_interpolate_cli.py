@@ -165,7 +165,7 @@ def test_a_single_frame(images, tmp_path):
 @pytest.mark.parametrize("args, expected", [
     (["--variant", "Q"], "error: Invalid value for '--variant': 'Q' is not one of"),
     (["--factor", "1"], "error: Invalid value for '--factor': 1 is not in the range x>=2"),
-    (["--backend", "onnxruntime"], "--export"),
+    (["--export", "exports/x"], "error: --export DIR runs on --backend onnxruntime or tensorrt"),
     (["--backend", "tensorrt", "--export", "exports/x"], "tensorrt"),
 ])
 def test_bad_options(clip, tmp_path, args, expected):

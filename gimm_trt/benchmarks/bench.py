@@ -46,8 +46,8 @@ class BenchConfig:
         ds_scale: None = the official guidance for the resolution (1.0 to 1080p, 0.5 2K, 0.25 4K).
         accuracy_pairs: how many of the timed pairs are compared with the reference (their outputs are kept
             on disk meanwhile, not in memory, so they do not inflate the memory figures).
-        exports: where ``gimm-export`` wrote its directories; onnxruntime and tensorrt rows load
-            ``<exports>/<variant>-<precision>-<resolution>``.
+        onnxruntime and tensorrt rows export the model on demand (``Interpolator.from_checkpoint``: cached in
+        ``$GIMM_TRT_CACHE``) during their first warm-up pair.
     """
 
     resolution: str = "4k"
@@ -64,7 +64,6 @@ class BenchConfig:
     ds_scale: Optional[float] = None
     max_batch: Optional[int] = None
     accuracy_pairs: int = 2
-    exports: str = "exports"
 
     def __post_init__(self):
         parse_resolution(self.resolution)
@@ -118,7 +117,8 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
                   "frames are on the device before each pair; per frame = per pair / (factor - 1)",
                   "fps: new (interpolated) frames per second; the originals of a video cost nothing",
                   f"accuracy: the first {min(config.accuracy_pairs, config.pairs)} pair(s) against the reference",
-                  "peak memory: the whole process while the row ran (earlier rows' models freed first)"
+                  "peak memory: the whole process during the timed pairs (earlier rows' models freed first; "
+                  "warm-up, where on-demand exports and engine builds happen, excluded)"
                   + (f"; device memory from {memory.source}" if memory.source else "")],
         "rows": [],
         "skipped": [],
@@ -127,7 +127,10 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
         warnings.simplefilter("ignore")  # random weights are said once in "weights" and "notes"
         saved = Path(tmp)
         log(f"reference: torch fp32, one timestep per call, {config.warmup} warm-up + {config.pairs} pairs")
-        interp = _torch(config, "fp32", device)
+        interp = _load(config, "torch", "fp32", device)
+        if config.warmup == 0 and set(config.backends) - {"torch"}:
+            doc["notes"].append("no warm-up: the on-demand export (and engine build) of onnxruntime and tensorrt "
+                                "rows is inside their first timed pair")
         if config.random_weights:
             doc["notes"].append("random weights: frames are not meaningful; timings and accuracy still are")
         timed = TimedBackend(interp.backend, StageTimer(device))
@@ -142,15 +145,17 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
             for precision in config.precisions:
                 name = f"{backend}-{precision}"
                 try:
-                    interp = _open(config, backend, precision, device, ds, res.name)
-                except Skip as e:
+                    interp = _open(config, backend, precision, device)
+                    log(f"{name}: {config.warmup} warm-up + {config.pairs} pairs")
+                    interp.backend = TimedBackend(interp.backend, StageTimer(device))
+                    row = _row(lambda a, b: interp.interpolate(a, b, timesteps, ds), interp.backend.timer, pair,
+                               config, device, memory, saved / name)
+                except (Skip, ImportError, ValueError) as e:  # ImportError/ValueError: an on-demand export failed
                     log(f"{name}: skipped: {e}")
                     doc["skipped"].append({"name": name, "backend": backend, "precision": precision, "reason": str(e)})
+                    interp = None
+                    _free(device)
                     continue
-                log(f"{name}: {config.warmup} warm-up + {config.pairs} pairs")
-                interp.backend = TimedBackend(interp.backend, StageTimer(device))
-                row = _row(lambda a, b: interp.interpolate(a, b, timesteps, ds), interp.backend.timer, pair,
-                           config, device, memory, saved / name)
                 row.update(name=name, backend=backend, precision=precision, mode="batched", weights=interp.weights,
                            accuracy=_compare(saved / name, saved / "reference"),
                            speedup=ref["latency_ms"]["pair"]["mean"] / row["latency_ms"]["pair"]["mean"])
@@ -160,50 +165,34 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
     return doc
 
 
-def _torch(config: BenchConfig, precision: str, device) -> Interpolator:
-    try:
-        return Interpolator.from_checkpoint(config.checkpoint, variant=config.variant, backend="torch",
-                                            device=device, precision=precision, random_weights=config.random_weights,
-                                            seed=config.seed, max_batch=config.max_batch)
-    except ValueError as e:
-        if precision != "fp32" and "precision" in str(e):
-            raise Skip(str(e)) from None
-        raise  # a checkpoint or device problem is the user's to fix, not a skipped row
+def _load(config: BenchConfig, backend: str, precision: str, device) -> Interpolator:
+    return Interpolator.from_checkpoint(config.checkpoint, variant=config.variant, backend=backend, device=device,
+                                        precision=precision, random_weights=config.random_weights, seed=config.seed,
+                                        max_batch=config.max_batch)
 
 
-def _open(config: BenchConfig, backend: str, precision: str, device, ds: float, res_name: str) -> Interpolator:
-    """The interpolator of one row, or ``Skip`` saying why it cannot run here."""
-    if backend == "torch":
-        return _torch(config, precision, device)
+def _open(config: BenchConfig, backend: str, precision: str, device) -> Interpolator:
+    """The interpolator of one row, or ``Skip`` saying why it cannot run here.
+
+    A checkpoint or device problem has already failed the reference row, so what fails here is this
+    backend x precision: a missing package, a precision the backend does not offer on this device.
+    """
     reason = missing_backend(backend, device)
     if reason:
         raise Skip(reason)
-    if not hasattr(Interpolator, "from_export"):
-        raise Skip("this gimm-trt has no Interpolator.from_export (exported backends are not built in yet)")
-    export = Path(config.exports) / f"{config.variant}-{precision}-{res_name}"
-    if not (export / "manifest.json").is_file():
-        weights = f"--checkpoint {config.checkpoint}" if config.checkpoint else (
-            "--random-weights" if config.random_weights else "")
-        flags = (" --fp16" if precision == "fp16" else "") + (" --build-engines" if backend == "tensorrt" else "")
-        raise Skip(f"no export at {export}: run gimm-export --variant {config.variant} {weights} --resolution "
-                   f"{res_name} --ds-scale {ds} --out {config.exports}{flags}")
     try:
-        interp = Interpolator.from_export(export, backend=backend, device=device)
-    except (ImportError, ValueError) as e:  # the row says why; the rows that can run still do
-        raise Skip(f"cannot load {export}: {e}") from None
-    fixed = getattr(interp.backend, "ds_scale", None)
-    if fixed is not None and fixed != ds:
-        raise Skip(f"{export} was exported for ds_scale={fixed}, this run uses {ds} (pass --ds-scale {fixed})")
-    return interp
+        return _load(config, backend, precision, device)
+    except (ImportError, ValueError) as e:
+        raise Skip(str(e)) from None
 
 
 def _row(call, timer: StageTimer, pair, config: BenchConfig, device, memory: PeakMemory, save: Path) -> dict:
     """Warm-up, then the timed pairs; the first ``accuracy_pairs`` outputs are saved under ``save``."""
     save.mkdir()
     pair_ms, stage_ms = [], {s: [] for s in STAGES}
+    for i in range(config.warmup):
+        call(*(x.to(device) for x in pair(i)))
     with memory:
-        for i in range(config.warmup):
-            call(*(x.to(device) for x in pair(i)))
         for i in range(config.pairs):
             a, b = (x.to(device) for x in pair(i))
             synchronize(device)

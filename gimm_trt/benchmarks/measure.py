@@ -5,6 +5,7 @@ there, see ``gimm_trt.engines.runner``) and are read after a device-wide synchro
 ``time.perf_counter``.
 """
 import contextlib
+import functools
 import os
 import threading
 import time
@@ -60,27 +61,29 @@ class StageTimer:
         return out
 
 
+# backend method -> the stage its time counts for (per-frame encoding is flow-stage work)
+STAGE_OF = {"flow": "flow", "encode": "flow", "flow_encoded": "flow", "motion": "motion", "synthesis": "synthesis"}
+
+
 class TimedBackend:
-    """A backend whose three stages are timed; everything else is the wrapped backend's."""
+    """A backend whose stage methods are timed; everything else, and what it lacks, is the wrapped backend's."""
 
     def __init__(self, backend, timer: StageTimer):
         self._backend = backend
         self.timer = timer
 
     def __getattr__(self, name):
-        return getattr(self._backend, name)
+        attr = getattr(self._backend, name)
+        stage = STAGE_OF.get(name)
+        if stage is None or not callable(attr):
+            return attr
 
-    def flow(self, *args, **kwargs):
-        with self.timer.span("flow"):
-            return self._backend.flow(*args, **kwargs)
+        @functools.wraps(attr)
+        def timed(*args, **kwargs):
+            with self.timer.span(stage):
+                return attr(*args, **kwargs)
 
-    def motion(self, *args, **kwargs):
-        with self.timer.span("motion"):
-            return self._backend.motion(*args, **kwargs)
-
-    def synthesis(self, *args, **kwargs):
-        with self.timer.span("synthesis"):
-            return self._backend.synthesis(*args, **kwargs)
+        return timed
 
 
 class PeakMemory:
