@@ -118,8 +118,7 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
                   "fps: new (interpolated) frames per second; the originals of a video cost nothing",
                   f"accuracy: the first {min(config.accuracy_pairs, config.pairs)} pair(s) against the reference",
                   "peak memory: the whole process during the timed pairs (earlier rows' models freed first; "
-                  "warm-up, where on-demand exports and engine builds happen, excluded)"
-                  + (f"; device memory from {memory.source}" if memory.source else "")],
+                  "warm-up, where on-demand exports and engine builds happen, excluded)"],
         "rows": [],
         "skipped": [],
     }
@@ -162,6 +161,8 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
                 doc["rows"].append(_ordered(row))
                 del interp
                 _free(device)
+    if memory.source:  # known once sampled: NVML may turn out not to see this process
+        doc["notes"].append(f"device memory: {memory.source}")
     return doc
 
 
