@@ -124,3 +124,56 @@ def test_random_weights_say_so():
     with pytest.warns(UserWarning, match="random weights"):
         interp = Interpolator.from_checkpoint(variant="R", random_weights=True)
     assert "random weights" in interp.weights and "random weights" in repr(interp)
+
+
+class FakeBackend:
+    """Records what the Interpolator asks for; synthesis 'runs out of CUDA memory' above 2 timesteps."""
+
+    name, ds_scale, device = "fake", None, torch.device("cpu")
+
+    def __init__(self):
+        self.batches, self.encoded = [], 0
+
+    def flow(self, x0, x1, ds):
+        return {"flow01": torch.zeros(1, 2, 1, 1), "flow10": torch.zeros(1, 2, 1, 1)}
+
+    def encode(self, x, ds):
+        self.encoded += 1
+        return (x,)
+
+    def flow_encoded(self, enc0, enc1):
+        return self.flow(enc0[0], enc1[0], 1.0)
+
+    def motion(self, flow01, flow10, t):
+        return t
+
+    def synthesis(self, x0, x1, feats, flowt, t, ds):
+        self.batches.append(len(t))
+        if len(t) > 2:
+            raise torch.cuda.OutOfMemoryError("fake out of memory")
+        w = t.view(-1, 1, 1, 1)
+        return x0 * (1 - w) + x1 * w
+
+
+def test_out_of_memory_halves_the_batch_and_remembers_it():
+    fake = FakeBackend()
+    interp = Interpolator(fake, variant="R", weights="fake")
+    a, b = torch.zeros(3, 128, 128), torch.ones(3, 128, 128)
+    ts = [i / 8 for i in range(1, 8)]
+    out = interp.interpolate(a, b, ts)
+    assert fake.batches == [7, 3] + [1] * 7
+    assert torch.allclose(out[:, 0, 0, 0], torch.tensor(ts))
+    fake.batches.clear()
+    interp.interpolate(a, b, ts[:2])
+    assert fake.batches == [1, 1]  # starts from the batch that fit
+    capped = Interpolator(FakeBackend(), variant="R", weights="fake", max_batch=4)
+    with pytest.raises(torch.cuda.OutOfMemoryError):  # an explicit cap is the user's choice: not overridden
+        capped.interpolate(a, b, ts)
+
+
+def test_stream_encodes_each_frame_once():
+    fake = FakeBackend()
+    frames = [torch.full((3, 128, 128), v) for v in (0.0, 1.0, 0.0, 1.0)]
+    out = list(Interpolator(fake, variant="R", weights="fake").stream(frames, factor=2))
+    assert len(out) == 7 and fake.encoded == 4
+    assert torch.allclose(torch.stack([o[0, 0, 0] for o in out]), torch.tensor([0, 0.5, 1, 0.5, 0, 0.5, 1.0]))

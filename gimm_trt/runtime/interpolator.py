@@ -15,7 +15,8 @@ class Interpolator:
     Build it with ``Interpolator.from_checkpoint(...)`` (or ``from_export`` for ONNX/TensorRT exports),
     then call ``interpolate(img0, img1, timesteps)`` per pair or ``stream(frames, factor)`` for a video.
     Work that depends only on the pair (flows, splatting metrics, motion latents, correlation) runs once
-    per pair; all timesteps of a pair run as one batch (``max_batch`` caps the batch to bound memory).
+    per pair, per-frame encoder work once per frame of a video; all timesteps of a pair run as one batch
+    (``max_batch`` caps it; without a cap the batch is halved when CUDA runs out of memory).
     """
 
     def __init__(self, backend, *, variant: str, weights: str, max_batch: Optional[int] = None):
@@ -24,7 +25,8 @@ class Interpolator:
         self.backend = backend
         self.variant = variant
         self.weights = weights  # where the weights came from; "random ..." for synthetic weights
-        self.max_batch = max_batch
+        self.max_batch = max_batch  # None: all timesteps at once, halved on CUDA out-of-memory
+        self._batch_cap = None  # the batch that last fit, when max_batch is None
 
     @classmethod
     def from_checkpoint(cls, checkpoint=None, *, variant: str = "R-P", backend: str = "torch", device="cpu",
@@ -36,9 +38,11 @@ class Interpolator:
             checkpoint: path, or None to look up the official file name of ``variant`` in
                 ``$GIMM_TRT_CHECKPOINTS`` or ``./pretrained_ckpt`` (an error says where to get it).
             variant: ``"R"``, ``"R-P"``, ``"F"`` or ``"F-P"``; the checkpoint must match it.
-            backend: ``"torch"`` (``"onnxruntime"`` and ``"tensorrt"`` run exported graphs: see ``from_export``).
+            backend: ``"torch"``; ``"onnxruntime"`` and ``"tensorrt"`` export the model on demand, at the first
+                pair of each padded frame size and ds, into ``$GIMM_TRT_CACHE`` (default ``~/.cache/gimm_trt``;
+                reused across processes), then run that export (see ``from_export``).
             device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-            precision: ``"fp32"`` or ``"fp16"``.
+            precision: ``"fp32"``, ``"fp16"`` (CUDA) or, for the torch backend, ``"bf16"``.
             random_weights: with ``checkpoint=None``, seeded synthetic weights (tests and speed work only:
                 the frames are meaningless, and ``weights`` says so).
         """
@@ -54,11 +58,46 @@ class Interpolator:
                           stacklevel=2)
         else:
             source = f"{checkpoint or weights.default_path()} ({LICENSE_NOTE})"
-        if backend != "torch":
-            raise ValueError(f"backend {backend!r} runs exported graphs: export first (gimm-export) and use "
-                             "Interpolator.from_export")
+        if backend != "torch":  # exported on demand, per padded frame size and ds, into the export cache
+            from ..export.exporter import ExportOptions
+            from .exported import ORT_SPLAT, OnDemandBackend
+
+            options = ExportOptions(variant=weights.value.variant, random_weights=random_weights, seed=seed,
+                                    checkpoint=None if checkpoint is None else str(checkpoint), precision=precision,
+                                    splat=ORT_SPLAT if backend == "onnxruntime" else "plugin")
+            return cls(OnDemandBackend(model, backend=backend, device=device, options=options),
+                       variant=weights.value.variant, weights=source,
+                       max_batch=max_batch or (options.max_timesteps if backend == "tensorrt" else None))
         return cls(TorchBackend(model, device=device, precision=precision), variant=weights.value.variant,
                    weights=source, max_batch=max_batch)
+
+    @classmethod
+    def from_export(cls, export_dir, *, backend: str = "onnxruntime", device="cpu", max_batch: Optional[int] = None,
+                    **backend_options) -> "Interpolator":
+        """Run a ``gimm-export`` directory (``<out>/<variant>-<precision>-<resolution>``).
+
+        Args:
+            export_dir: written by ``gimm-export`` / ``gimm_trt.export.export``.
+            backend: ``"onnxruntime"`` (CUDA provider on ``cuda``, CPU otherwise) or ``"tensorrt"`` (builds the
+                engines under ``<export_dir>/engines`` when missing; ``cuda_graph=True`` replays CUDA graphs).
+            device: ``"cpu"`` (onnxruntime only), ``"cuda"`` or ``"cuda:N"``.
+            max_batch: timesteps per synthesis call; tensorrt defaults to the export's ``max_timesteps``.
+
+        Frames must pad to the export's size and ``ds_scale`` must be the export's: otherwise a ValueError
+        names both.
+        """
+        from .exported import open_export
+
+        be = open_export(export_dir, backend=backend, device=device, **backend_options)
+        if max_batch is None and backend == "tensorrt":
+            max_batch = be.info.max_timesteps
+        weights = be.info.weights
+        if weights.startswith("random"):
+            weights = f"{weights}, not a trained model"
+            warnings.warn(f"GIMM-VFI-{be.info.variant} runs with {weights}: outputs are not meaningful", stacklevel=2)
+        else:
+            weights = f"{weights} ({LICENSE_NOTE})"
+        return cls(be, variant=be.info.variant, weights=weights, max_batch=max_batch)
 
     @property
     def device(self) -> torch.device:
@@ -81,21 +120,51 @@ class Interpolator:
         x1 = to_tensor(img1, "img1", self.device)
         if x0.shape != x1.shape:
             raise ValueError(f"img0 and img1 differ in size: {tuple(x0.shape[-2:])} vs {tuple(x1.shape[-2:])}")
+        ds = self._check_size(x0, ds_scale)
+        frames, _ = self._pair(x0, x1, ts, ds)
+        return frames
+
+    def _check_size(self, x: torch.Tensor, ds_scale) -> float:
+        """The ds to use for frames of ``x``'s size; ValueError if the model or the export cannot serve it."""
         ds = self._ds(ds_scale)
-        processing_size(x0.shape[2], x0.shape[3], ds)
+        processing_size(x.shape[2], x.shape[3], ds)
+        if hasattr(self.backend, "check_frames"):  # an export serves one padded size: say so before any work
+            self.backend.check_frames(x.shape[2], x.shape[3])
+        return ds
+
+    def _pair(self, x0, x1, ts, ds, enc0=None, reuse: bool = False):
+        """Frames [T,3,H,W] for one checked pair, and frame 1's encoding when ``reuse`` (for the next pair).
+
+        With ``reuse`` and a backend that can encode single frames, frame 0's encoding ``enc0`` (from the
+        previous pair of a video) is used instead of encoding it again.
+        """
         pad = Padding.for_size(x0.shape[2], x0.shape[3])
         x0, x1 = pad.pad(x0), pad.pad(x1)
-        feats = self.backend.flow(x0, x1, ds)
+        enc1 = None
+        if reuse and hasattr(self.backend, "encode"):
+            enc0 = enc0 if enc0 is not None else self.backend.encode(x0, ds)
+            enc1 = self.backend.encode(x1, ds)
+            feats = self.backend.flow_encoded(enc0, enc1)
+        else:
+            feats = self.backend.flow(x0, x1, ds)
         flow01, flow10 = feats["flow01"], feats["flow10"]
         if not bool(torch.isfinite(flow01).all() and torch.isfinite(flow10).all()):
             raise RuntimeError("the flow estimator produced non-finite flows (the official model asserts here)")
         t = torch.tensor(ts, dtype=torch.float32, device=self.device)
-        step = self.max_batch or len(ts)
-        out = []
-        for i in range(0, len(ts), step):
-            flowt = self.backend.motion(flow01, flow10, t[i:i + step])
-            out.append(pad.crop(self.backend.synthesis(x0, x1, feats, flowt, t[i:i + step], ds)))
-        return out[0] if len(out) == 1 else torch.cat(out)
+        step = self.max_batch or self._batch_cap or len(ts)
+        out, i = [], 0
+        while i < len(ts):
+            try:
+                flowt = self.backend.motion(flow01, flow10, t[i:i + step])
+                out.append(pad.crop(self.backend.synthesis(x0, x1, feats, flowt, t[i:i + step], ds)))
+                i += step
+            except torch.cuda.OutOfMemoryError:
+                if self.max_batch is not None or step == 1:
+                    raise
+                # same frames from smaller batches; remembered so later pairs start there
+                step = self._batch_cap = step // 2
+                torch.cuda.empty_cache()
+        return (out[0] if len(out) == 1 else torch.cat(out)), enc1
 
     def stream(self, frames: Iterable, factor: int = 2, ds_scale: Optional[float] = None) -> Iterator[torch.Tensor]:
         """Interpolate a video: yields the originals and ``factor - 1`` new frames between each pair, in order.
@@ -106,15 +175,18 @@ class Interpolator:
         if not isinstance(factor, int) or factor < 2:
             raise ValueError(f"factor must be an integer >= 2, got {factor!r}")
         ts = [i / factor for i in range(1, factor)]
-        prev = None
+        prev = enc = None
         for i, frame in enumerate(frames):
             cur = to_tensor(frame, f"frame {i}", self.device)
             if prev is None:
+                ds = self._check_size(cur, ds_scale)
                 yield cur[0]
             else:
                 if cur.shape != prev.shape:
                     raise ValueError(f"frame {i} is {tuple(cur.shape[-2:])}, earlier frames are {tuple(prev.shape[-2:])}")
-                yield from self.interpolate(prev, cur, ts, ds_scale)
+                # each frame is encoded once: its encoding serves as frame 0 of the next pair
+                new, enc = self._pair(prev, cur, ts, ds, enc0=enc, reuse=True)
+                yield from new
                 yield cur[0]
             prev = cur
 
