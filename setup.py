@@ -30,5 +30,6 @@ setup(
     entry_points={"console_scripts": [
         "gimm-interpolate=gimm_trt.cli:interpolate",
         "gimm-bench=gimm_trt.cli:bench",
+        "gimm-export=gimm_trt.cli:export",
     ]},
 )

@@ -257,3 +257,73 @@ def bench(resolution, backends, precisions, factor, pairs, warmup, ds_scale, see
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             write(doc, path)
             click.echo(f"wrote {path}", err=True)
+
+
+@click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--fp16", is_flag=True,
+              help="fp16 convolutions and matmuls with fp32 islands (coordinates, warps, splatting, correlation, "
+                   "normalisers); inputs and outputs stay fp32.")
+@click.option("--resolution", default="4k", show_default=True,
+              help="4k, 2k, 1080p, 720p or WxH (width first): the frame size the export serves (any size that pads "
+                   "to the same multiple of 32).")
+@click.option("--ds-scale", type=float, default=None, help="Processing scale. Default: 1.0 up to 1080p, 0.5 for 2K, "
+                                                         "0.25 for 4K.")
+@click.option("--splat", type=click.Choice(("plugin", "portable")), default="plugin", show_default=True,
+              help="plugin: one custom node (TensorRT plugin, ONNX Runtime custom op); portable: standard ops only.")
+@click.option("--out", default="exports", show_default=True, type=click.Path(file_okay=False),
+              help="Writes <out>/<variant>-<precision>-<resolution>/.")
+@click.option("--build-engines", is_flag=True,
+              help="Then build the TensorRT engines into <dir>/engines (TensorRT >= 10.9, a CUDA GPU: --device).")
+@click.option("--max-timesteps", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Largest number of timesteps per call the TensorRT engines accept.")
+@click.option("--opset", type=click.IntRange(17, 19), default=18, show_default=True,
+              help="ONNX opset (20 changed GridSample, which TensorRT 10 parses as nearest).")
+@click.option("--check", is_flag=True,
+              help="Run each graph in ONNX Runtime against PyTorch on a synthetic pair and print the differences.")
+@click.option("--force", is_flag=True, help="Trace every stage again even when the export is up to date.")
+@model_options(device=None)
+@user_errors
+def export(fp16, resolution, ds_scale, splat, out, build_engines, max_timesteps, opset, check, force, variant,
+           checkpoint, random_weights, device):
+    """Export GIMM-VFI to ONNX: flow, motion and synthesis graphs plus manifest.json (and TensorRT engines).
+
+    Re-running with the same inputs reuses the directory; a changed input re-exports only the stages it
+    affects. Progress goes to stderr; the export directory is the last line on stdout.
+
+    \b
+    Examples:
+        gimm-export --variant R-P --fp16 --resolution 4k --build-engines
+        gimm-export --variant R --random-weights --resolution 448x256 --splat portable --out /tmp/exports
+    """
+    from .export.exporter import ExportOptions, export as export_model
+
+    options = ExportOptions(variant=variant, checkpoint=checkpoint, random_weights=random_weights,
+                            precision="fp16" if fp16 else "fp32", resolution=resolution, ds_scale=ds_scale,
+                            splat=splat, opset=opset, max_timesteps=max_timesteps)
+    if build_engines:  # said before minutes of export, not after
+        from .engines.compat import import_trt
+
+        import_trt()
+        import torch
+
+        if not torch.cuda.is_available() or (device or "cuda").startswith("cpu"):
+            raise ValueError("--build-engines needs a CUDA GPU (TensorRT builds on --device, default cuda)")
+    log = (lambda message: click.echo(message, err=True))
+    if random_weights:
+        log("random weights: the export is not a trained model (speed work and tests only)")
+    export_dir = export_model(options, out, force=force, log=log)
+    if check:
+        import json
+
+        from .export.check import compare_export
+        from .model.checkpoint import load_model
+
+        model = load_model(checkpoint, variant=variant, random_weights=random_weights)
+        click.echo(json.dumps(compare_export(export_dir, model), indent=1), err=True)
+    if build_engines:
+        from .engines import build_engines as build
+
+        log("building TensorRT engines (minutes per stage on the first build; cached after)")
+        for stage, plan in build(export_dir, max_timesteps=max_timesteps, device=device).items():
+            log(f"{stage}: {plan}")
+    click.echo(str(export_dir))

@@ -1,0 +1,22 @@
+"""torch -> three ONNX graphs (flow, motion, synthesis), fp16 with fp32 islands, manifest, reuse.
+
+``export(ExportOptions(...), out)`` writes ``<out>/<variant>-<precision>-<resolution>/``; ``gimm-export`` is
+its command line and ``Interpolator.from_export`` runs the result. Importing this package imports neither
+torch nor ONNX: names resolve on first use.
+"""
+import importlib
+
+_EXPORTS = {
+    "ExportOptions": "exporter", "Weights": "exporter", "export": "exporter", "export_key": "exporter",
+    "weights_of": "exporter", "OPSETS": "exporter", "DEFAULT_OPSET": "exporter", "SPLAT_FORMS": "exporter",
+    "ExportInfo": "manifest", "read_manifest": "manifest",
+    "to_fp16": "fp16", "Fp16Report": "fp16",
+    "STAGES": "graphs", "stage_module": "graphs", "trace": "graphs",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,314 @@
+"""``export``: a GIMM-VFI model -> ``<out>/<variant>-<precision>-<resolution>/`` (three ONNX graphs + manifest).
+
+Per stage: trace with the dynamo exporter (``graphs.trace``), clean (``passes.clean``), for fp16 convert with
+fp32 islands (``fp16.to_fp16``), check (``onnx.checker``), write atomically. Re-running with the same inputs
+reuses the directory (``manifest.reuse_problem``); different inputs re-export into it.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from . import graphs, manifest
+
+__all__ = ["ExportOptions", "Weights", "export", "weights_of", "OPSETS", "DEFAULT_OPSET", "PRECISIONS", "SPLAT_FORMS"]
+
+OPSETS = (17, 18, 19)  # not 20: GridSample changed there and TensorRT 10 parses it as nearest (NVIDIA/TensorRT#4646)
+DEFAULT_OPSET = 18
+PRECISIONS = ("fp32", "fp16")
+SPLAT_FORMS = ("plugin", "portable")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportOptions:
+    """Everything an export is made from.
+
+    Args:
+        variant: ``"R"``, ``"R-P"``, ``"F"``, ``"F-P"``.
+        checkpoint: official ``.pt``/``.safetensors``; None = the official file name in ``$GIMM_TRT_CHECKPOINTS``
+            or ``./pretrained_ckpt``. ``random_weights=True`` (with ``seed``) uses synthetic weights instead.
+        precision: ``"fp32"`` or ``"fp16"`` (fp16 convolutions/matmuls, fp32 islands, fp32 graph I/O).
+        resolution: ``"4k"``, ``"2k"``, ``"1080p"``, ``"720p"`` or ``"WxH"``: the frame size served (any frame
+            that pads to the same multiple of 32).
+        ds_scale: processing scale; None = 1.0 up to 1080p, 0.5 for 2K, 0.25 for 4K.
+        splat: ``"plugin"`` (one custom node: TensorRT plugin / ORT custom op) or ``"portable"`` (standard ops).
+        opset: 17, 18 or 19.
+        max_timesteps: the largest T the TensorRT engines are built for (recorded in the manifest).
+    """
+
+    variant: str = "R-P"
+    checkpoint: Optional[str] = None
+    random_weights: bool = False
+    seed: int = 0
+    precision: str = "fp32"
+    resolution: str = "1080p"
+    ds_scale: Optional[float] = None
+    splat: str = "plugin"
+    opset: int = DEFAULT_OPSET
+    max_timesteps: int = 8
+
+    def __post_init__(self):
+        from ..model.checkpoint import Weights as _Weights
+
+        _Weights.verify(self.variant)
+        if self.checkpoint is not None and self.random_weights:
+            raise ValueError("pass either a checkpoint or random weights, not both")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.splat not in SPLAT_FORMS:
+            raise ValueError(f"splat must be one of {', '.join(SPLAT_FORMS)}, got {self.splat!r}")
+        if self.opset not in OPSETS:
+            why = " (opset 20 changed GridSample, which TensorRT 10 then parses as nearest)" if self.opset >= 20 else ""
+            raise ValueError(f"opset must be one of {', '.join(map(str, OPSETS))}, got {self.opset}{why}")
+        if not isinstance(self.max_timesteps, int) or self.max_timesteps < 1:
+            raise ValueError(f"max_timesteps must be an integer >= 1, got {self.max_timesteps!r}")
+        self.sizes  # validates resolution and ds_scale
+
+    @property
+    def frame(self):
+        """The ``Resolution`` (name, width, height)."""
+        from ..runtime.resolution import parse_resolution
+
+        return parse_resolution(self.resolution)
+
+    @property
+    def ds(self) -> float:
+        return float(self.ds_scale) if self.ds_scale is not None else self.frame.default_ds_scale
+
+    @property
+    def sizes(self) -> tuple:
+        """((Hp, Wp) padded, (h, w) processing); ValueError when the model cannot run this size and scale."""
+        from ..runtime.frames import processing_size
+
+        res = self.frame
+        hp, wp, hd, wd = processing_size(res.height, res.width, self.ds)
+        return (hp, wp), (hd, wd)
+
+    @property
+    def name(self) -> str:
+        """The directory name: ``<variant>-<precision>-<resolution>``."""
+        return f"{self.variant}-{self.precision}-{self.frame.name}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Weights:
+    """Where the weights come from: ``label`` for people, ``sha256`` of the file (None for random weights)."""
+
+    label: str
+    sha256: Optional[str] = None
+    path: Optional[str] = None
+
+    @property
+    def identity(self) -> str:
+        return self.sha256 or self.label
+
+
+def weights_of(options: ExportOptions) -> Weights:
+    """The weights ``options`` names; CheckpointError (a ValueError) when the file is missing."""
+    from ..engines.cache import sha256_file
+    from ..model.checkpoint import WEIGHTS_URL, CheckpointError, Weights as _Weights
+
+    if options.random_weights:
+        return Weights(label=f"random weights (seed {options.seed})")
+    path = Path(options.checkpoint) if options.checkpoint else _Weights.verify(options.variant).default_path()
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path} (download the official files from {WEIGHTS_URL} into "
+                              "./pretrained_ckpt or $GIMM_TRT_CHECKPOINTS, pass --checkpoint, or use --random-weights)")
+    return Weights(label=str(path), sha256=sha256_file(path), path=str(path))
+
+
+def _fields(options: ExportOptions, weights: Weights) -> dict:
+    """The inputs an export depends on (hashed into ``inputs_sha256``); max_timesteps only affects engines."""
+    from .. import __version__
+    from ..model.checkpoint import Weights as _Weights
+
+    padded, processing = options.sizes
+    return {"weights": weights.identity, "variant": options.variant, "precision": options.precision,
+            "resolution": options.frame.name, "padded_size": list(padded), "processing_size": list(processing),
+            "ds_scale": options.ds, "splat": options.splat, "opset": options.opset, "gimm_trt": __version__,
+            "source": manifest.source_digest(_Weights.verify(options.variant).value.arch)}
+
+
+def export_key(options: ExportOptions, weights: Weights) -> str:
+    """sha256 of the export's inputs: equal keys, equal graphs."""
+    return manifest.inputs_digest(_fields(options, weights))
+
+
+@contextlib.contextmanager
+def _locked(export_dir: Path):
+    """One exporter per directory at a time (Polygraphy's file lock when installed)."""
+    try:
+        from ..engines.cache import file_lock
+        import polygraphy  # noqa: F401  (file_lock needs it)
+    except ImportError:
+        yield
+        return
+    export_dir.mkdir(parents=True, exist_ok=True)
+    with file_lock(export_dir / ".export"):
+        yield
+
+
+def _io(values) -> list:
+    import onnx
+
+    out = []
+    for vi in values:
+        tt = vi.type.tensor_type
+        dims = [d.dim_param or d.dim_value for d in tt.shape.dim]
+        out.append({"name": vi.name, "shape": dims, "dtype": onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name})
+    return out
+
+
+def export(options: ExportOptions, out="exports", *, model=None, weights: Optional[Weights] = None,
+           force: bool = False, log: Optional[Callable[[str], None]] = None) -> Path:
+    """Write (or reuse) the export of ``options`` under ``out``; returns ``<out>/<options.name>``.
+
+    A directory made from the same inputs is reused as is. Otherwise each stage is, in this order: kept when
+    its own inputs did not change (a new splat form re-traces only motion), converted from the fp32 sibling
+    export ``<variant>-fp32-<resolution>`` for fp16 when that one was made from the same inputs, or traced.
+
+    Args:
+        model: the ``GIMMVFI`` to export, already loaded from the weights ``weights`` describes (default: loaded
+            from ``options`` when a stage needs tracing).
+        weights: identity of the weights (default: ``weights_of(options)``, which hashes the checkpoint).
+        force: trace every stage again.
+        log: called with one line per step (the CLI prints them on stderr).
+    """
+    log = (lambda message: None) if log is None else log
+    weights = weights or weights_of(options)
+    fields = _fields(options, weights)
+    digest = manifest.inputs_digest(fields)
+    export_dir = Path(out) / options.name
+    with _locked(export_dir):
+        problem = "forced" if force else manifest.reuse_problem(export_dir, digest)
+        if problem is None:
+            data = manifest.read_manifest(export_dir)
+            if data.get("max_timesteps") != options.max_timesteps:  # engines only: no new graphs needed
+                manifest.write_manifest(export_dir, {**data, "max_timesteps": options.max_timesteps})
+            log(f"reusing {export_dir} (made from the same inputs)")
+            return export_dir
+        if (export_dir / manifest.MANIFEST).exists():
+            log(f"re-exporting {export_dir}: {problem}")
+        sources = _Sources(options, weights, model, out, force, log)
+        plan = {stage: sources.find(stage, export_dir, manifest.stage_digest(fields, stage)) for stage in graphs.STAGES}
+        (export_dir / manifest.MANIFEST).unlink(missing_ok=True)  # incomplete until the new one is written
+        stages = {stage: _make_stage(stage, found, options, sources, export_dir, log) for stage, found in plan.items()}
+        for stage, entry in stages.items():
+            entry["inputs_sha256"] = manifest.stage_digest(fields, stage)
+        padded, processing = options.sizes
+        data = {
+            "schema": manifest.SCHEMA,
+            "variant": options.variant,
+            "weights": weights.label,
+            "checkpoint_sha256": weights.sha256 or weights.label,
+            "precision": options.precision,
+            "resolution": {"name": options.frame.name, "width": options.frame.width, "height": options.frame.height},
+            "padded_size": list(padded),
+            "processing_size": list(processing),
+            "ds_scale": options.ds,
+            "max_timesteps": options.max_timesteps,
+            "opset": options.opset,
+            "splat": _splat_entry(options.splat),
+            "dynamic_axis": {"name": graphs.T_AXIS, "inputs": ["t", "flowt"], "outputs": ["flowt", "frames"]},
+            "stages": stages,
+            "tools": manifest.tool_versions(),
+            "inputs": fields,
+            "inputs_sha256": digest,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        manifest.write_manifest(export_dir, data)
+    log(f"wrote {export_dir}")
+    return export_dir
+
+
+def _splat_entry(form: str) -> dict:
+    from ..plugins import schema
+
+    if form == "plugin":
+        return {"form": form, "node": f"{schema.NAMESPACE}::{schema.OP_NAME}", "version": schema.VERSION,
+                "note": "custom node: TensorRT plugin gimm_trt::splat, ONNX Runtime via onnxruntime-extensions"}
+    return {"form": form, "node": "ScatterElements(reduction=add)", "note": "standard ONNX ops only"}
+
+
+class _Sources:
+    """Where each stage's graph comes from: the directory itself, the fp32 sibling, or a trace of the model."""
+
+    def __init__(self, options, weights, model, out, force, log):
+        self.options, self.weights, self._model, self.out, self.force, self.log = options, weights, model, out, force, log
+
+    def find(self, stage: str, export_dir: Path, digest: str):
+        """("keep", entry) | ("fp32", path) | ("trace", None)."""
+        if self.force:
+            return "trace", None
+        if manifest.reusable_stage(export_dir, stage, digest) is not None:
+            return "keep", manifest.read_manifest(export_dir)["stages"][stage]
+        if self.options.precision == "fp16":
+            from dataclasses import replace
+
+            fp32 = replace(self.options, precision="fp32")
+            path = manifest.reusable_stage(Path(self.out) / fp32.name, stage,
+                                           manifest.stage_digest(_fields(fp32, self.weights), stage))
+            if path is not None:
+                return "fp32", path
+        return "trace", None
+
+    @property
+    def model(self):
+        if self._model is None:
+            from ..model.checkpoint import load_model
+
+            self.log(f"loading GIMM-VFI-{self.options.variant} ({self.weights.label})")
+            self._model = load_model(self.weights.path, variant=self.options.variant,
+                                     random_weights=self.options.random_weights, seed=self.options.seed)
+        return self._model
+
+
+def _make_stage(stage, found, options, sources, export_dir, log) -> dict:
+    """Write ``<stage>.onnx`` (unless kept) and return its manifest entry."""
+    import onnx_ir as ir
+
+    from ..engines.cache import atomic_write
+    from . import passes
+
+    how, source = found
+    if how == "keep":
+        log(f"{stage}: unchanged, kept")
+        return dict(source)
+    start = time.perf_counter()
+    padded, processing = options.sizes
+    if how == "fp32":
+        log(f"{stage}: converting {source} to fp16")
+        ir_model = ir.load(str(source))
+        entry = {"made_from": str(source)}
+    else:
+        model = sources.model  # loads it on first use
+        start = time.perf_counter()
+        log(f"{stage}: tracing with torch.onnx (dynamo), opset {options.opset}, "
+            f"{padded[1]}x{padded[0]} padded, ds {options.ds:g}")
+        module = graphs.stage_module(model, stage, options.ds)
+        ir_model = graphs.trace(module, graphs.example_inputs(stage, padded, processing), stage=stage,
+                                opset=options.opset, splat=options.splat)
+        entry = {"trace_seconds": round(time.perf_counter() - start, 2)}
+        passes.clean(ir_model)
+    if options.precision == "fp16":
+        from . import fp16
+
+        entry["fp16"] = fp16.to_fp16(ir_model, islands=fp16.island_classes()).as_dict()
+        passes.prune(ir_model)  # the fp32 originals of converted weights
+    proto = passes.to_proto(ir_model, name=f"gimm_{stage}",
+                            doc=f"GIMM-VFI-{options.variant} {stage} stage, {options.precision}, gimm_trt export")
+    passes.check(proto)
+    data = proto.SerializeToString()
+    file = f"{stage}.onnx"
+    atomic_write(export_dir / file, data)
+    seconds = time.perf_counter() - start
+    entry = {"file": file, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+             "nodes": len(proto.graph.node), "ops": passes.op_counts(proto), "inputs": _io(proto.graph.input),
+             "outputs": _io(proto.graph.output), "exporter": "torch.onnx.export(dynamo=True)",
+             "export_seconds": round(seconds, 2), **entry}
+    log(f"{stage}: {entry['nodes']} nodes, {len(data) / 2**20:.1f} MiB, {seconds:.1f} s")
+    return entry

@@ -1,0 +1,174 @@
+"""``manifest.json`` of an export directory: what was exported, from what, with what; and when to reuse it.
+
+An export is reused when its manifest records the same ``inputs_sha256`` (a digest of everything the graphs
+depend on: weights, variant, precision, sizes, ds, splat form, opset, gimm_trt version and source) and every
+ONNX file still has the sha256 the manifest records. Anything else re-exports. The manifest is written last
+(atomically) and removed before a re-export starts, so a killed export never looks complete.
+
+Reading is light (json only): the runtime opens exports through ``ExportInfo``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["SCHEMA", "MANIFEST", "ExportInfo", "read_manifest", "write_manifest", "inputs_digest", "source_digest",
+           "stage_digest", "reuse_problem", "reusable_stage", "tool_versions"]
+
+SCHEMA = "gimm-export/1"
+MANIFEST = "manifest.json"
+
+
+def read_manifest(export_dir) -> dict:
+    """The manifest of ``export_dir``; ValueError when it is missing or not one of ours."""
+    path = Path(export_dir) / MANIFEST
+    if not path.is_file():
+        raise ValueError(f"{export_dir} is not a gimm-export directory (no {MANIFEST}); create one with gimm-export")
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); re-run gimm-export") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise ValueError(f"{path} is not a {SCHEMA} manifest; re-run gimm-export")
+    return data
+
+
+def write_manifest(export_dir, data: dict) -> Path:
+    from ..engines.cache import atomic_write
+
+    return atomic_write(Path(export_dir) / MANIFEST, (json.dumps(data, indent=2) + "\n").encode())
+
+
+# the other flow estimator's files: an edit there leaves this variant's graphs as they are
+_OTHER_ESTIMATOR = {"r": ("flow/flowformer.py", "flow/twins.py"), "f": ("flow/raft.py",)}
+
+
+def source_digest(arch: str) -> str:
+    """sha256 over the gimm_trt sources the graphs of ``arch`` (``"r"``/``"f"``) are made by (model, plugins,
+    the trace and graph passes): an edited model invalidates exports while the package version stays the same."""
+    root = Path(__file__).resolve().parent.parent
+    skip = {root / "model" / name for name in _OTHER_ESTIMATOR[arch]}
+    files = [*(root / "model").rglob("*.py"), *(root / "model").rglob("*.json"), *(root / "plugins").rglob("*.py"),
+             *(root / "export" / name for name in ("graphs.py", "passes.py", "fp16.py"))]
+    digest = hashlib.sha256()
+    for path in sorted(set(files) - skip):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def inputs_digest(fields: dict) -> str:
+    """sha256 of the export's inputs (a JSON-able dict, key order irrelevant)."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+# what each graph does not depend on: a re-export that changes only these keeps the stage's file
+_STAGE_IGNORES = {"flow": ("splat", "resolution"), "synthesis": ("splat", "resolution"),
+                  "motion": ("resolution", "padded_size", "ds_scale")}
+
+
+def stage_digest(fields: dict, stage: str) -> str:
+    """sha256 of the inputs one stage's graph depends on."""
+    kept = {k: v for k, v in fields.items() if k not in _STAGE_IGNORES[stage]}
+    return inputs_digest({**kept, "stage": stage})
+
+
+def reusable_stage(export_dir, stage: str, digest: str):
+    """The ONNX file of ``stage`` in ``export_dir`` when its manifest entry was made from ``digest`` and the
+    file is intact; else None. Reads the manifest even when the export as a whole differs."""
+    from ..engines.cache import sha256_file
+
+    try:
+        entry = read_manifest(export_dir)["stages"][stage]
+        path = Path(export_dir) / entry["file"]
+        if entry.get("inputs_sha256") == digest and path.is_file() and sha256_file(path) == entry.get("sha256"):
+            return path
+    except (ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def tool_versions() -> dict:
+    import importlib.metadata as md
+
+    from .. import __version__
+
+    versions = {"gimm_trt": __version__}
+    for dist in ("torch", "onnx", "onnxscript", "onnx-ir", "onnxruntime", "onnxruntime-extensions"):
+        try:
+            versions[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            versions[dist] = None
+    return versions
+
+
+def reuse_problem(export_dir, digest: str):
+    """None when ``export_dir`` holds a complete export with inputs ``digest``; else why it must be redone."""
+    from ..engines.cache import sha256_file
+
+    export_dir = Path(export_dir)
+    if not (export_dir / MANIFEST).is_file():
+        return "no manifest"
+    try:
+        data = read_manifest(export_dir)
+    except ValueError as err:
+        return str(err)
+    if data.get("inputs_sha256") != digest:
+        return "made from different inputs"
+    for stage, entry in data.get("stages", {}).items():
+        path = export_dir / entry["file"]
+        if not path.is_file():
+            return f"{entry['file']} is missing"
+        if sha256_file(path) != entry.get("sha256"):
+            return f"{entry['file']} does not match its manifest"
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportInfo:
+    """What a runtime needs from a manifest: sizes, scale, precision, splat form, tensor names."""
+
+    path: Path
+    variant: str
+    precision: str
+    weights: str
+    ds_scale: float
+    padded_size: tuple  # (Hp, Wp)
+    processing_size: tuple  # (h, w)
+    resolution: str
+    max_timesteps: int
+    splat: str
+    stages: dict  # stage -> manifest entry (file, inputs, outputs, sha256, ...)
+
+    @classmethod
+    def read(cls, export_dir) -> "ExportInfo":
+        path = Path(export_dir)
+        data = read_manifest(path)
+        try:
+            return cls(path=path, variant=data["variant"], precision=data["precision"], weights=data["weights"],
+                       ds_scale=float(data["ds_scale"]), padded_size=tuple(data["padded_size"]),
+                       processing_size=tuple(data["processing_size"]), resolution=data["resolution"]["name"],
+                       max_timesteps=int(data["max_timesteps"]), splat=data["splat"]["form"], stages=data["stages"])
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"{path / MANIFEST} lacks {err}; re-run gimm-export") from None
+
+    def onnx_path(self, stage: str) -> Path:
+        return self.path / self.stages[stage]["file"]
+
+    def check_frames(self, height: int, width: int) -> None:
+        """ValueError unless frames of ``height`` x ``width`` pad to the size this export was made for."""
+        from ..runtime.frames import Padding
+
+        pad = Padding.for_size(height, width)
+        padded = (height + pad.top + pad.bottom, width + pad.left + pad.right)
+        if padded != self.padded_size:
+            hp, wp = self.padded_size
+            raise ValueError(f"frames of {width}x{height} (padded to {padded[1]}x{padded[0]}) do not fit this export "
+                             f"({self.path}), made for frames that pad to {wp}x{hp} ({self.resolution}); export for "
+                             f"{width}x{height} with gimm-export --resolution {width}x{height}")
+
+    def check_ds(self, ds: float) -> None:
+        if float(ds) != self.ds_scale:
+            raise ValueError(f"this export ({self.path}) was made for ds_scale={self.ds_scale}; got ds_scale={ds} "
+                             f"(re-export with --ds-scale {ds})")
