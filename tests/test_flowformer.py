@@ -11,16 +11,19 @@ from gimm_trt.model.synthetic import synthetic_state_dict
 CASE, SEED = "f_s2_128x224_n3_ds1", 2
 
 # per tensor: (mean, p99, threshold, fraction above it); images in [0,1], flows in pixels. Float summation
-# order alone moves the official F model's flows by up to 4.2e-4 (estimator) and 2.3e-3 (flowt), and can flip
-# isolated splatted pixels (fixtures/README.md): hence robust statistics, not max.
+# order alone moves the official F model's flows by up to 4.2e-4 (estimator) and 2.3e-3 (flowt), 25x more
+# than R's, and can flip isolated splatted pixels between empty and filled (fixtures/README.md): hence robust
+# statistics, not max. One such flip here moves flowt by up to 9 px at 0.1 % of its values, which is why the
+# means of flowt and of the 1/4 flows after it are looser than test_model.py's R bounds (measured: 6.5e-4 and
+# 7e-5); the frame bounds are the same.
 BOUNDS = {
     "fe": (1e-5, 1e-4, 1e-3, 0.0),
     "raft_flow": (1e-4, 1e-3, 1e-2, 0.005),
     "nflow": (1e-5, 1e-4, 1e-3, 0.0),
     "flow_scaler": (1e-3, 1e-3, 1e-2, 0.0),  # the max |flow|: as loose as the estimator's own flows
     "splat_w": (1e-4, 1e-3, 1e-2, 0.005),
-    "flowt": (1e-3, 1e-2, 0.1, 0.005),
-    "flowt_4": (1e-4, 1e-3, 1e-2, 0.005),
+    "flowt": (3e-3, 1e-2, 0.1, 0.005),
+    "flowt_4": (3e-4, 3e-3, 1e-2, 0.005),
     "imgt_pred": (2e-4, 1e-3, 1e-2, 0.005),
 }
 FEATURES = ("fe_feat4_0", "fe_feat4_1", "fe_feat8_0", "fe_feat8_1", "fe_fmap0", "fe_fmap1")  # FLOW_OUTPUTS[2:]
