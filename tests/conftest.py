@@ -1,8 +1,8 @@
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
+import torch.nn.functional as F
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CASES = {  # fixture -> (variant, synthetic seed), see fixtures/README.md
@@ -36,3 +36,46 @@ def assert_close_robust(name, a, b, *, mean, p99, thr, frac=0.005):
     above = s["frac"](thr)
     msg = f"{name}: mean {s['mean']:.2e} (<= {mean}), p99 {s['p99']:.2e} (<= {p99}), {above:.3%} above {thr} (<= {frac:.1%}), max {s['max']:.2e}"
     assert s["mean"] <= mean and s["p99"] <= p99 and above <= frac, msg
+
+
+FEATURES = ("fe_fmap0", "fe_fmap1", "fe_feat4_0", "fe_feat4_1", "fe_feat8_0", "fe_feat8_1")
+KEYS = FEATURES + ("raft_flow", "nflow", "flow_scaler", "splat_w01", "splat_w10", "flowt", "flowt0_4", "flowt1_4",
+                   "imgt_pred")
+
+
+def run_stages(case: dict, model) -> dict:
+    """Every stored intermediate (``KEYS``), computed by our stages the way the official demo calls the model."""
+    l, r, t, b = case["pad_lrtb"].tolist()
+    img0 = F.pad(torch.from_numpy(case["img0"]), (l, r, t, b), mode="replicate")
+    img1 = F.pad(torch.from_numpy(case["img1"]), (l, r, t, b), mode="replicate")
+    ts = torch.tensor(case["timesteps"], dtype=torch.float32)
+    ds = float(case["ds_factor"])
+    x0 = F.interpolate(img0, scale_factor=ds, mode="bilinear")
+    x1 = F.interpolate(img1, scale_factor=ds, mode="bilinear")
+    out = {}
+    with torch.inference_mode():
+        # the estimator's own features: the fixtures store them before R's projections
+        out.update(zip(FEATURES, model.flow.estimator(x0, x1)[2:]))
+        f = model.flow(img0, img1, ds)
+        out["raft_flow"] = torch.stack([f[0], f[1]], dim=2)
+        out["nflow"], scale = model.motion.normalise(f[0], f[1])
+        out["flow_scaler"] = scale.flatten()
+        out["splat_w01"], out["splat_w10"] = model.motion.splat_weights(f[0], f[1])
+        flowt = model.motion(f[0], f[1], ts)
+        out["flowt"] = flowt
+        out["flowt0_4"], out["flowt1_4"], _, _ = model.synthesis.quarter_flows(x0, x1, *f[4:8], flowt, ts)
+        frames = model.synthesis(img0, img1, *f[2:], flowt, ts, ds)
+        h, w = case["img0"].shape[-2:]
+        out["imgt_pred"] = frames[:, :, t:t + h, l:l + w]
+    return out
+
+
+def bound_for(bounds: dict, key: str):
+    """The (mean, p99, threshold, fraction) entry of ``bounds`` that applies to fixture array ``key``."""
+    if key.startswith("fe_"):
+        return bounds["fe"]
+    if key.startswith("splat_w"):
+        return bounds["splat_w"]
+    if key in ("flowt0_4", "flowt1_4"):
+        return bounds["flowt_4"]
+    return bounds[key]

@@ -1,9 +1,8 @@
 """GIMM-VFI-F: the FlowFormer estimator and the whole model against the official model's stored outputs."""
 import pytest
 import torch
-import torch.nn.functional as F
 
-from conftest import assert_close_robust, load_case
+from conftest import KEYS, assert_close_robust, bound_for, load_case, run_stages
 from gimm_trt.model.checkpoint import load_model
 from gimm_trt.model.flow.flowformer import CostEncoder, MotionAttention, flowformer
 from gimm_trt.model.synthetic import synthetic_state_dict
@@ -26,7 +25,6 @@ BOUNDS = {
     "flowt_4": (3e-4, 3e-3, 1e-2, 0.005),
     "imgt_pred": (2e-4, 1e-3, 1e-2, 0.005),
 }
-FEATURES = ("fe_feat4_0", "fe_feat4_1", "fe_feat8_0", "fe_feat8_1", "fe_fmap0", "fe_fmap1")  # FLOW_OUTPUTS[2:]
 
 
 @pytest.fixture(scope="module")
@@ -47,46 +45,13 @@ def official_state():
 @pytest.fixture(scope="module")
 def ours(case, model):
     """Every stored intermediate, computed once by our stages the way the official demo calls the model."""
-    l, r, t, b = case["pad_lrtb"].tolist()
-    img0 = F.pad(torch.from_numpy(case["img0"]), (l, r, t, b), mode="replicate")
-    img1 = F.pad(torch.from_numpy(case["img1"]), (l, r, t, b), mode="replicate")
-    ts = torch.tensor(case["timesteps"], dtype=torch.float32)
-    ds = float(case["ds_factor"])
-    out = {}
-    with torch.inference_mode():
-        # F has no projections after the estimator, so the flow stage returns the estimator's own features
-        f = model.flow(img0, img1, ds)
-        out.update(zip(FEATURES, f[2:]))
-        out["raft_flow"] = torch.stack([f[0], f[1]], dim=2)
-        out["nflow"], scale = model.motion.normalise(f[0], f[1])
-        out["flow_scaler"] = scale.flatten()
-        out["splat_w01"], out["splat_w10"] = model.motion.splat_weights(f[0], f[1])
-        flowt = model.motion(f[0], f[1], ts)
-        out["flowt"] = flowt
-        x0 = F.interpolate(img0, scale_factor=ds, mode="bilinear")
-        x1 = F.interpolate(img1, scale_factor=ds, mode="bilinear")
-        out["flowt0_4"], out["flowt1_4"], _, _ = model.synthesis.quarter_flows(x0, x1, *f[4:8], flowt, ts)
-        frames = model.synthesis(img0, img1, *f[2:], flowt, ts, ds)
-        h, w = case["img0"].shape[-2:]
-        out["imgt_pred"] = frames[:, :, t:t + h, l:l + w]
-    return out
+    return run_stages(case, model)
 
 
-def _bound(key):
-    if key.startswith("fe_"):
-        return BOUNDS["fe"]
-    if key.startswith("splat_w"):
-        return BOUNDS["splat_w"]
-    if key in ("flowt0_4", "flowt1_4"):
-        return BOUNDS["flowt_4"]
-    return BOUNDS[key]
-
-
-@pytest.mark.parametrize("key", FEATURES + ("raft_flow", "nflow", "flow_scaler", "splat_w01", "splat_w10", "flowt",
-                                            "flowt0_4", "flowt1_4", "imgt_pred"))
+@pytest.mark.parametrize("key", KEYS)
 def test_parity(case, ours, key):
     assert ours[key].shape == case[key].shape, (key, ours[key].shape, case[key].shape)
-    mean, p99, thr, frac = _bound(key)
+    mean, p99, thr, frac = bound_for(BOUNDS, key)
     assert_close_robust(f"{CASE}/{key}", ours[key], case[key], mean=mean, p99=p99, thr=thr, frac=frac)
 
 

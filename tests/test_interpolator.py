@@ -1,5 +1,4 @@
 """The public API: parity through it, input forms, batching, ds_scale, stream, and clear errors."""
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
