@@ -313,13 +313,16 @@ def export(fp16, resolution, ds_scale, splat, out, build_engines, max_timesteps,
         log("random weights: the export is not a trained model (speed work and tests only)")
     export_dir = export_model(options, out, force=force, log=log)
     if check:
-        import json
-
         from .export.check import compare_export
         from .model.checkpoint import load_model
 
+        log("checking: each graph in ONNX Runtime against PyTorch (fp32) on a synthetic pair, same inputs")
         model = load_model(checkpoint, variant=variant, random_weights=random_weights)
-        click.echo(json.dumps(compare_export(export_dir, model), indent=1), err=True)
+        for stage, outputs in compare_export(export_dir, model).items():
+            for name, s in outputs.items():
+                db = f", PSNR {s['psnr_db']:.1f} dB" if "psnr_db" in s else ""
+                log(f"  {stage}/{name}: max |d| {s['max_abs']:.2e}, mean |d| {s['mean_abs']:.2e} "
+                    f"(values up to {s['ref_max_abs']:.3g}){db}")
     if build_engines:
         from .engines import build_engines as build
 

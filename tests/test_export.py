@@ -189,7 +189,8 @@ def test_fp16_graph_structure(r0_fp16):
         model = onnx.load(str(r0_fp16["dir"] / f"{stage}.onnx"))
         io = [*model.graph.input, *model.graph.output]
         assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in io)  # callers do not change
-        types = {v.name: v.type.tensor_type.elem_type for v in onnx.shape_inference.infer_shapes(model).graph.value_info}
+        inferred = onnx.shape_inference.infer_shapes(model).graph.value_info
+        types = {v.name: v.type.tensor_type.elem_type for v in inferred}
         types.update({i.name: i.data_type for i in model.graph.initializer})
         types.update({v.name: v.type.tensor_type.elem_type for v in io})
         convs = [n for n in model.graph.node if n.op_type == "Conv"]

@@ -45,7 +45,7 @@ class ExportOptions:
     random_weights: bool = False
     seed: int = 0
     precision: str = "fp32"
-    resolution: str = "1080p"
+    resolution: str = "4k"
     ds_scale: Optional[float] = None
     splat: str = "plugin"
     opset: int = DEFAULT_OPSET
@@ -179,6 +179,7 @@ def export(options: ExportOptions, out="exports", *, model=None, weights: Option
         log: called with one line per step (the CLI prints them on stderr).
     """
     log = (lambda message: None) if log is None else log
+    _require_onnx()
     weights = weights or weights_of(options)
     fields = _fields(options, weights)
     digest = manifest.inputs_digest(fields)
@@ -225,6 +226,14 @@ def export(options: ExportOptions, out="exports", *, model=None, weights: Option
     return export_dir
 
 
+def _require_onnx() -> None:
+    import importlib.util
+
+    missing = [m for m in ("onnx", "onnxscript", "onnx_ir") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(f"exporting needs {', '.join(missing)}: `pip install gimm-trt[onnx]`")
+
+
 def _splat_entry(form: str) -> dict:
     from ..plugins import schema
 
@@ -238,7 +247,8 @@ class _Sources:
     """Where each stage's graph comes from: the directory itself, the fp32 sibling, or a trace of the model."""
 
     def __init__(self, options, weights, model, out, force, log):
-        self.options, self.weights, self._model, self.out, self.force, self.log = options, weights, model, out, force, log
+        self.options, self.weights, self._model = options, weights, model
+        self.out, self.force, self.log = out, force, log
 
     def find(self, stage: str, export_dir: Path, digest: str):
         """("keep", entry) | ("fp32", path) | ("trace", None)."""

@@ -185,5 +185,6 @@ def to_fp16(model, *, islands=DEFAULT_ISLANDS) -> Fp16Report:
             out = cast(value, FLOAT)
             out.name = name
             graph.outputs[i] = out
-    return Fp16Report(half_nodes=len(half), seeds=seeds, casts=len(casts), fp32_nodes=len(graph) - len(half) - len(casts),
+    return Fp16Report(half_nodes=len(half), seeds=seeds, casts=len(casts),
+                      fp32_nodes=len(graph) - len(half) - len(casts),
                       fp32_seed_ops=fp32_seed_ops)

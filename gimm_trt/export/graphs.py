@@ -115,9 +115,11 @@ def trace(module: nn.Module, args: tuple, *, stage: str, opset: int, splat: str)
     import warnings
 
     from ..plugins import onnx_node
+    from .passes import quiet
 
     inputs, outputs = IO[stage]
-    with onnx_node.export_splat_mode(splat) as table, torch.inference_mode(False), warnings.catch_warnings():
+    with onnx_node.export_splat_mode(splat) as table, torch.inference_mode(False), warnings.catch_warnings(), \
+            quiet("torch.onnx", "onnxscript"):
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer chatter
         program = torch.onnx.export(
             module, args, dynamo=True, opset_version=opset, custom_translation_table=table or None,

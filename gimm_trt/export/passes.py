@@ -8,10 +8,27 @@ ops, which TensorRT folds itself.
 """
 from __future__ import annotations
 
-__all__ = ["clean", "prune", "to_proto", "check", "op_counts"]
+import contextlib
+import logging
+
+__all__ = ["quiet", "clean", "prune", "to_proto", "check", "op_counts"]
 
 FOLD_INPUT_LIMIT = 1 << 20  # elements: weights of any one layer here
 FOLD_OUTPUT_LIMIT = 512 * 512  # elements: the onnxscript default
+
+
+@contextlib.contextmanager
+def quiet(*loggers):
+    """Only errors from these loggers: the exporter logs each optional op library it does not find, the folder
+    each op it leaves alone."""
+    saved = [(logging.getLogger(name), logging.getLogger(name).level) for name in loggers]
+    for logger, _ in saved:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in saved:
+            logger.setLevel(level)
 
 
 def clean(model, *, steps: int = 2):
@@ -22,7 +39,7 @@ def clean(model, *, steps: int = 2):
 
     fold = _constant_folding.FoldConstantsPass(shape_inference=True, input_size_limit=FOLD_INPUT_LIMIT,
                                                output_size_limit=FOLD_OUTPUT_LIMIT)
-    ir.passes.Sequential(
+    pipeline = ir.passes.Sequential(
         common.InlinePass(),
         ir.passes.PassManager([fold, common.RemoveUnusedNodesPass(), common.RemoveUnusedFunctionsPass(),
                                common.RemoveUnusedOpsetsPass()], steps=steps, early_stop=True),
@@ -33,7 +50,9 @@ def clean(model, *, steps: int = 2):
         common.RemoveUnusedNodesPass(),
         common.OutputFixPass(),
         common.NameFixPass(),
-    )(model)
+    )
+    with quiet("onnxscript"):
+        pipeline(model)
     return model
 
 

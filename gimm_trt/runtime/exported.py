@@ -7,6 +7,7 @@ frame size and one ``ds_scale``, so it exports at the first pair of each (padded
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Callable, Optional
@@ -44,7 +45,8 @@ class OnDemandBackend:
         backend: ``"onnxruntime"`` or ``"tensorrt"``.
         options: an ``ExportOptions`` template; its resolution and ds_scale are replaced per frame size.
         weights: ``export.Weights`` identity of the model's weights (None: computed from ``options``).
-        log: progress lines of the exports (default: silent).
+        log: progress lines of the exports (default: ``logging`` at INFO level, logger ``gimm_trt.export``:
+            an export takes minutes at 4K, so a caller may want to show it).
     """
 
     ds_scale = None  # any: each (size, ds) gets its own export
@@ -68,7 +70,7 @@ class OnDemandBackend:
         self.precision = options.precision
         self._weights = weights
         self.cache_dir = Path(cache_dir) if cache_dir is not None else cache_root()
-        self.log = log
+        self.log = log if log is not None else logging.getLogger("gimm_trt.export").info
         self.backend_options = backend_options
         self._open = {}  # (Hp, Wp, ds) -> backend
         self._current = None

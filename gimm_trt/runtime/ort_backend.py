@@ -13,14 +13,24 @@ import torch
 from ..model.gimm import FLOW_OUTPUTS, SYNTHESIS_INPUTS
 from .backends import resolve_device
 
-__all__ = ["OrtBackend", "ort_session", "providers_for"]
+__all__ = ["OrtBackend", "ort_session", "providers_for", "import_ort"]
 
 STAGES = ("flow", "motion", "synthesis")
+INSTALL_HINT = "pip install gimm-trt[onnx]"
+
+
+def import_ort():
+    """The ``onnxruntime`` module, or an ImportError that says how to install it."""
+    try:
+        import onnxruntime
+    except ImportError as err:
+        raise ImportError(f"the onnxruntime backend needs ONNX Runtime ({err}): `{INSTALL_HINT}`") from None
+    return onnxruntime
 
 
 def providers_for(device: torch.device) -> list:
     """ONNX Runtime providers for ``device``; ValueError when CUDA is asked for and ORT has no CUDA provider."""
-    import onnxruntime as ort
+    ort = import_ort()
 
     if device.type != "cuda":
         return ["CPUExecutionProvider"]
@@ -33,9 +43,10 @@ def providers_for(device: torch.device) -> list:
 def ort_session(path, *, providers, threads: int = 0):
     """An ``InferenceSession`` for one graph; splat custom nodes are mapped to the ORT custom op first."""
     import onnx
-    import onnxruntime as ort
 
     from ..plugins import onnx_node, schema
+
+    ort = import_ort()
 
     model = onnx.load(str(path))
     custom = any(n.domain == schema.NAMESPACE for n in model.graph.node)
