@@ -124,6 +124,14 @@ def test_same_inputs_reuse_without_tracing(r0, monkeypatch):
     assert stamps() == before
 
 
+def test_max_timesteps_only_updates_the_manifest(r0, tmp_path, monkeypatch):
+    monkeypatch.setattr(graphs, "trace", _no_trace)
+    shutil.copytree(r0["dir"], tmp_path / r0["dir"].name)
+    export_dir = export(_options("r_s0_128x224_n4_ds1", max_timesteps=4), tmp_path)
+    data = json.loads((export_dir / "manifest.json").read_text())
+    assert data["max_timesteps"] == 4 and data["dynamic_axis"]["profile"] == {"min": 1, "opt": 4, "max": 4}
+
+
 def test_damaged_file_or_new_inputs_rebuild(r0, tmp_path, monkeypatch):
     out = tmp_path / "exports"
     shutil.copytree(r0["dir"], out / r0["dir"].name)

@@ -189,7 +189,10 @@ def export(options: ExportOptions, out="exports", *, model=None, weights: Option
         if problem is None:
             data = manifest.read_manifest(export_dir)
             if data.get("max_timesteps") != options.max_timesteps:  # engines only: no new graphs needed
-                manifest.write_manifest(export_dir, {**data, "max_timesteps": options.max_timesteps})
+                axis = {**data.get("dynamic_axis", {}), "profile": {"min": 1, "opt": min(7, options.max_timesteps),
+                                                                    "max": options.max_timesteps}}
+                manifest.write_manifest(export_dir, {**data, "max_timesteps": options.max_timesteps,
+                                                     "dynamic_axis": axis})
             log(f"reusing {export_dir} (made from the same inputs)")
             return export_dir
         if (export_dir / manifest.MANIFEST).exists():
@@ -214,7 +217,9 @@ def export(options: ExportOptions, out="exports", *, model=None, weights: Option
             "max_timesteps": options.max_timesteps,
             "opset": options.opset,
             "splat": _splat_entry(options.splat),
-            "dynamic_axis": {"name": graphs.T_AXIS, "inputs": ["t", "flowt"], "outputs": ["flowt", "frames"]},
+            "dynamic_axis": {"name": graphs.T_AXIS, "inputs": ["t", "flowt"], "outputs": ["flowt", "frames"],
+                             "profile": {"min": 1, "opt": min(7, options.max_timesteps),  # as engines build it
+                                         "max": options.max_timesteps}},
             "stages": stages,
             "tools": manifest.tool_versions(),
             "inputs": fields,
