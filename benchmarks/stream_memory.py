@@ -63,6 +63,12 @@ def summarize(samples, wall: float) -> dict:
             "slope_mib_per_min": float(np.polyfit(t[late] / 60, r[late], 1)[0]), "by_tenth": tenths}
 
 
+def dumps(doc: dict) -> str:
+    """Indented JSON with the (thousands of) samples on one line."""
+    text = json.dumps({**doc, "samples": "@samples@"}, indent=2)
+    return text.replace('"@samples@"', json.dumps(doc["samples"], separators=(",", ":"))) + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=300)
@@ -104,7 +110,7 @@ def main():
         "samples": [[round(t, 1), round(r, 1)] for t, r in samples],
         "environment": env,
     }
-    Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
+    Path(args.out).write_text(dumps(doc))
     print(json.dumps({k: doc[k] for k in ("output_frames", "wall_s", "rss_mib")}, indent=2))
 
 
