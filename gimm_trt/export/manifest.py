@@ -172,3 +172,11 @@ class ExportInfo:
         if float(ds) != self.ds_scale:
             raise ValueError(f"this export ({self.path}) was made for ds_scale={self.ds_scale}; got ds_scale={ds} "
                              f"(re-export with --ds-scale {ds})")
+
+    def check_padded(self, img, ds: float) -> None:
+        """What the exported flow stage is given: frames already padded to the export's size, at its ds."""
+        self.check_ds(ds)
+        if tuple(img.shape[-2:]) != self.padded_size:
+            self.check_frames(*img.shape[-2:])  # names the export's size when the frames pad to another
+            raise ValueError(f"flow takes frames padded to {self.padded_size}, got {tuple(img.shape[-2:])} "
+                             "(Interpolator pads them)")

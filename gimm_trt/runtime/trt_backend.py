@@ -41,11 +41,7 @@ class TrtBackend:
         self.info.check_frames(height, width)
 
     def flow(self, img0, img1, ds: float) -> dict:
-        self.info.check_ds(ds)
-        if tuple(img0.shape[-2:]) != self.info.padded_size:
-            self.info.check_frames(*img0.shape[-2:])  # names the export's size when the frames pad to another
-            raise ValueError(f"flow takes frames padded to {self.info.padded_size}, got {tuple(img0.shape[-2:])} "
-                             "(Interpolator pads them)")
+        self.info.check_padded(img0, ds)
         out = self.stages["flow"]({"img0": img0.contiguous(), "img1": img1.contiguous()})
         return {k: out[k] for k in FLOW_OUTPUTS}
 
