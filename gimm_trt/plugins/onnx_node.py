@@ -146,28 +146,12 @@ def portable_accumulate(x, flow, metric, mode: str) -> torch.Tensor:
     x [N,C,H,W], flow [N,2,H,W], metric [N,1,H,W] -> [N,CO,H,W] float32 (CO as in ``schema.out_channels``).
     """
     from . import weighted_input
+    from .reference import corners
 
     n, _, h, w = x.shape
     values = weighted_input(x, metric, mode).float()  # [N,CO,H,W]
     co = values.shape[1]
-    flow = flow.float()
-    px = torch.arange(w, device=x.device, dtype=torch.float32).view(1, 1, w) + flow[:, 0]  # [N,H,W]
-    py = torch.arange(h, device=x.device, dtype=torch.float32).view(1, h, 1) + flow[:, 1]
-    finite = torch.isfinite(px) & torch.isfinite(py)
-    px = torch.where(finite, px, torch.zeros_like(px))
-    py = torch.where(finite, py, torch.zeros_like(py))
-    x0 = torch.floor(px)
-    y0 = torch.floor(py)
-    x1 = x0 + 1.0
-    y1 = y0 + 1.0
-    # corner order NW, NE, SW, SE with the official weight expressions (bitwise the same contributions)
-    weights = torch.stack([(x1 - px) * (y1 - py), (px - x0) * (y1 - py), (x1 - px) * (py - y0),
-                           (px - x0) * (py - y0)], 1)  # [N,4,H,W]
-    cx = torch.stack([x0, x1, x0, x1], 1)
-    cy = torch.stack([y0, y0, y1, y1], 1)
-    inside = finite.unsqueeze(1) & (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)
-    # clamp in float before the cast so no huge coordinate reaches the integer conversion
-    index = cy.clamp(0, h - 1).long() * w + cx.clamp(0, w - 1).long()
+    weights, index, inside = corners(flow, h, w)  # [N,4,H,W] each
     index = torch.where(inside, index, torch.full_like(index, h * w))  # dropped -> the dump slot at h*w
     updates = (values.unsqueeze(2) * weights.unsqueeze(1)).reshape(n, co, 4 * h * w)
     index = index.reshape(n, 1, 4 * h * w).expand(n, co, 4 * h * w)
