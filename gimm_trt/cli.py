@@ -1,29 +1,29 @@
-"""Command line: a thin click layer over the Python API (``gimm_trt.Interpolator`` and friends).
+"""Command line: a thin click layer over the Python API. Each command parses its options and calls one API
+function (``interpolate_video``, ``benchmarks.run``, ``engines.prepare``).
 
-Every command exits 0 on success and 2 with one line on stderr for a user mistake (bad input, missing
-checkpoint, wrong size), never a traceback.
+Every command exits 0 on success and 2 with one line on stderr for a user mistake (a ``GimmError`` or a
+usage error), never a traceback; anything else is a bug and shows its traceback.
 """
 import functools
-import os
 import sys
-from fractions import Fraction
-from pathlib import Path
 
 import click
 
+from .core.errors import GimmError
 from .model.checkpoint import VARIANTS
-from .runtime.backends import BACKENDS, PRECISIONS
+from .plugins.schema import FORMS as SPLAT_FORMS
+from .runtime.backend import BACKENDS, PRECISIONS
 
 
 def user_errors(fn):
-    """Turn the API's ValueError/TypeError/OSError family into ``error: ...`` on stderr and exit status 2."""
+    """Turn the API's ``GimmError`` into ``error: ...`` on stderr and exit status 2."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (ValueError, TypeError, OSError, ImportError) as e:
-            click.echo(f"error: {e}", err=True)
+        except GimmError as e:
+            click.echo(f"error: {' '.join(str(e).split())}", err=True)
             sys.exit(2)
 
     return wrapper
@@ -43,6 +43,10 @@ class OneLineErrors(click.Command):
         except click.Abort:
             click.echo("error: interrupted", err=True)
             sys.exit(130)
+
+
+def _log(message: str) -> None:
+    click.echo(message, err=True)
 
 
 def model_options(fn=None, *, device: str = "cpu"):
@@ -66,46 +70,33 @@ def model_options(fn=None, *, device: str = "cpu"):
     return fn
 
 
-def _interpolator(variant, checkpoint, random_weights, device, *, backend="torch", export=None, **kwargs):
-    """From a checkpoint on any backend (onnxruntime and tensorrt export on demand), or from a gimm-export
-    directory (``export``) on onnxruntime or tensorrt."""
+def _interpolator(variant, checkpoint, random_weights, device, *, backend, precision, export):
+    """A factory of the ``Interpolator`` (from a checkpoint, or from a gimm-export directory ``export``), with
+    the backend checked now; it says on stderr what runs when it is called."""
     import warnings
 
+    from .core.errors import InputError
     from .runtime import Interpolator
-    from .runtime.probe import missing_backend
+    from .runtime.backend import unavailable
 
-    reason = missing_backend(backend, device)
+    reason = unavailable(backend, device, None if export else precision)
     if reason:
-        raise ValueError(reason)
+        raise InputError(reason)
     if export is not None and backend == "torch":
-        raise ValueError("--export DIR runs on --backend onnxruntime or tensorrt")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # said once on stderr below instead
-        if export is None:
-            interp = Interpolator.from_checkpoint(checkpoint, variant=variant, backend=backend, device=device,
-                                                  random_weights=random_weights, **kwargs)
-        else:
-            interp = Interpolator.from_export(export, backend=backend, device=device)
-    click.echo(f"GIMM-VFI-{interp.variant} on {interp.device} ({interp.backend.name}): {interp.weights}", err=True)
-    return interp
+        raise InputError("--export DIR runs on --backend onnxruntime or tensorrt")
 
+    def make():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # said once on stderr below instead
+            if export is None:
+                interp = Interpolator.from_checkpoint(checkpoint, variant=variant, backend=backend, device=device,
+                                                      precision=precision, random_weights=random_weights)
+            else:
+                interp = Interpolator.from_export(export, backend=backend, device=device)
+        _log(f"GIMM-VFI-{interp.variant} on {interp.device} ({interp.backend.name}): {interp.weights}")
+        return interp
 
-def _output_file(path, overwrite: bool) -> None:
-    """Refuse, before any work, to replace an existing file unless --overwrite."""
-    if path is not None and Path(path).exists() and not overwrite:
-        raise ValueError(f"{path} exists (use --overwrite to replace it)")
-
-
-class _Counted:
-    """An iterable that counts what went through it."""
-
-    def __init__(self, items):
-        self.items, self.n = items, 0
-
-    def __iter__(self):
-        for item in self.items:
-            self.n += 1
-            yield item
+    return make
 
 
 @click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -115,7 +106,8 @@ class _Counted:
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Frame rate of an OUTPUT video. Default: the input's times FACTOR (images count as 24 fps).")
 @click.option("--ds-scale", type=float, default=None,
-              help="Processing scale: 1.0 up to 1080p, 0.5 for 2K, 0.25 for 4K (official guidance).")
+              help="Processing scale: 1.0 up to 1080p, 0.5 for 2K, 0.25 for 4K (official guidance). "
+                   "Default: 1.0, or an --export's own.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True,
               help="onnxruntime and tensorrt export the model on first use (cached), or run --export.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
@@ -143,70 +135,26 @@ def interpolate(paths, factor, fps, ds_scale, backend, precision, export_dir, ov
         gimm-interpolate frames/ out/ --factor 2
         gimm-interpolate --demo demo.mp4 --factor 4 --random-weights
     """
-    from tqdm import tqdm
-
+    from .core.errors import InputError
     from .runtime.demo import demo_frames
-    from .runtime.frames import processing_size
-    from .runtime.video import IMAGE_FPS, ImageFrames, is_video, open_frames, to_uint8
+    from .runtime.pipeline import interpolate_video
+    from .runtime.video import ImageFrames
 
     if len(paths) != (1 if demo else 2):
-        raise ValueError("give INPUT and OUTPUT (each a video file or a folder of images), or --demo and OUTPUT")
-    out = Path(paths[-1])
-    video_out = is_video(out) and not out.is_dir()
-    if not demo and Path(paths[0]).exists() and out.exists() and out.samefile(paths[0]):
-        raise ValueError(f"OUTPUT is INPUT: {out}")
-    if video_out:
-        _output_file(out, overwrite)
-    elif out.is_file():
-        raise ValueError(f"{out} is a file: OUTPUT must be a video (.mp4, .mkv, .mov, .avi) or a folder")
-    elif out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ValueError(f"{out} exists and is not empty (use --overwrite to replace its frames)")
-    with (ImageFrames(demo_frames(), name="the demo clip") if demo else open_frames(paths[0])) as src:
-        if isinstance(src, ImageFrames) and src.frame_count < 2:
-            raise ValueError(f"{src.name} has {src.frame_count} frame: at least 2 are needed")
-        if backend == "torch":  # a size the model cannot run is said before it loads
-            processing_size(src.height, src.width, ds_scale or 1.0)
-        interp = _interpolator(variant, checkpoint, random_weights, device, backend=backend, precision=precision,
-                               export=export_dir)
-        rate = Fraction(str(fps)) if fps else (src.fps or IMAGE_FPS) * factor
-        partial = out.with_name(f".{out.stem}.partial{out.suffix}") if video_out else None  # renamed when done
-        try:
-            sink = _sink(out, partial, src, rate, fps, overwrite,
-                         comment=f"gimm-trt: GIMM-VFI-{interp.variant} x{factor}, {interp.weights}")
-            frames = _Counted(src.frames(on_audio=sink.write_audio))
-            total = (src.frame_count - 1) * factor + 1 if src.frame_count else None  # a video's count is an estimate
-            with sink, tqdm(total=total, unit="frame", desc="gimm-interpolate", file=sys.stderr, disable=None) as bar:
-                for frame in interp.stream(frames, factor=factor, ds_scale=ds_scale):
-                    sink.write(to_uint8(frame))
-                    bar.update()
-            if frames.n < 2:
-                raise ValueError(f"{paths[0]} has {frames.n} frame: at least 2 are needed")
-            if partial:
-                os.replace(partial, out)
-        finally:
-            if partial:
-                partial.unlink(missing_ok=True)
-    rate_note = f" at {float(rate):.6g} fps" if video_out else ""
-    click.echo(f"wrote {sink.frames_written} frames{rate_note} to {out}"
-               + (" (random weights: not a trained model)" if random_weights else ""), err=True)
-    click.echo(str(out))
-
-
-def _sink(out: Path, partial, src, rate, fps, overwrite: bool, comment: str):
-    """A VideoWriter on ``partial`` (a video OUTPUT) or an ImageWriter on ``out``; notes what the video changes."""
-    from .runtime.video import IMAGE_FPS, ImageWriter, VideoWriter
-
-    if partial is None:
-        return ImageWriter(out, replace=overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sink = VideoWriter(partial, fps=rate, width=src.width, height=src.height, audio=src.audio, comment=comment)
-    if src.fps is None and not fps:
-        click.echo(f"note: images have no frame rate: {IMAGE_FPS} fps assumed, so the video is {float(rate):g} fps "
-                   "(set it with --fps)", err=True)
-    if sink.padded:
-        click.echo(f"note: {src.width}x{src.height} has an odd side and yuv420p needs even sizes: the video is "
-                   f"{sink.width}x{sink.height} (last column/row repeated)", err=True)
-    return sink
+        raise InputError("give INPUT and OUTPUT (each a video file or a folder of images), or --demo and OUTPUT")
+    source = ImageFrames(demo_frames(), name="the demo clip") if demo else paths[0]
+    make = _interpolator(variant, checkpoint, random_weights, device, backend=backend, precision=precision,
+                         export=export_dir)
+    if ds_scale is None and backend == "torch":
+        ds_scale = 1.0  # the torch backend's default, known before the model loads: a bad size fails first
+    result = interpolate_video(source, paths[-1], interpolator=make, factor=factor, fps=fps, ds_scale=ds_scale,
+                               overwrite=overwrite, progress=True)
+    for note in result.notes:
+        _log(f"note: {note}")
+    rate_note = f" at {float(result.fps):.6g} fps" if result.fps is not None else ""
+    _log(f"wrote {result.frames} frames{rate_note} to {result.output}"
+         + (" (random weights: not a trained model)" if random_weights else ""))
+    click.echo(str(result.output))
 
 
 def _split(text: str) -> tuple:
@@ -217,7 +165,8 @@ def _split(text: str) -> tuple:
 @click.option("--resolution", default="4k", show_default=True, help="4k, 2k, 1080p, 720p or WxH (width first).")
 @click.option("--backends", default=",".join(BACKENDS), show_default=True,
               help="Comma-separated. Ones that cannot run here are listed as skipped, with the reason.")
-@click.option("--precision", "precisions", default=",".join(PRECISIONS), show_default=True, help="Comma-separated.")
+@click.option("--precision", "precisions", default=",".join(PRECISIONS), show_default=True,
+              help="Comma-separated.")
 @click.option("--factor", type=click.IntRange(min=2), default=8, show_default=True,
               help="Frame-rate multiplier: factor - 1 new frames per pair.")
 @click.option("--pairs", type=click.IntRange(min=1), default=10, show_default=True, help="Timed frame pairs per row.")
@@ -243,20 +192,15 @@ def bench(resolution, backends, precisions, factor, pairs, warmup, ds_scale, see
         gimm-bench --resolution 4k --random-weights --json results/h100-4k.json --plot results/h100-4k.png
         gimm-bench --resolution 448x256 --pairs 2 --factor 4 --warmup 1 --random-weights --device cpu
     """
-    from .benchmarks import BenchConfig, format_table, run, write_json, write_plot
+    from .benchmarks import BenchConfig, bench_to_files
 
-    _output_file(json_path, overwrite)
-    _output_file(plot_path, overwrite)
     config = BenchConfig(resolution=resolution, variant=variant, backends=_split(backends),
                          precisions=_split(precisions), device=device, factor=factor, pairs=pairs, warmup=warmup,
                          checkpoint=checkpoint, random_weights=random_weights, seed=seed, ds_scale=ds_scale)
-    doc = run(config, log=lambda message: click.echo(message, err=True))
-    click.echo(format_table(doc))
-    for path, write in ((json_path, write_json), (plot_path, write_plot)):
-        if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            write(doc, path)
-            click.echo(f"wrote {path}", err=True)
+    table, written = bench_to_files(config, json_path=json_path, plot_path=plot_path, overwrite=overwrite, log=_log)
+    click.echo(table)
+    for path in written:
+        _log(f"wrote {path}")
 
 
 @click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -268,7 +212,7 @@ def bench(resolution, backends, precisions, factor, pairs, warmup, ds_scale, see
                    "to the same multiple of 32).")
 @click.option("--ds-scale", type=float, default=None, help="Processing scale. Default: 1.0 up to 1080p, 0.5 for 2K, "
                                                          "0.25 for 4K.")
-@click.option("--splat", type=click.Choice(("plugin", "portable")), default="plugin", show_default=True,
+@click.option("--splat", type=click.Choice(SPLAT_FORMS), default="plugin", show_default=True,
               help="plugin: one custom node (TensorRT plugin, ONNX Runtime custom op); portable: standard ops only.")
 @click.option("--out", default="exports", show_default=True, type=click.Path(file_okay=False),
               help="Writes <out>/<variant>-<precision>-<resolution>/.")
@@ -295,38 +239,19 @@ def export(fp16, resolution, ds_scale, splat, out, build_engines, max_timesteps,
         gimm-export --variant R-P --fp16 --resolution 4k --build-engines
         gimm-export --variant R --random-weights --resolution 448x256 --splat portable --out /tmp/exports
     """
-    from .export.exporter import ExportOptions, export as export_model
+    from .engines.prepare import prepare
+    from .export.exporter import ExportOptions
 
     options = ExportOptions(variant=variant, checkpoint=checkpoint, random_weights=random_weights,
                             precision="fp16" if fp16 else "fp32", resolution=resolution, ds_scale=ds_scale,
                             splat=splat, opset=opset, max_timesteps=max_timesteps)
-    if build_engines:  # said before minutes of export, not after
-        from .engines.compat import import_trt
-
-        import_trt()
-        import torch
-
-        if not torch.cuda.is_available() or (device or "cuda").startswith("cpu"):
-            raise ValueError("--build-engines needs a CUDA GPU (TensorRT builds on --device, default cuda)")
-    log = (lambda message: click.echo(message, err=True))
-    if random_weights:
-        log("random weights: the export is not a trained model (speed work and tests only)")
-    export_dir = export_model(options, out, force=force, log=log)
-    if check:
-        from .export.check import compare_export
-        from .model.checkpoint import load_model
-
-        log("checking: each graph in ONNX Runtime against PyTorch (fp32) on a synthetic pair, same inputs")
-        model = load_model(checkpoint, variant=variant, random_weights=random_weights)
-        for stage, outputs in compare_export(export_dir, model).items():
-            for name, s in outputs.items():
-                db = f", PSNR {s['psnr_db']:.1f} dB" if "psnr_db" in s else ""
-                log(f"  {stage}/{name}: max |d| {s['max_abs']:.2e}, mean |d| {s['mean_abs']:.2e} "
-                    f"(values up to {s['ref_max_abs']:.3g}){db}")
-    if build_engines:
-        from .engines import build_engines as build
-
-        log("building TensorRT engines (minutes per stage on the first build; cached after)")
-        for stage, plan in build(export_dir, max_timesteps=max_timesteps, device=device).items():
-            log(f"{stage}: {plan}")
-    click.echo(str(export_dir))
+    result = prepare(options, out, check=check, build_engines=build_engines, device=device, force=force, log=_log)
+    for stage, outputs in (result.check or {}).items():
+        for name, s in outputs.items():
+            db = s.get("psnr_db", False)
+            db = "" if db is False else f", PSNR {'inf' if db is None else f'{db:.1f}'} dB"
+            _log(f"  {stage}/{name}: max |d| {s['max_abs']:.2e}, mean |d| {s['mean_abs']:.2e} "
+                 f"(values up to {s['ref_max_abs']:.3g}){db}")
+    for stage, plan in result.plans.items():
+        _log(f"{stage}: {plan}")
+    click.echo(str(result.export_dir))

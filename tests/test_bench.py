@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 from gimm_trt.benchmarks import BenchConfig, format_table, interpolate_official_way, run, write_json, write_plot
 from gimm_trt.cli import bench
-from gimm_trt.runtime.backends import TorchBackend
-from gimm_trt.runtime.probe import missing_backend
-from gimm_trt.runtime.resolution import parse_resolution
+from gimm_trt.runtime.torch_backend import TorchBackend
+from gimm_trt.runtime.backend import unavailable
+from gimm_trt.core.sizes import parse_resolution
 
 
 class Stage(nn.Module):
@@ -119,9 +119,9 @@ def test_unavailable_rows_are_skipped_with_the_reason(doc):
 
 def test_missing_packages_say_what_to_install(monkeypatch):
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
-    assert missing_backend("torch") is None
-    assert "pip install 'gimm-trt[onnx]'" in missing_backend("onnxruntime", "cpu")
-    assert "pip install 'gimm-trt[tensorrt]'" in missing_backend("tensorrt", "cuda")
+    assert unavailable("torch") is None
+    assert "pip install 'gimm-trt[onnx]'" in unavailable("onnxruntime", "cpu")
+    assert "pip install 'gimm-trt[tensorrt]'" in unavailable("tensorrt", "cuda")
 
 
 def test_environment_and_json(doc, tmp_path):

@@ -19,12 +19,15 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("polygraphy")
 from onnx import TensorProto, helper  # noqa: E402
 
+from gimm_trt.core import files  # noqa: E402
+from gimm_trt.core.stages import STAGES, TimestepProfile  # noqa: E402
 from gimm_trt.engines import build as B  # noqa: E402
 from gimm_trt.engines import cache as C  # noqa: E402
 from gimm_trt.engines import compat  # noqa: E402
 from gimm_trt.engines.build import (CachedEngine, EngineBytesFromOnnx, SaveEngineAtomic, build_engines,  # noqa: E402
                                     engine_loaders, inspect_onnx, profiles_for)
-from gimm_trt.engines.cache import EngineKey, EngineMissingError, Target  # noqa: E402
+from gimm_trt.core.errors import EngineMissingError  # noqa: E402
+from gimm_trt.engines.cache import EngineKey, Target  # noqa: E402
 
 TARGET = Target(gpu="h100-80gb-hbm3", sm="90", trt_version="10.9.0.34")
 SHA = "0123456789abcdef" * 4
@@ -62,7 +65,7 @@ def export_dir(tmp_path):
     out.mkdir()
     for stage, inputs in STAGE_INPUTS.items():
         write_onnx(out / f"{stage}.onnx", inputs)
-    (out / "manifest.json").write_text(json.dumps({"variant": "R-P", "max_timesteps": 4}))
+    (out / "manifest.json").write_text(json.dumps({"schema": "gimm-export/1", "variant": "R-P", "max_timesteps": 4}))
     return out
 
 
@@ -74,7 +77,7 @@ class Recorder:
 
     def __call__(self, path, *, profiles, timing_cache):
         self.calls.append(SimpleNamespace(path=Path(path), profiles=profiles, timing_cache=timing_cache))
-        return lambda: f"plan:{Path(path).name}:{C.sha256_file(path)}".encode()
+        return lambda: f"plan:{Path(path).name}:{files.sha256_file(path)}".encode()
 
 
 class SleepyBuilder:
@@ -174,20 +177,20 @@ def test_capability_probes_on_stand_in_modules():
 def test_sha256_file_is_streamed(tmp_path):
     path = tmp_path / "blob"
     path.write_bytes(bytes(range(256)) * 1000)
-    assert C.sha256_file(path, chunk_bytes=1000) == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert files.sha256_file(path, chunk_bytes=1000) == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_atomic_write_failure_keeps_the_old_file_and_no_temp(tmp_path):
-    path = C.atomic_write(tmp_path / "x.plan", b"old")
+    path = files.atomic_write(tmp_path / "x.plan", b"old")
 
     def half_then_fail(f):
         f.write(b"new, half")
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        C.atomic_write(path, half_then_fail)
+        files.atomic_write(path, half_then_fail)
     assert path.read_bytes() == b"old" and leftovers(tmp_path) == []
-    C.atomic_write(path, memoryview(b"new"))
+    files.atomic_write(path, memoryview(b"new"))
     assert path.read_bytes() == b"new" and leftovers(tmp_path) == []
 
 
@@ -225,7 +228,7 @@ def test_build_engines_builds_once_then_reuses(export_dir):
     paths = build_engines(export_dir, target=TARGET, builder=builder)
     assert list(paths) == ["flow", "motion", "synthesis"]
     for stage, path in paths.items():
-        sha = C.sha256_file(export_dir / f"{stage}.onnx")
+        sha = files.sha256_file(export_dir / f"{stage}.onnx")
         profile = "" if stage == "flow" else ".t1-4-4"  # the flow graph has no timestep axis
         assert path == export_dir / "engines" / f"{stage}.h100-80gb-hbm3-sm90.trt10.9.0.34.{sha[:12]}{profile}.plan"
         assert path.read_bytes() == f"plan:{stage}.onnx:{sha}".encode()
@@ -237,11 +240,12 @@ def test_build_engines_builds_once_then_reuses(export_dir):
 
 
 def test_a_plan_for_fewer_timesteps_is_not_reused(export_dir):
-    small = build_engines(export_dir, target=TARGET, builder=Recorder(), stages=("motion",), max_timesteps=4)
+    small = build_engines(export_dir, target=TARGET, builder=Recorder(), stages=("motion",), profile=TimestepProfile.up_to(4))
     assert small["motion"].name.endswith(".t1-4-4.plan")
-    with pytest.raises(C.EngineMissingError, match=r"timestep profile \(plan: t1-4-4, wanted: t1-7-8\)"):
-        build_engines(export_dir, target=TARGET, stages=("motion",), max_timesteps=8, build=False)
-    big = build_engines(export_dir, target=TARGET, builder=Recorder(), stages=("motion",), max_timesteps=8)
+    with pytest.raises(EngineMissingError, match=r"timestep profile \(plan: t1-4-4, wanted: t1-7-8\)"):
+        build_engines(export_dir, target=TARGET, stages=("motion",), profile=TimestepProfile.up_to(8), build=False)
+    big = build_engines(export_dir, target=TARGET, builder=Recorder(), stages=("motion",),
+                        profile=TimestepProfile.up_to(8))
     assert big["motion"].name.endswith(".t1-7-8.plan") and small["motion"].is_file()
 
 
@@ -347,7 +351,7 @@ def test_profile_from_onnx_T_axis(tmp_path):
     info = inspect_onnx(path)
     assert info.inputs == (("frames", (1, 6, 32, 32)), ("flow_t", ("T", 2, 8, 8)), ("t", ("?",)))
     assert not info.uses_splat
-    (profile,) = profiles_for(info.inputs, opt_timesteps=7, max_timesteps=8)
+    (profile,) = profiles_for(info.inputs, TimestepProfile(opt=7, max=8))
     assert tuple(profile["frames"]) == ((1, 6, 32, 32),) * 3
     assert tuple(profile["flow_t"]) == ((1, 2, 8, 8), (7, 2, 8, 8), (8, 2, 8, 8))
     assert tuple(profile["t"]) == ((1,), (7,), (8,))  # unnamed dynamic first axis counts as T
@@ -361,10 +365,8 @@ def test_profile_rejects_other_dynamic_axes(dims):
 
 @pytest.mark.parametrize("opt,max_", [(0, 8), (9, 8)])
 def test_profile_range_is_checked(opt, max_):
-    with pytest.raises(ValueError, match="opt_timesteps"):
-        profiles_for((), opt_timesteps=opt, max_timesteps=max_)
-    with pytest.raises(ValueError, match="opt_timesteps"):
-        EngineBytesFromOnnx("x.onnx", opt_timesteps=opt, max_timesteps=max_)
+    with pytest.raises(ValueError, match=r"min <= opt <= max|>= 1"):
+        TimestepProfile(opt=opt, max=max_)
 
 
 # -------------------------------------------------------------------------------------- splat plugin
@@ -427,7 +429,7 @@ def test_loaders_do_nothing_until_called(export_dir):
         return TARGET
 
     loaders = engine_loaders(export_dir, target=target, builder=builder)
-    assert set(loaders) == set(B.STAGES) and all(isinstance(v, CachedEngine) for v in loaders.values())
+    assert set(loaders) == set(STAGES) and all(isinstance(v, CachedEngine) for v in loaders.values())
     assert probes == [] and builder.calls == [] and not (export_dir / "engines").exists()
 
     before = {stage: dict(vars(loader)) for stage, loader in loaders.items()}
@@ -505,7 +507,7 @@ def test_real_engine_builds_and_runs(tmp_path):
                               "g", [x, t], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4]),
                                             helper.make_tensor_value_info("z", TensorProto.FLOAT, ["T"])])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(out / "motion.onnx"))
-    path = build_engines(out, max_timesteps=4, opt_timesteps=3, stages=("motion",))["motion"]
+    path = build_engines(out, profile=TimestepProfile(opt=3, max=4), stages=("motion",))["motion"]
     assert (out / "engines" / EngineKey.of("motion", out / "motion.onnx", compat.current_target()).plan_name) == path
     stage = TrtStage(path, cuda_graph=True)
     assert stage.profile("t") == ((1,), (3,), (4,))

@@ -18,26 +18,14 @@ from click.testing import CliRunner
 from gimm_trt import Interpolator
 from gimm_trt.cli import export as export_cli
 from gimm_trt.export import exporter, graphs
-from gimm_trt.export.check import psnr
+from gimm_trt.export.compare import psnr
 from gimm_trt.export.exporter import ExportOptions, export
-from gimm_trt.model.gimm import FLOW_INPUTS, FLOW_OUTPUTS, MOTION_INPUTS, MOTION_OUTPUTS, SYNTHESIS_INPUTS, \
+from gimm_trt.core.stages import FLOW_INPUTS, FLOW_OUTPUTS, MOTION_INPUTS, MOTION_OUTPUTS, STAGES, SYNTHESIS_INPUTS, \
     SYNTHESIS_OUTPUTS
 from conftest import CASES, assert_close_robust, load_case
 
 IMGT = dict(mean=2e-4, p99=1e-3, thr=1e-2)  # test_model.py's bounds for imgt_pred
 FP16_MIN_PSNR_DB = 60.0  # fp16 vs fp32 frames in ONNX Runtime CPU (measured 75 dB on r_s0)
-
-
-def _has_flowformer() -> bool:
-    if importlib.util.find_spec("gimm_trt.model.flow.flowformer") is None:
-        return False
-    try:
-        from gimm_trt.model.checkpoint import load_model
-
-        load_model(variant="F", random_weights=True, seed=2)
-    except Exception:  # noqa: BLE001  (F is being added: any failure means "not yet")
-        return False
-    return True
 
 
 F_CASES = [c for c, (v, _) in CASES.items() if v == "F"]
@@ -168,7 +156,7 @@ def r0_portable(r0, tmp_path_factory):
 def test_portable_splat_matches_official(r0, r0_portable):
     """Only motion differs between the forms: its flows against the official ones (the frames of the portable
     form are compared on the odd-size case in test_ort_backend.py)."""
-    from gimm_trt.runtime.ort_backend import ort_session
+    from gimm_trt.export.ort import ort_session
 
     assert r0_portable["log"].traced() == ["motion"]
     motion = onnx.load(str(r0_portable["dir"] / "motion.onnx"))
@@ -193,7 +181,7 @@ def r0_fp16(r0):
 
 def test_fp16_graph_structure(r0_fp16):
     assert r0_fp16["log"].traced() == [] and sum("converting" in m for m in r0_fp16["log"]) == 3
-    for stage in graphs.STAGES:
+    for stage in STAGES:
         model = onnx.load(str(r0_fp16["dir"] / f"{stage}.onnx"))
         io = [*model.graph.input, *model.graph.output]
         assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in io)  # callers do not change
@@ -221,7 +209,6 @@ def test_fp16_accuracy_vs_fp32(r0, r0_fp16):
     assert db >= FP16_MIN_PSNR_DB
 
 
-@pytest.mark.skipif(not _has_flowformer(), reason="GIMM-VFI-F (FlowFormer) is not in the model yet")
 @pytest.mark.parametrize("case_name", F_CASES)
 def test_f_flow_graph_matches_official(case_name):
     """The F-specific graph is the flow stage (motion and synthesis are the modules tested with R): traced,
@@ -229,7 +216,7 @@ def test_f_flow_graph_matches_official(case_name):
     no projections, so the stage outputs are the estimator's)."""
     from gimm_trt.export import passes
     from gimm_trt.model.checkpoint import load_model
-    from gimm_trt.runtime.ort_backend import ort_session
+    from gimm_trt.export.ort import ort_session
 
     case = load_case(case_name)
     variant, seed = CASES[case_name]
@@ -237,7 +224,7 @@ def test_f_flow_graph_matches_official(case_name):
     args = (torch.from_numpy(case["img0"]), torch.from_numpy(case["img1"]))
     proto = passes.to_proto(passes.clean(graphs.trace(module, args, stage="flow", opset=18, splat="plugin")),
                             name="gimm_flow")
-    passes.check(proto)
+    passes.validate(proto)
     path = Path(tempfile.mkdtemp()) / "flow.onnx"
     path.write_bytes(proto.SerializeToString())
     out = dict(zip(FLOW_OUTPUTS, ort_session(path, providers=["CPUExecutionProvider"]).run(

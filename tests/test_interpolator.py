@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from gimm_trt import Interpolator
+from gimm_trt.runtime import Backend
 from gimm_trt.model.synthetic import synthetic_state_dict
 from conftest import assert_close_robust, load_case
 
@@ -125,10 +126,10 @@ def test_random_weights_say_so():
     assert "random weights" in interp.weights and "random weights" in repr(interp)
 
 
-class FakeBackend:
+class FakeBackend(Backend):
     """Records what the Interpolator asks for; synthesis 'runs out of CUDA memory' above 2 timesteps."""
 
-    name, ds_scale, device = "fake", None, torch.device("cpu")
+    name, ds_scale, device, precision = "fake", None, torch.device("cpu"), "fp32"
 
     def __init__(self):
         self.batches, self.encoded = [], 0
@@ -140,8 +141,8 @@ class FakeBackend:
         self.encoded += 1
         return (x,)
 
-    def flow_encoded(self, enc0, enc1):
-        return self.flow(enc0[0], enc1[0], 1.0)
+    def estimate(self, enc0, enc1, ds):
+        return self.flow(enc0[0], enc1[0], ds)
 
     def motion(self, flow01, flow10, t):
         return t

@@ -14,17 +14,17 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import torch
-import torch.nn.functional as F
 
+from ..core.errors import GimmError, InputError
+from ..core.sizes import parse_resolution, processing_size
+from ..core.stages import STAGES
 from ..model.checkpoint import Weights
+from ..model.synthetic import synthetic_pair
 from ..runtime import Interpolator
-from ..runtime.backends import BACKENDS, PRECISIONS, resolve_device
-from ..runtime.frames import processing_size
-from ..runtime.probe import missing_backend
-from ..runtime.resolution import parse_resolution
+from ..runtime.backend import BACKENDS, PRECISIONS, resolve_device, unavailable
 from .env import environment
-from .measure import STAGES, Accuracy, PeakMemory, StageTimer, TimedBackend, summary, synchronize
-from .reference import interpolate_official_way
+from .measure import Accuracy, PeakMemory, StageTimer, TimedBackend, summary, synchronize
+from .official_way import interpolate_official_way
 
 SCHEMA = "gimm-bench/1"
 
@@ -35,7 +35,7 @@ class Skip(Exception):
 
 @dataclass(frozen=True, kw_only=True)
 class BenchConfig:
-    """What to benchmark. Invalid values raise ValueError naming the field.
+    """What to benchmark. Invalid values raise InputError naming the field.
 
     Args:
         resolution: ``"4k"``, ``"2k"``, ``"1080p"``, ``"720p"`` or ``"WxH"``.
@@ -70,29 +70,11 @@ class BenchConfig:
         Weights.verify(self.variant)
         for name, value, known in (("backends", self.backends, BACKENDS), ("precisions", self.precisions, PRECISIONS)):
             if isinstance(value, str) or not value or any(v not in known for v in value):
-                raise ValueError(f"{name} must be a non-empty tuple of {', '.join(known)}; got {value!r}")
+                raise InputError(f"{name} must be a non-empty tuple of {', '.join(known)}; got {value!r}")
         for name, low in (("factor", 2), ("pairs", 1), ("warmup", 0), ("accuracy_pairs", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-
-
-def frame_pair(index: int, height: int, width: int, seed: int = 0) -> tuple:
-    """Pair ``index`` of a seeded series: float32 [1,3,H,W] frames on the CPU, a smooth random texture and
-    its shifted copy.
-
-    Real motion (a few pixels, different per pair) rather than noise, so the flow and splatting work like on
-    video; the content does not change the amount of work, only where splats land. Made on demand, never
-    stored: 10 pairs of 4K frames would add 2 GB to the host memory being measured.
-    """
-    g = torch.Generator().manual_seed(seed * 100_003 + index)
-    coarse = torch.rand(1, 3, height // 16 + 2, width // 16 + 2, generator=g)
-    img = F.interpolate(coarse, size=(height + 16, width + 16), mode="bicubic", align_corners=False)
-    img = (img + 0.05 * torch.rand(img.shape, generator=g)).clamp(0, 1)
-    dy, dx = (int(v) for v in torch.randint(-8, 9, (2,), generator=g))
-    img0 = img[..., 8:8 + height, 8:8 + width]
-    img1 = img[..., 8 + dy:8 + dy + height, 8 + dx:8 + dx + width]
-    return img0.contiguous(), img1.contiguous()
+                raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> dict:
@@ -104,7 +86,8 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
     processing_size(res.height, res.width, ds)  # a size the model cannot run fails before any loading
     memory = PeakMemory(device)  # before any CUDA context exists: NVML's baseline must not include ours
     timesteps = [i / config.factor for i in range(1, config.factor)]
-    pair = lambda i: frame_pair(i % config.pairs, res.height, res.width, config.seed)  # noqa: E731
+    # made on demand, never stored: 10 pairs of 4K frames would add 2 GB to the host memory being measured
+    pair = lambda i: synthetic_pair(res.height, res.width, seed=config.seed, index=i % config.pairs)  # noqa: E731
     doc = {
         "schema": SCHEMA,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -144,12 +127,11 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
             for precision in config.precisions:
                 name = f"{backend}-{precision}"
                 try:
-                    interp = _open(config, backend, precision, device)
+                    interp = _timed(_open(config, backend, precision, device), StageTimer(device))
                     log(f"{name}: {config.warmup} warm-up + {config.pairs} pairs")
-                    interp.backend = TimedBackend(interp.backend, StageTimer(device))
                     row = _row(lambda a, b: interp.interpolate(a, b, timesteps, ds), interp.backend.timer, pair,
                                config, device, memory, saved / name)
-                except (Skip, ImportError, ValueError) as e:  # ImportError/ValueError: an on-demand export failed
+                except (Skip, GimmError) as e:  # GimmError: an on-demand export failed
                     log(f"{name}: skipped: {e}")
                     doc["skipped"].append({"name": name, "backend": backend, "precision": precision, "reason": str(e)})
                     interp = None
@@ -178,13 +160,19 @@ def _open(config: BenchConfig, backend: str, precision: str, device) -> Interpol
     A checkpoint or device problem has already failed the reference row, so what fails here is this
     backend x precision: a missing package, a precision the backend does not offer on this device.
     """
-    reason = missing_backend(backend, device)
+    reason = unavailable(backend, device, precision)
     if reason:
         raise Skip(reason)
     try:
         return _load(config, backend, precision, device)
-    except (ImportError, ValueError) as e:
+    except GimmError as e:
         raise Skip(str(e)) from None
+
+
+def _timed(interp: Interpolator, timer: StageTimer) -> Interpolator:
+    """An interpolator like ``interp`` whose backend's stage calls are timed by ``timer``."""
+    return Interpolator(TimedBackend(interp.backend, timer), variant=interp.variant, weights=interp.weights,
+                        max_batch=interp.max_batch)
 
 
 def _row(call, timer: StageTimer, pair, config: BenchConfig, device, memory: PeakMemory, save: Path) -> dict:
@@ -236,3 +224,22 @@ def _free(device) -> None:
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
+
+
+def bench_to_files(config: BenchConfig, *, json_path=None, plot_path=None, overwrite: bool = False,
+                   log: Optional[Callable[[str], None]] = None) -> tuple:
+    """``run(config)``, then its table, and the JSON and PNG written where asked: (table, [paths written]).
+
+    Output paths are checked before the benchmark runs: an existing file without ``overwrite`` is refused.
+    """
+    from .report import format_table, write_json, write_plot
+
+    outputs = [(path, write) for path, write in ((json_path, write_json), (plot_path, write_plot)) if path]
+    for path, _ in outputs:
+        if Path(path).exists() and not overwrite:
+            raise InputError(f"{path} exists (use --overwrite to replace it)")
+    doc = run(config, log=log)
+    for path, write in outputs:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        write(doc, path)
+    return format_table(doc), [path for path, _ in outputs]

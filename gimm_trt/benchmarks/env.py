@@ -8,7 +8,7 @@ from typing import Optional
 import torch
 
 from .. import __version__
-from ..runtime.probe import version
+from ..core.deps import version
 
 
 def environment(device: torch.device) -> dict:

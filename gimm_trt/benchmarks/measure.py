@@ -5,7 +5,6 @@ there, see ``gimm_trt.engines.runner``) and are read after a device-wide synchro
 ``time.perf_counter``.
 """
 import contextlib
-import functools
 import os
 import threading
 import time
@@ -14,7 +13,10 @@ from typing import Optional
 import numpy as np
 import torch
 
-STAGES = ("flow", "motion", "synthesis")
+from ..core.errors import InputError
+from ..core.metrics import psnr_from_mse
+from ..runtime.backend import Backend
+
 MIB = 2.0**20
 
 
@@ -61,29 +63,39 @@ class StageTimer:
         return out
 
 
-# backend method -> the stage its time counts for (per-frame encoding is flow-stage work)
-STAGE_OF = {"flow": "flow", "encode": "flow", "flow_encoded": "flow", "motion": "motion", "synthesis": "synthesis"}
+class TimedBackend(Backend):
+    """Another backend with each stage call timed (per-frame encoding counts as flow-stage work)."""
 
-
-class TimedBackend:
-    """A backend whose stage methods are timed; everything else, and what it lacks, is the wrapped backend's."""
-
-    def __init__(self, backend, timer: StageTimer):
-        self._backend = backend
+    def __init__(self, backend: Backend, timer: StageTimer):
+        self.inner = backend
         self.timer = timer
+        self.name = backend.name
+        self.device = backend.device
+        self.precision = backend.precision
+        self.ds_scale = backend.ds_scale
 
-    def __getattr__(self, name):
-        attr = getattr(self._backend, name)
-        stage = STAGE_OF.get(name)
-        if stage is None or not callable(attr):
-            return attr
+    def check_frames(self, height: int, width: int) -> None:
+        self.inner.check_frames(height, width)
 
-        @functools.wraps(attr)
-        def timed(*args, **kwargs):
-            with self.timer.span(stage):
-                return attr(*args, **kwargs)
+    def flow(self, img0, img1, ds):
+        with self.timer.span("flow"):
+            return self.inner.flow(img0, img1, ds)
 
-        return timed
+    def encode(self, img, ds):
+        with self.timer.span("flow"):
+            return self.inner.encode(img, ds)
+
+    def estimate(self, enc0, enc1, ds):
+        with self.timer.span("flow"):
+            return self.inner.estimate(enc0, enc1, ds)
+
+    def motion(self, flow01, flow10, t):
+        with self.timer.span("motion"):
+            return self.inner.motion(flow01, flow10, t)
+
+    def synthesis(self, img0, img1, feats, flowt, t, ds):
+        with self.timer.span("synthesis"):
+            return self.inner.synthesis(img0, img1, feats, flowt, t, ds)
 
 
 class PeakMemory:
@@ -187,7 +199,7 @@ class Accuracy:
 
     def add(self, out: torch.Tensor, ref: torch.Tensor) -> None:
         if out.shape != ref.shape:
-            raise ValueError(f"output {tuple(out.shape)} and reference {tuple(ref.shape)} differ in shape")
+            raise InputError(f"output {tuple(out.shape)} and reference {tuple(ref.shape)} differ in shape")
         for o, r in zip(out, ref):  # frame by frame: a 4K pair in float64 at once would be gigabytes
             d = o.detach().cpu().double() - r.cpu().double()
             self.sse += float(d.square().sum())
@@ -196,5 +208,4 @@ class Accuracy:
 
     def result(self) -> dict:
         """psnr_db is None when the frames are identical (infinite PSNR has no JSON spelling)."""
-        mse = self.sse / max(self.count, 1)
-        return {"psnr_db": float(10 * np.log10(1.0 / mse)) if mse > 0 else None, "max_abs": self.max_abs}
+        return {"psnr_db": psnr_from_mse(self.sse / max(self.count, 1)), "max_abs": self.max_abs}

@@ -2,7 +2,7 @@
 import json
 from pathlib import Path
 
-from .measure import STAGES
+from ..core.stages import STAGES
 
 
 def format_table(doc: dict) -> str:

@@ -1,7 +1,8 @@
 """ONNX -> TensorRT engines via Polygraphy, cached under ``<export>/engines``, and a torch-facing runner.
 
 ``build_engines(export_dir)`` returns the plan of each stage (building what is missing);
-``TrtStage(plan)`` runs one with torch CUDA tensors; ``load_stages(export_dir)`` does both.
+``TrtStage(plan)`` runs one with torch CUDA tensors; ``load_stages(export_dir)`` does both;
+``prepare(options)`` exports, checks and builds in one call (``gimm-export``).
 Importing this package imports neither TensorRT, Polygraphy, ONNX nor torch: names resolve on first use.
 """
 import importlib
@@ -9,11 +10,10 @@ import importlib
 _EXPORTS = {
     "build_engines": "build", "engine_loaders": "build", "CachedEngine": "build", "SaveEngineAtomic": "build",
     "EngineBytesFromOnnx": "build", "inspect_onnx": "build", "profiles_for": "build", "polygraphy_builder": "build",
-    "STAGES": "build",
-    "EngineKey": "cache", "EngineMissingError": "cache", "atomic_write": "cache", "file_lock": "cache",
-    "sha256_file": "cache",
+    "EngineKey": "cache",
     "Target": "compat", "current_target": "compat",
     "TrtStage": "runner", "load_stages": "runner",
+    "prepare": "prepare", "Prepared": "prepare",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -10,38 +10,36 @@ The chain for one stage, composed lazily (nothing is read, hashed or built until
         key=..., engine_dir=...)               # SaveEngineAtomic writes the bytes (temp file + rename)
 
 Engines are always strongly typed: TensorRT 11 has no ``BuilderFlag.FP16``, so fp16 comes from the fp16
-ONNX graph (DESIGN.md, "ONNX and TensorRT facts"); TF32 is off so fp32 engines compare with the reference.
+ONNX graph; TF32 is off so fp32 engines compare with the reference.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
 import importlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.errors import EngineError, EngineMissingError, ExportError, MissingDependency
+from ..core.files import atomic_write, file_lock, remove_stale_tmp
+from ..core.stages import STAGES, T_AXIS, TimestepProfile
+from ..export import manifest
 from . import compat
-from .cache import ENGINE_DIR, EngineKey, EngineMissingError, atomic_write, explain_missing, file_lock, \
-    remove_stale_tmp, timing_name
+from .cache import ENGINE_DIR, EngineKey, explain_missing, timing_name
 
 try:
     from polygraphy import util
     from polygraphy.backend.base import BaseLoader
 except ImportError as _err:  # Polygraphy comes with the tensorrt extra
-    raise ImportError(f"gimm_trt.engines builds with Polygraphy: `{compat.INSTALL_HINT}`") from _err
+    raise MissingDependency(f"gimm_trt.engines builds with Polygraphy: `{compat.INSTALL_HINT}`") from _err
 
 __all__ = [
-    "STAGES", "T_AXIS", "PLUGIN_MODULE", "OnnxInfo", "inspect_onnx", "profiles_for", "import_plugin",
+    "PLUGIN_MODULE", "OnnxInfo", "inspect_onnx", "profiles_for", "profile_tag", "import_plugin",
     "RequireTensorRT", "polygraphy_builder", "EngineBytesFromOnnx", "SaveEngineAtomic", "CachedEngine",
     "engine_loaders", "build_engines",
 ]
 
-STAGES = ("flow", "motion", "synthesis")  # <stage>.onnx in the export directory
-T_AXIS = "T"  # the one dynamic axis: timesteps, first axis of motion/synthesis inputs
 PLUGIN_MODULE = compat.PLUGIN_MODULE
-MAX_TIMESTEPS = 8
-OPT_TIMESTEPS = 7  # factor 8 -> 7 new frames per pair
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,7 +56,7 @@ class OnnxInfo:
 
 def _dims(value_info) -> tuple:
     if not value_info.type.tensor_type.HasField("shape"):
-        raise ValueError(f"ONNX input {value_info.name!r} has no shape; export with static shapes and a named T axis")
+        raise ExportError(f"ONNX input {value_info.name!r} has no shape; export with static shapes and a named T axis")
     dims = []
     for dim in value_info.type.tensor_type.shape.dim:
         if dim.HasField("dim_value") and dim.dim_value >= 0:
@@ -103,34 +101,32 @@ def inspect_onnx(path) -> OnnxInfo:
     return OnnxInfo(inputs=inputs, uses_splat=any(_is_splat(node) for node in nodes))
 
 
-def profiles_for(inputs, *, opt_timesteps: int = OPT_TIMESTEPS, max_timesteps: int = MAX_TIMESTEPS) -> list:
-    """One optimisation profile: inputs whose first axis is ``T`` (or unnamed dynamic) get
-    min/opt/max = 1/opt/max timesteps on it; all other inputs are static (min = opt = max).
+def profiles_for(inputs, profile: TimestepProfile = TimestepProfile()) -> list:
+    """One optimisation profile: inputs whose first axis is ``T`` (or unnamed dynamic) get ``profile``'s
+    min/opt/max timesteps on it; all other inputs are static (min = opt = max).
 
-    Any other dynamic axis is an error: the export pads to fixed shapes (DESIGN.md, "Export directory").
+    Any other dynamic axis is an error: exports have fixed frame sizes.
     """
     from polygraphy.backend.trt import Profile
 
-    if not 1 <= opt_timesteps <= max_timesteps:
-        raise ValueError(f"need 1 <= opt_timesteps <= max_timesteps, got {opt_timesteps} and {max_timesteps}")
-    profile = Profile()
+    out = Profile()
     for name, dims in inputs:
         dynamic = [i for i, d in enumerate(dims) if isinstance(d, str)]
         if not dynamic:
-            profile.add(name, min=dims, opt=dims, max=dims)
+            out.add(name, min=dims, opt=dims, max=dims)
             continue
         if dynamic != [0] or dims[0] not in (T_AXIS, "?"):
-            raise ValueError(f"ONNX input {name!r} has shape {list(dims)}: only its first axis may be dynamic, "
-                             f"and only as the timestep axis {T_AXIS!r}")
+            raise ExportError(f"ONNX input {name!r} has shape {list(dims)}: only its first axis may be dynamic, "
+                              f"and only as the timestep axis {T_AXIS!r}")
         rest = tuple(dims[1:])
-        profile.add(name, min=(1,) + rest, opt=(opt_timesteps,) + rest, max=(max_timesteps,) + rest)
-    return [profile]
+        out.add(name, min=(profile.min,) + rest, opt=(profile.opt,) + rest, max=(profile.max,) + rest)
+    return [out]
 
 
-def profile_tag(inputs, *, opt_timesteps: int = OPT_TIMESTEPS, max_timesteps: int = MAX_TIMESTEPS) -> str:
-    """``"t1-<opt>-<max>"`` when a graph input has the timestep axis (part of the plan's name), else ``""``."""
+def profile_tag(inputs, profile: TimestepProfile = TimestepProfile()) -> str:
+    """``profile.tag`` when a graph input has the timestep axis (part of the plan's name), else ``""``."""
     dynamic = any(dims and isinstance(dims[0], str) for _, dims in inputs)
-    return f"t1-{opt_timesteps}-{max_timesteps}" if dynamic else ""
+    return profile.tag if dynamic else ""
 
 
 def import_plugin(onnx_path, needed: bool, module: str = PLUGIN_MODULE) -> None:
@@ -146,7 +142,7 @@ def import_plugin(onnx_path, needed: bool, module: str = PLUGIN_MODULE) -> None:
     try:
         importlib.import_module(module)
     except ImportError as err:
-        raise ImportError(
+        raise MissingDependency(
             f"{Path(onnx_path).name} holds the {schema.PLUGIN_ID} op, and building it needs the TensorRT plugin "
             f"module {module}, which could not be imported ({err}); install `{compat.INSTALL_HINT}` "
             f"(TensorRT >= {'.'.join(map(str, compat.MIN_TRT_VERSION))}) with Triton, or export with "
@@ -167,7 +163,7 @@ class RequireTensorRT(BaseLoader):
     def call_impl(self):
         trt = compat.import_trt()
         if not compat.has_strongly_typed(trt):
-            raise RuntimeError(f"TensorRT {trt.__version__} cannot build strongly typed networks")
+            raise EngineError(f"TensorRT {trt.__version__} cannot build strongly typed networks")
         return util.invoke_if_callable(self._obj)[0]
 
 
@@ -193,23 +189,20 @@ class EngineBytesFromOnnx(BaseLoader):
     """Serialized engine bytes for one ONNX file: reads its inputs, derives the profile, imports the splat
     plugin when the graph holds the op, then runs ``builder``'s loader."""
 
-    def __init__(self, path, *, timing_cache=None, opt_timesteps=OPT_TIMESTEPS, max_timesteps=MAX_TIMESTEPS,
-                 builder=None, plugin_module=PLUGIN_MODULE):
+    def __init__(self, path, *, timing_cache=None, profile: TimestepProfile = TimestepProfile(), builder=None,
+                 plugin_module=PLUGIN_MODULE):
         """
         Args:
             path (Union[path, Callable() -> path]): the ONNX file.
             timing_cache (Union[path, Callable() -> path, None]): timing cache to load from and merge into.
-            opt_timesteps, max_timesteps (int): the T axis profile, min 1.
+            profile (TimestepProfile): the T axis profile.
             builder (Callable(path, *, profiles, timing_cache) -> Union[bytes, Callable() -> bytes]):
                 ``polygraphy_builder`` unless given.
             plugin_module (str): imported before parsing when the graph holds the splat op.
         """
-        if not 1 <= opt_timesteps <= max_timesteps:
-            raise ValueError(f"need 1 <= opt_timesteps <= max_timesteps, got {opt_timesteps} and {max_timesteps}")
         self._path = path
         self._timing_cache = timing_cache
-        self.opt_timesteps = opt_timesteps
-        self.max_timesteps = max_timesteps
+        self.profile = profile
         self._builder = builder if builder is not None else polygraphy_builder
         self.plugin_module = plugin_module
 
@@ -222,7 +215,7 @@ class EngineBytesFromOnnx(BaseLoader):
         timing, _ = util.invoke_if_callable(self._timing_cache)
         info = inspect_onnx(path)
         import_plugin(path, info.uses_splat, self.plugin_module)
-        profiles = profiles_for(info.inputs, opt_timesteps=self.opt_timesteps, max_timesteps=self.max_timesteps)
+        profiles = profiles_for(info.inputs, self.profile)
         engine_bytes, _ = util.invoke_if_callable(self._builder(path, profiles=profiles, timing_cache=timing))
         return engine_bytes
 
@@ -247,7 +240,7 @@ class SaveEngineAtomic(BaseLoader):
         data, _ = util.invoke_if_callable(self._engine_bytes)
         path, _ = util.invoke_if_callable(self._path)
         if data is None or memoryview(data).nbytes == 0:
-            raise RuntimeError(f"the builder returned no engine for {Path(path).name}; see TensorRT's log above")
+            raise EngineError(f"the builder returned no engine for {Path(path).name}; see TensorRT's log above")
         atomic_write(path, data)
         return data
 
@@ -296,8 +289,8 @@ class CachedEngine(BaseLoader):
         return path
 
 
-def engine_loaders(export_dir, *, max_timesteps=MAX_TIMESTEPS, opt_timesteps=OPT_TIMESTEPS, build=True,
-                   target=None, builder=None, stages=STAGES) -> dict:
+def engine_loaders(export_dir, *, profile: TimestepProfile = TimestepProfile(), build=True, target=None,
+                   builder=None, stages=STAGES) -> dict:
     """One uncalled ``CachedEngine`` per stage of an export directory; calling one returns its plan path.
 
     ``target``: a ``compat.Target`` or a callable returning one; default: probe this machine (on call).
@@ -310,34 +303,22 @@ def engine_loaders(export_dir, *, max_timesteps=MAX_TIMESTEPS, opt_timesteps=OPT
     loaders = {}
     for stage in stages:
         onnx_path = export_dir / f"{stage}.onnx"
-        engine_bytes = EngineBytesFromOnnx(
-            onnx_path, timing_cache=lambda: engine_dir / timing_name(resolve()),
-            opt_timesteps=opt_timesteps, max_timesteps=max_timesteps, builder=builder)
-        key = functools.partial(lambda s, p: EngineKey.of(s, p, resolve(), profile_tag(
-            inspect_onnx(p).inputs, opt_timesteps=opt_timesteps, max_timesteps=max_timesteps)), stage, onnx_path)
+        engine_bytes = EngineBytesFromOnnx(onnx_path, timing_cache=lambda: engine_dir / timing_name(resolve()),
+                                           profile=profile, builder=builder)
+        key = functools.partial(
+            lambda s, p: EngineKey.of(s, p, resolve(), profile_tag(inspect_onnx(p).inputs, profile)), stage, onnx_path)
         loaders[stage] = CachedEngine(engine_bytes, key=key, engine_dir=engine_dir, build=build)
     return loaders
 
 
-def _manifest_max_timesteps(export_dir: Path):
-    path = export_dir / "manifest.json"
-    if not path.is_file():
-        return None
-    try:
-        value = json.loads(path.read_text()).get("max_timesteps")
-    except (ValueError, AttributeError) as err:
-        raise ValueError(f"{path} is not a JSON object: {err}") from err
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def build_engines(export_dir, *, max_timesteps=None, opt_timesteps=None, build=True, device=None, target=None,
+def build_engines(export_dir, *, profile: TimestepProfile = None, build=True, device=None, target=None,
                   builder=None, stages=STAGES) -> dict:
     """The TensorRT plan of each stage of a ``gimm-export`` directory, built where missing.
 
     Args:
         export_dir: holds ``flow.onnx``, ``motion.onnx``, ``synthesis.onnx``; plans go to ``<export_dir>/engines``.
-        max_timesteps: largest T the engines accept; default the manifest's ``max_timesteps``, else 8.
-        opt_timesteps: the T TensorRT tunes for; default min(7, max_timesteps) (factor 8).
+        profile: the timesteps per call the engines take; default ``TimestepProfile.up_to`` the manifest's
+            ``max_timesteps`` (8 without a manifest).
         build: False never builds: a missing plan raises ``EngineMissingError`` saying what differs.
         device: CUDA device to probe and build on (default: the current one).
         target: ``compat.Target`` to key the plans by instead of probing (tests, cross-checks).
@@ -350,17 +331,23 @@ def build_engines(export_dir, *, max_timesteps=None, opt_timesteps=None, build=T
     export_dir = Path(export_dir)
     missing = [f"{stage}.onnx" for stage in stages if not (export_dir / f"{stage}.onnx").is_file()]
     if missing:
-        raise FileNotFoundError(f"{export_dir} has no {', '.join(missing)}; pass a directory written by gimm-export")
-    if max_timesteps is None:
-        max_timesteps = _manifest_max_timesteps(export_dir) or MAX_TIMESTEPS
-    if opt_timesteps is None:
-        opt_timesteps = min(OPT_TIMESTEPS, max_timesteps)
+        raise ExportError(f"{export_dir} has no {', '.join(missing)}; pass a directory written by gimm-export")
+    if profile is None:
+        profile = TimestepProfile.up_to(_manifest_max_timesteps(export_dir) or TimestepProfile().max)
     if target is None:
         target = compat.current_target(device)
-    loaders = engine_loaders(export_dir, max_timesteps=max_timesteps, opt_timesteps=opt_timesteps, build=build,
-                             target=target, builder=builder, stages=stages)
+    loaders = engine_loaders(export_dir, profile=profile, build=build, target=target, builder=builder,
+                             stages=stages)
     with _on_device(device):
         return {stage: loader() for stage, loader in loaders.items()}
+
+
+def _manifest_max_timesteps(export_dir: Path):
+    """The manifest's ``max_timesteps``; None for a bare directory of ONNX files (hand-made graphs)."""
+    if not (export_dir / manifest.MANIFEST).is_file():
+        return None
+    value = manifest.read_manifest(export_dir).get("max_timesteps")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _on_device(device):

@@ -1,52 +1,40 @@
-"""The engine cache: names, hashes, atomic writes and a lock that works across processes.
+"""The engine cache: plan and timing-cache names, and why a plan on disk does not serve a key.
 
-An engine is named by everything it is bound to (DESIGN.md, "Export directory")::
+An engine is named by everything it is bound to::
 
     engines/<stage>.<gpu>-sm<cc>.trt<version>.<onnx-sha12>[.t<min>-<opt>-<max>].plan
     engines/timing.<gpu>-sm<cc>.trt<version>.cache
 
 so a plan built for another GPU, compute capability, TensorRT version, ONNX file or timestep profile is
-never loaded: its name does not match the key that is asked for. (The ``.t1-7-8`` part extends DESIGN's
-name: a plan built for at most 4 timesteps must not be picked when 8 are asked for. Graphs without a
-timestep axis, the flow stage, have no such part.) Plans are written to a temporary file in the same
-directory, fsynced, then renamed over the final name, so a reader sees a whole plan or none.
+never loaded: its name does not match the key that is asked for (a plan built for at most 4 timesteps must
+not be picked when 8 are asked for; the flow stage has no timestep axis and no such part). Plans are written
+with ``core.files.atomic_write``, so a reader sees a whole plan or none.
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import os
 import re
-import tempfile
-import threading
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
 
-from .compat import Target
+from ..core.errors import EngineMissingError, InputError
+from ..core.files import sha256_file
+from .compat import PATTERNS, Target
 
-__all__ = [
-    "ENGINE_DIR", "EngineKey", "PlanName", "EngineMissingError", "sha256_file", "atomic_write", "file_lock",
-    "parse_plan_name", "explain_missing", "remove_stale_tmp", "timing_name",
-]
+__all__ = ["ENGINE_DIR", "EngineKey", "PlanName", "parse_plan_name", "explain_missing", "timing_name"]
 
 ENGINE_DIR = "engines"  # under the export directory
 _SHA_CHARS = 12  # of the ONNX sha256 in a plan name; the key keeps all 64
 
-_SAFE = {
-    "stage": re.compile(r"[a-z0-9_]+"),
-    "gpu": re.compile(r"[a-z0-9][a-z0-9-]*"),
-    "sm": re.compile(r"[0-9]+"),
-    "trt_version": re.compile(r"[0-9][0-9A-Za-z.+_-]*"),
-    "onnx_sha256": re.compile(r"[0-9a-f]{64}"),
-    "profile": re.compile(r"(t[0-9]+-[0-9]+-[0-9]+)?"),
-}
+# every part of a plan name, as a regular expression (the Target's parts come from compat)
+_PROFILE = r"t[0-9]+-[0-9]+-[0-9]+"  # TimestepProfile.tag
+_SAFE = {"stage": r"[a-z0-9_]+", **PATTERNS, "onnx_sha256": r"[0-9a-f]{64}", "profile": rf"({_PROFILE})?"}
+_PLAN_NAME = re.compile(
+    rf"(?P<stage>{_SAFE['stage']})\.(?P<gpu>{_SAFE['gpu']})-sm(?P<sm>{_SAFE['sm']})"
+    rf"\.trt(?P<trt>{_SAFE['trt_version']})\.(?P<sha>[0-9a-f]{{{_SHA_CHARS}}})"
+    rf"(?:\.(?P<profile>{_PROFILE}))?\.plan")
 _LABELS = {"stage": "stage", "gpu": "GPU", "sm": "compute capability", "trt_version": "TensorRT version",
            "onnx_sha256": "ONNX hash"}
-
-
-class EngineMissingError(FileNotFoundError):
-    """No plan matches the key and building is off; the message says which of its parts differ."""
 
 
 class PlanName(NamedTuple):
@@ -74,8 +62,8 @@ class EngineKey:
     def __post_init__(self):
         for field in fields(self):
             value = getattr(self, field.name)
-            if not isinstance(value, str) or not _SAFE[field.name].fullmatch(value):
-                raise ValueError(f"EngineKey.{field.name} must match {_SAFE[field.name].pattern}, got {value!r}")
+            if not isinstance(value, str) or not re.fullmatch(_SAFE[field.name], value):
+                raise InputError(f"EngineKey.{field.name} must match {_SAFE[field.name]}, got {value!r}")
 
     @classmethod
     def of(cls, stage: str, onnx_path, target: Target, profile: str = "") -> "EngineKey":
@@ -122,9 +110,7 @@ def timing_name(target: Target) -> str:
 
 def parse_plan_name(name: str):
     """The ``PlanName`` of a file name written by ``EngineKey.plan_name``, or None for any other name."""
-    match = re.fullmatch(r"(?P<stage>[a-z0-9_]+)\.(?P<gpu>[a-z0-9][a-z0-9-]*)-sm(?P<sm>[0-9]+)"
-                         r"\.trt(?P<trt>[0-9][0-9A-Za-z.+_-]*)\.(?P<sha>[0-9a-f]{12})"
-                         r"(?:\.(?P<profile>t[0-9]+-[0-9]+-[0-9]+))?\.plan", name)
+    match = _PLAN_NAME.fullmatch(name)
     if match is None:
         return None
     return PlanName(match["stage"], match["gpu"], match["sm"], match["trt"], match["sha"], match["profile"] or "")
@@ -144,88 +130,3 @@ def explain_missing(key: EngineKey, engine_dir) -> str:
         lines.append("  (no plan for this stage was found)")
     lines.append("build it with gimm_trt.engines.build_engines(export_dir) or `gimm-export --build-engines`")
     return "\n".join(lines)
-
-
-def sha256_file(path, chunk_bytes: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks so a large ONNX file never sits in memory twice."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk_bytes), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _tmp_prefix(path: Path) -> str:
-    return f".{path.name}."
-
-
-def atomic_write(path, data) -> Path:
-    """Write ``data`` to ``path`` so that readers see the old file, or the whole new one, never a part.
-
-    ``data`` is bytes-like (bytes, memoryview, ``trt.IHostMemory``) or a callable that writes into the open
-    binary file. The bytes go to a temporary file in the same directory (same file system, so the rename
-    is atomic), are flushed and fsynced, then ``os.replace`` puts them under the final name. On any error
-    the temporary file is removed and the old file, if any, is left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if callable(data):
-                data(f)
-            else:
-                f.write(memoryview(data))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)  # make the rename itself durable
-    return path
-
-
-def remove_stale_tmp(path) -> None:
-    """Remove temporary files a killed writer of ``path`` left; call only under the lock its writers take."""
-    path = Path(path)
-    for tmp in path.parent.glob(f"{_tmp_prefix(path)}*.tmp"):
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
-def _fsync_dir(directory: Path) -> None:
-    if os.name != "posix":  # directories cannot be opened for fsync on Windows; NTFS renames are journaled
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-_thread_locks: dict = {}
-_thread_locks_guard = threading.Lock()
-
-
-def _thread_lock(lock_path: str) -> threading.Lock:
-    with _thread_locks_guard:
-        return _thread_locks.setdefault(lock_path, threading.Lock())
-
-
-@contextlib.contextmanager
-def file_lock(path):
-    """Exclusive lock on ``path`` for other processes and other threads of this one.
-
-    Across processes this is Polygraphy's ``util.LockFile`` (``fcntl.lockf`` on ``<path>.lock``, msvcrt on
-    Windows); it waits, no timeout. POSIX record locks belong to a process, so two threads of one process
-    would both get them, and one closing its handle would drop the other's: a per-path thread lock comes
-    first. The ``.lock`` file stays (deleting it would let a late opener lock a different inode).
-    """
-    from polygraphy import util
-
-    path = str(Path(path))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with _thread_lock(os.path.abspath(path)), util.LockFile(path):
-        yield

@@ -23,6 +23,10 @@ INSTALL_HINT = "pip install gimm-trt[tensorrt]"
 PLUGIN_MODULE = "gimm_trt.plugins.trt_plugin"  # registers gimm_trt::splat with tensorrt.plugin on import
 
 
+# the parts of a Target as they may appear in file names: no dots in gpu (the separator), nothing a shell minds
+PATTERNS = {"gpu": r"[a-z0-9][a-z0-9-]*", "sm": r"[0-9]+", "trt_version": r"[0-9][0-9A-Za-z.+_-]*"}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Target:
     """What an engine is bound to besides its ONNX: the GPU model, its compute capability and TensorRT.
@@ -36,9 +40,7 @@ class Target:
     trt_version: str
 
     def __post_init__(self):
-        # these become parts of file names: no dots in gpu (the separator), nothing a shell would mind
-        for name, pattern in (("gpu", r"[a-z0-9][a-z0-9-]*"), ("sm", r"[0-9]+"),
-                              ("trt_version", r"[0-9][0-9A-Za-z.+_-]*")):
+        for name, pattern in PATTERNS.items():
             value = getattr(self, name)
             if not isinstance(value, str) or not re.fullmatch(pattern, value):
                 raise ValueError(f"Target.{name} must match {pattern}, got {value!r}")

@@ -7,11 +7,12 @@ torch nor ONNX: names resolve on first use.
 import importlib
 
 _EXPORTS = {
-    "ExportOptions": "exporter", "Weights": "exporter", "export": "exporter", "export_key": "exporter",
-    "weights_of": "exporter", "OPSETS": "exporter", "DEFAULT_OPSET": "exporter", "SPLAT_FORMS": "exporter",
+    "ExportOptions": "exporter", "WeightsSource": "exporter", "export": "exporter", "export_key": "exporter",
+    "weights_of": "exporter", "OPSETS": "exporter", "DEFAULT_OPSET": "exporter", "PRECISIONS": "exporter",
     "ExportInfo": "manifest", "read_manifest": "manifest",
     "to_fp16": "fp16", "Fp16Report": "fp16",
-    "STAGES": "graphs", "stage_module": "graphs", "trace": "graphs",
+    "stage_module": "graphs", "trace": "graphs",
+    "compare_export": "compare", "ort_session": "ort", "providers_for": "ort",
 }
 __all__ = sorted(_EXPORTS)
 

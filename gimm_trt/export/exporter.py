@@ -13,14 +13,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..core import deps
+from ..core.errors import CheckpointError, InputError
+from ..core.files import atomic_write, file_lock, sha256_file
+from ..core.sizes import parse_resolution, processing_size
+from ..core.stages import STAGES, T_AXIS, T_INPUTS, T_OUTPUTS, TimestepProfile
+from ..model.checkpoint import WEIGHTS_URL, Weights
+from ..plugins import schema
 from . import graphs, manifest
 
-__all__ = ["ExportOptions", "Weights", "export", "weights_of", "OPSETS", "DEFAULT_OPSET", "PRECISIONS", "SPLAT_FORMS"]
+__all__ = ["ExportOptions", "WeightsSource", "export", "export_key", "weights_of", "OPSETS", "DEFAULT_OPSET",
+           "PRECISIONS"]
 
 OPSETS = (17, 18, 19)  # not 20: GridSample changed there and TensorRT 10 parses it as nearest (NVIDIA/TensorRT#4646)
 DEFAULT_OPSET = 18
-PRECISIONS = ("fp32", "fp16")
-SPLAT_FORMS = ("plugin", "portable")
+PRECISIONS = ("fp32", "fp16")  # what graphs can be exported in (bf16 is a torch-backend-only precision)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,31 +56,31 @@ class ExportOptions:
     ds_scale: Optional[float] = None
     splat: str = "plugin"
     opset: int = DEFAULT_OPSET
-    max_timesteps: int = 8
+    max_timesteps: int = TimestepProfile().max
 
     def __post_init__(self):
-        from ..model.checkpoint import Weights as _Weights
-
-        _Weights.verify(self.variant)
+        Weights.verify(self.variant)
         if self.checkpoint is not None and self.random_weights:
-            raise ValueError("pass either a checkpoint or random weights, not both")
+            raise InputError("pass either a checkpoint or random weights, not both")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.splat not in SPLAT_FORMS:
-            raise ValueError(f"splat must be one of {', '.join(SPLAT_FORMS)}, got {self.splat!r}")
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.splat not in schema.FORMS:
+            raise InputError(f"splat must be one of {', '.join(schema.FORMS)}, got {self.splat!r}")
         if self.opset not in OPSETS:
             why = " (opset 20 changed GridSample, which TensorRT 10 then parses as nearest)" if self.opset >= 20 else ""
-            raise ValueError(f"opset must be one of {', '.join(map(str, OPSETS))}, got {self.opset}{why}")
-        if not isinstance(self.max_timesteps, int) or self.max_timesteps < 1:
-            raise ValueError(f"max_timesteps must be an integer >= 1, got {self.max_timesteps!r}")
+            raise InputError(f"opset must be one of {', '.join(map(str, OPSETS))}, got {self.opset}{why}")
+        self.profile  # validates max_timesteps
         self.sizes  # validates resolution and ds_scale
 
     @property
     def frame(self):
         """The ``Resolution`` (name, width, height)."""
-        from ..runtime.resolution import parse_resolution
-
         return parse_resolution(self.resolution)
+
+    @property
+    def profile(self) -> TimestepProfile:
+        """The timesteps per call the TensorRT engines of this export take."""
+        return TimestepProfile.up_to(self.max_timesteps)
 
     @property
     def ds(self) -> float:
@@ -81,9 +88,7 @@ class ExportOptions:
 
     @property
     def sizes(self) -> tuple:
-        """((Hp, Wp) padded, (h, w) processing); ValueError when the model cannot run this size and scale."""
-        from ..runtime.frames import processing_size
-
+        """((Hp, Wp) padded, (h, w) processing); InputError when the model cannot run this size and scale."""
         res = self.frame
         hp, wp, hd, wd = processing_size(res.height, res.width, self.ds)
         return (hp, wp), (hd, wd)
@@ -95,7 +100,7 @@ class ExportOptions:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Weights:
+class WeightsSource:
     """Where the weights come from: ``label`` for people, ``sha256`` of the file (None for random weights)."""
 
     label: str
@@ -107,46 +112,36 @@ class Weights:
         return self.sha256 or self.label
 
 
-def weights_of(options: ExportOptions) -> Weights:
-    """The weights ``options`` names; CheckpointError (a ValueError) when the file is missing."""
-    from ..engines.cache import sha256_file
-    from ..model.checkpoint import WEIGHTS_URL, CheckpointError, Weights as _Weights
-
+def weights_of(options: ExportOptions) -> WeightsSource:
+    """The weights ``options`` names; CheckpointError when the file is missing."""
     if options.random_weights:
-        return Weights(label=f"random weights (seed {options.seed})")
-    path = Path(options.checkpoint) if options.checkpoint else _Weights.verify(options.variant).default_path()
+        return WeightsSource(label=f"random weights (seed {options.seed})")
+    path = Path(options.checkpoint) if options.checkpoint else Weights.verify(options.variant).default_path()
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path} (download the official files from {WEIGHTS_URL} into "
                               "./pretrained_ckpt or $GIMM_TRT_CHECKPOINTS, pass --checkpoint, or use --random-weights)")
-    return Weights(label=str(path), sha256=sha256_file(path), path=str(path))
+    return WeightsSource(label=str(path), sha256=sha256_file(path), path=str(path))
 
 
-def _fields(options: ExportOptions, weights: Weights) -> dict:
+def _fields(options: ExportOptions, weights: WeightsSource) -> dict:
     """The inputs an export depends on (hashed into ``inputs_sha256``); max_timesteps only affects engines."""
     from .. import __version__
-    from ..model.checkpoint import Weights as _Weights
 
     padded, processing = options.sizes
     return {"weights": weights.identity, "variant": options.variant, "precision": options.precision,
             "resolution": options.frame.name, "padded_size": list(padded), "processing_size": list(processing),
             "ds_scale": options.ds, "splat": options.splat, "opset": options.opset, "gimm_trt": __version__,
-            "source": manifest.source_digest(_Weights.verify(options.variant).value.arch)}
+            "source": manifest.source_digest(Weights.verify(options.variant).value.arch)}
 
 
-def export_key(options: ExportOptions, weights: Weights) -> str:
+def export_key(options: ExportOptions, weights: WeightsSource) -> str:
     """sha256 of the export's inputs: equal keys, equal graphs."""
     return manifest.inputs_digest(_fields(options, weights))
 
 
 @contextlib.contextmanager
 def _locked(export_dir: Path):
-    """One exporter per directory at a time (Polygraphy's file lock when installed)."""
-    try:
-        from ..engines.cache import file_lock
-        import polygraphy  # noqa: F401  (file_lock needs it)
-    except ImportError:
-        yield
-        return
+    """One exporter per directory at a time, across threads and processes."""
     export_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(export_dir / ".export"):
         yield
@@ -163,7 +158,7 @@ def _io(values) -> list:
     return out
 
 
-def export(options: ExportOptions, out="exports", *, model=None, weights: Optional[Weights] = None,
+def export(options: ExportOptions, out="exports", *, model=None, weights: Optional[WeightsSource] = None,
            force: bool = False, log: Optional[Callable[[str], None]] = None) -> Path:
     """Write (or reuse) the export of ``options`` under ``out``; returns ``<out>/<options.name>``.
 
@@ -189,8 +184,7 @@ def export(options: ExportOptions, out="exports", *, model=None, weights: Option
         if problem is None:
             data = manifest.read_manifest(export_dir)
             if data.get("max_timesteps") != options.max_timesteps:  # engines only: no new graphs needed
-                axis = {**data.get("dynamic_axis", {}), "profile": {"min": 1, "opt": min(7, options.max_timesteps),
-                                                                    "max": options.max_timesteps}}
+                axis = {**data.get("dynamic_axis", {}), "profile": options.profile.as_dict()}
                 manifest.write_manifest(export_dir, {**data, "max_timesteps": options.max_timesteps,
                                                      "dynamic_axis": axis})
             log(f"reusing {export_dir} (made from the same inputs)")
@@ -198,7 +192,7 @@ def export(options: ExportOptions, out="exports", *, model=None, weights: Option
         if (export_dir / manifest.MANIFEST).exists():
             log(f"re-exporting {export_dir}: {problem}")
         sources = _Sources(options, weights, model, out, force, log)
-        plan = {stage: sources.find(stage, export_dir, manifest.stage_digest(fields, stage)) for stage in graphs.STAGES}
+        plan = {stage: sources.find(stage, export_dir, manifest.stage_digest(fields, stage)) for stage in STAGES}
         (export_dir / manifest.MANIFEST).unlink(missing_ok=True)  # incomplete until the new one is written
         stages = {stage: _make_stage(stage, found, options, sources, export_dir, log) for stage, found in plan.items()}
         for stage, entry in stages.items():
@@ -208,7 +202,7 @@ def export(options: ExportOptions, out="exports", *, model=None, weights: Option
             "schema": manifest.SCHEMA,
             "variant": options.variant,
             "weights": weights.label,
-            "checkpoint_sha256": weights.sha256 or weights.label,
+            "checkpoint_sha256": weights.sha256,  # None for random weights: "weights" says which
             "precision": options.precision,
             "resolution": {"name": options.frame.name, "width": options.frame.width, "height": options.frame.height},
             "padded_size": list(padded),
@@ -217,9 +211,8 @@ def export(options: ExportOptions, out="exports", *, model=None, weights: Option
             "max_timesteps": options.max_timesteps,
             "opset": options.opset,
             "splat": _splat_entry(options.splat),
-            "dynamic_axis": {"name": graphs.T_AXIS, "inputs": ["t", "flowt"], "outputs": ["flowt", "frames"],
-                             "profile": {"min": 1, "opt": min(7, options.max_timesteps),  # as engines build it
-                                         "max": options.max_timesteps}},
+            "dynamic_axis": {"name": T_AXIS, "inputs": list(T_INPUTS), "outputs": list(T_OUTPUTS),
+                             "profile": options.profile.as_dict()},  # as the engines are built
             "stages": stages,
             "tools": manifest.tool_versions(),
             "inputs": fields,
@@ -232,16 +225,11 @@ def export(options: ExportOptions, out="exports", *, model=None, weights: Option
 
 
 def _require_onnx() -> None:
-    import importlib.util
-
-    missing = [m for m in ("onnx", "onnxscript", "onnx_ir") if importlib.util.find_spec(m) is None]
-    if missing:
-        raise ImportError(f"exporting needs {', '.join(missing)}: `pip install gimm-trt[onnx]`")
+    for module in ("onnx", "onnxscript", "onnx_ir"):
+        deps.require(module, "exporting")
 
 
 def _splat_entry(form: str) -> dict:
-    from ..plugins import schema
-
     if form == "plugin":
         return {"form": form, "node": f"{schema.NAMESPACE}::{schema.OP_NAME}", "version": schema.VERSION,
                 "note": "custom node: TensorRT plugin gimm_trt::splat, ONNX Runtime via onnxruntime-extensions"}
@@ -274,7 +262,7 @@ class _Sources:
     @property
     def model(self):
         if self._model is None:
-            from ..model.checkpoint import load_model
+            from ..model.checkpoint import load_model  # torch and the model load only when a stage is traced
 
             self.log(f"loading GIMM-VFI-{self.options.variant} ({self.weights.label})")
             self._model = load_model(self.weights.path, variant=self.options.variant,
@@ -286,7 +274,6 @@ def _make_stage(stage, found, options, sources, export_dir, log) -> dict:
     """Write ``<stage>.onnx`` (unless kept) and return its manifest entry."""
     import onnx_ir as ir
 
-    from ..engines.cache import atomic_write
     from . import passes
 
     how, source = found
@@ -316,7 +303,7 @@ def _make_stage(stage, found, options, sources, export_dir, log) -> dict:
         passes.prune(ir_model)  # the fp32 originals of converted weights
     proto = passes.to_proto(ir_model, name=f"gimm_{stage}",
                             doc=f"GIMM-VFI-{options.variant} {stage} stage, {options.precision}, gimm_trt export")
-    passes.check(proto)
+    passes.validate(proto)
     data = proto.SerializeToString()
     file = f"{stage}.onnx"
     atomic_write(export_dir / file, data)

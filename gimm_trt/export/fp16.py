@@ -1,4 +1,4 @@
-"""fp32 graph -> fp16 graph with fp32 islands (DESIGN.md, "Precision"), fp32 inputs and outputs unchanged.
+"""fp32 graph -> fp16 graph with fp32 islands, fp32 inputs and outputs unchanged.
 
 The rule mirrors what ``precision="fp16"`` does in PyTorch (autocast with the model's ``fp32`` islands):
 

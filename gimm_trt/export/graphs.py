@@ -1,7 +1,7 @@
 """The three stages as exportable modules, their example inputs, and the trace to ONNX.
 
 Each graph module binds what the export fixes (the processing scale ``ds``) and takes exactly the tensors
-named in ``gimm_trt.model.gimm`` (``FLOW_INPUTS`` ...), so the ONNX input names are the stage's. Spatial
+named in ``gimm_trt.core.stages`` (``FLOW_INPUTS`` ...), so the ONNX input names are the stage's. Spatial
 sizes are static; the one dynamic axis is ``T`` (timesteps), the first axis of ``t``, ``flowt`` and ``frames``.
 """
 from __future__ import annotations
@@ -9,16 +9,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..model.gimm import (FLOW_INPUTS, FLOW_OUTPUTS, MOTION_INPUTS, MOTION_OUTPUTS, SYNTHESIS_INPUTS,
-                          SYNTHESIS_OUTPUTS)
+from ..core.errors import InputError
+from ..core.stages import IO, STAGES, T_AXIS, T_INPUTS
 
-__all__ = ["STAGES", "T_AXIS", "IO", "FlowGraph", "MotionGraph", "SynthesisGraph", "stage_module", "example_inputs",
-           "dynamic_shapes", "trace"]
+__all__ = ["FlowGraph", "MotionGraph", "SynthesisGraph", "stage_module", "example_inputs", "dynamic_shapes", "trace"]
 
-STAGES = ("flow", "motion", "synthesis")
-T_AXIS = "T"
-IO = {"flow": (FLOW_INPUTS, FLOW_OUTPUTS), "motion": (MOTION_INPUTS, MOTION_OUTPUTS),
-      "synthesis": (SYNTHESIS_INPUTS, SYNTHESIS_OUTPUTS)}
 EXAMPLE_T = 3  # traced with 3 timesteps: 0 and 1 would be specialised by torch.export
 
 
@@ -66,7 +61,7 @@ def stage_module(model: nn.Module, stage: str, ds: float) -> nn.Module:
     elif stage == "synthesis":
         module = SynthesisGraph(model.synthesis, ds)
     else:
-        raise ValueError(f"unknown stage {stage!r}: one of {STAGES}")
+        raise InputError(f"unknown stage {stage!r}: one of {STAGES}")
     return module.eval()
 
 
@@ -93,7 +88,7 @@ def example_inputs(stage: str, padded: tuple, processing: tuple, *, timesteps: i
         return (torch.rand(1, 3, hp, wp, generator=g), torch.rand(1, 3, hp, wp, generator=g), feat(128, 4),
                 feat(128, 4), feat(256, 8), feat(256, 8), feat(256, 8), feat(256, 8),
                 3 * torch.randn(timesteps, 2, h, w, generator=g), t)
-    raise ValueError(f"unknown stage {stage!r}: one of {STAGES}")
+    raise InputError(f"unknown stage {stage!r}: one of {STAGES}")
 
 
 def dynamic_shapes(stage: str):
@@ -102,7 +97,7 @@ def dynamic_shapes(stage: str):
         return None
     t_dim = torch.export.Dim(T_AXIS, min=1)
     inputs = IO[stage][0]
-    return {name: ({0: t_dim} if name in ("t", "flowt") else None) for name in inputs}
+    return {name: ({0: t_dim} if name in T_INPUTS else None) for name in inputs}
 
 
 def trace(module: nn.Module, args: tuple, *, stage: str, opset: int, splat: str):

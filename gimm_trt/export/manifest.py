@@ -14,6 +14,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.errors import ExportError
+from ..core.files import atomic_write, sha256_file
+from ..core.sizes import padded_size
+
 __all__ = ["SCHEMA", "MANIFEST", "ExportInfo", "read_manifest", "write_manifest", "inputs_digest", "source_digest",
            "stage_digest", "reuse_problem", "reusable_stage", "tool_versions"]
 
@@ -22,22 +26,20 @@ MANIFEST = "manifest.json"
 
 
 def read_manifest(export_dir) -> dict:
-    """The manifest of ``export_dir``; ValueError when it is missing or not one of ours."""
+    """The manifest of ``export_dir``; ExportError when it is missing or not one of ours."""
     path = Path(export_dir) / MANIFEST
     if not path.is_file():
-        raise ValueError(f"{export_dir} is not a gimm-export directory (no {MANIFEST}); create one with gimm-export")
+        raise ExportError(f"{export_dir} is not a gimm-export directory (no {MANIFEST}); create one with gimm-export")
     try:
         data = json.loads(path.read_text())
-    except ValueError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); re-run gimm-export") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ExportError(f"{path} is not valid JSON ({err}); re-run gimm-export") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise ValueError(f"{path} is not a {SCHEMA} manifest; re-run gimm-export")
+        raise ExportError(f"{path} is not a {SCHEMA} manifest; re-run gimm-export")
     return data
 
 
 def write_manifest(export_dir, data: dict) -> Path:
-    from ..engines.cache import atomic_write
-
     return atomic_write(Path(export_dir) / MANIFEST, (json.dumps(data, indent=2) + "\n").encode())
 
 
@@ -77,14 +79,12 @@ def stage_digest(fields: dict, stage: str) -> str:
 def reusable_stage(export_dir, stage: str, digest: str):
     """The ONNX file of ``stage`` in ``export_dir`` when its manifest entry was made from ``digest`` and the
     file is intact; else None. Reads the manifest even when the export as a whole differs."""
-    from ..engines.cache import sha256_file
-
     try:
         entry = read_manifest(export_dir)["stages"][stage]
         path = Path(export_dir) / entry["file"]
         if entry.get("inputs_sha256") == digest and path.is_file() and sha256_file(path) == entry.get("sha256"):
             return path
-    except (ValueError, KeyError, TypeError):
+    except (ExportError, KeyError, TypeError):
         pass
     return None
 
@@ -105,14 +105,12 @@ def tool_versions() -> dict:
 
 def reuse_problem(export_dir, digest: str):
     """None when ``export_dir`` holds a complete export with inputs ``digest``; else why it must be redone."""
-    from ..engines.cache import sha256_file
-
     export_dir = Path(export_dir)
     if not (export_dir / MANIFEST).is_file():
         return "no manifest"
     try:
         data = read_manifest(export_dir)
-    except ValueError as err:
+    except ExportError as err:
         return str(err)
     if data.get("inputs_sha256") != digest:
         return "made from different inputs"
@@ -151,26 +149,23 @@ class ExportInfo:
                        processing_size=tuple(data["processing_size"]), resolution=data["resolution"]["name"],
                        max_timesteps=int(data["max_timesteps"]), splat=data["splat"]["form"], stages=data["stages"])
         except (KeyError, TypeError) as err:
-            raise ValueError(f"{path / MANIFEST} lacks {err}; re-run gimm-export") from None
+            raise ExportError(f"{path / MANIFEST} lacks {err}; re-run gimm-export") from None
 
     def onnx_path(self, stage: str) -> Path:
         return self.path / self.stages[stage]["file"]
 
     def check_frames(self, height: int, width: int) -> None:
-        """ValueError unless frames of ``height`` x ``width`` pad to the size this export was made for."""
-        from ..runtime.frames import Padding
-
-        pad = Padding.for_size(height, width)
-        padded = (height + pad.top + pad.bottom, width + pad.left + pad.right)
+        """ExportError unless frames of ``height`` x ``width`` pad to the size this export was made for."""
+        padded = padded_size(height, width)
         if padded != self.padded_size:
             hp, wp = self.padded_size
-            raise ValueError(f"frames of {width}x{height} (padded to {padded[1]}x{padded[0]}) do not fit this export "
+            raise ExportError(f"frames of {width}x{height} (padded to {padded[1]}x{padded[0]}) do not fit this export "
                              f"({self.path}), made for frames that pad to {wp}x{hp} ({self.resolution}); export for "
                              f"{width}x{height} with gimm-export --resolution {width}x{height}")
 
     def check_ds(self, ds: float) -> None:
         if float(ds) != self.ds_scale:
-            raise ValueError(f"this export ({self.path}) was made for ds_scale={self.ds_scale}; got ds_scale={ds} "
+            raise ExportError(f"this export ({self.path}) was made for ds_scale={self.ds_scale}; got ds_scale={ds} "
                              f"(re-export with --ds-scale {ds})")
 
     def check_padded(self, img, ds: float) -> None:
@@ -178,5 +173,5 @@ class ExportInfo:
         self.check_ds(ds)
         if tuple(img.shape[-2:]) != self.padded_size:
             self.check_frames(*img.shape[-2:])  # names the export's size when the frames pad to another
-            raise ValueError(f"flow takes frames padded to {self.padded_size}, got {tuple(img.shape[-2:])} "
+            raise ExportError(f"flow takes frames padded to {self.padded_size}, got {tuple(img.shape[-2:])} "
                              "(Interpolator pads them)")

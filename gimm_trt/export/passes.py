@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-__all__ = ["quiet", "clean", "prune", "to_proto", "check", "op_counts"]
+__all__ = ["quiet", "clean", "prune", "to_proto", "validate", "op_counts"]
 
 FOLD_INPUT_LIMIT = 1 << 20  # elements: weights of any one layer here
 FOLD_OUTPUT_LIMIT = 512 * 512  # elements: the onnxscript default
@@ -77,7 +77,7 @@ def to_proto(model, *, name: str, doc: str = ""):
     return ir.serde.serialize_model(model)
 
 
-def check(proto) -> None:
+def validate(proto) -> None:
     """``onnx.checker`` with full shape inference; the splat op's schema is registered first."""
     import onnx
 

@@ -11,18 +11,17 @@ from pathlib import Path
 
 import torch
 
+from ..core.errors import CheckpointError, InputError
 from .synthetic import manifest, synthetic_state_dict
 
 WEIGHTS_URL = "https://huggingface.co/GSean/GIMM-VFI"
 LICENSE_NOTE = "weights: S-Lab License 1.0 (non-commercial use only)"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable, or does not match the requested variant."""
-
-
 @dataclass(frozen=True)
-class Weights_:
+class Release:
+    """One released checkpoint: its variant, flow estimator architecture and official file name."""
+
     variant: str  # "R", "R-P", "F", "F-P"
     arch: str  # "r" (RAFT) or "f" (FlowFormer)
     file: str  # official file name
@@ -33,10 +32,10 @@ class Weights_:
 class Weights(enum.Enum):
     """The released checkpoints. The -P ones were fine-tuned with a perceptual (LPIPS) loss."""
 
-    R = Weights_("R", "r", "gimmvfi_r_arb.pt", meta={"flow": "RAFT", "loss": "L1 + census"})
-    R_P = Weights_("R-P", "r", "gimmvfi_r_arb_lpips.pt", meta={"flow": "RAFT", "loss": "+ LPIPS"})
-    F = Weights_("F", "f", "gimmvfi_f_arb.pt", meta={"flow": "FlowFormer", "loss": "L1 + census"})
-    F_P = Weights_("F-P", "f", "gimmvfi_f_arb_lpips.pt", meta={"flow": "FlowFormer", "loss": "+ LPIPS"})
+    R = Release("R", "r", "gimmvfi_r_arb.pt", meta={"flow": "RAFT", "loss": "L1 + census"})
+    R_P = Release("R-P", "r", "gimmvfi_r_arb_lpips.pt", meta={"flow": "RAFT", "loss": "+ LPIPS"})
+    F = Release("F", "f", "gimmvfi_f_arb.pt", meta={"flow": "FlowFormer", "loss": "L1 + census"})
+    F_P = Release("F-P", "f", "gimmvfi_f_arb_lpips.pt", meta={"flow": "FlowFormer", "loss": "+ LPIPS"})
     DEFAULT = R_P
 
     @classmethod
@@ -47,7 +46,7 @@ class Weights(enum.Enum):
         for w in cls:
             if w.value.variant == variant:
                 return w
-        raise ValueError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}")
+        raise InputError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}")
 
     def default_path(self) -> Path:
         """Where the official file is looked up: ``$GIMM_TRT_CHECKPOINTS`` or ``./pretrained_ckpt``."""
@@ -168,7 +167,7 @@ def load_model(checkpoint=None, *, variant="R-P", random_weights: bool = False, 
     """
     weights = Weights.verify(variant)
     if checkpoint is not None and random_weights:
-        raise ValueError("pass either checkpoint or random_weights=True, not both")
+        raise InputError("pass either checkpoint or random_weights=True, not both")
     if random_weights:
         state_dict, source = synthetic_state_dict(weights.value.arch, seed), f"random weights (seed {seed})"
     else:

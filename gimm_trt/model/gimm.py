@@ -6,23 +6,15 @@ from ._utils import resize
 from .motion import MotionNetwork
 from .synthesis import Synthesis
 
-# names of the stage inputs and outputs: the ONNX graphs and every backend use exactly these
-FLOW_INPUTS = ("img0", "img1")
-FLOW_OUTPUTS = ("flow01", "flow10", "feat4_0", "feat4_1", "feat8_0", "feat8_1", "corr0", "corr1")
-MOTION_INPUTS = ("flow01", "flow10", "t")
-MOTION_OUTPUTS = ("flowt",)
-SYNTHESIS_INPUTS = ("img0", "img1", "feat4_0", "feat4_1", "feat8_0", "feat8_1", "corr0", "corr1", "flowt", "t")
-SYNTHESIS_OUTPUTS = ("frames",)
-
 
 class FlowStage(nn.Module):
     """Stage A: the flow estimator run once per pair, plus the projections synthesis expects.
 
     Parts: ``estimator`` (RAFT or FlowFormer: ``(img0, img1) -> flow01, flow10, fmap0, fmap1, feat4_0,
     feat4_1, feat8_0, feat8_1``, split into a per-frame ``encode(img) -> tuple`` and a per-pair
-    ``estimate(enc0, enc1)`` so a video encodes each frame once) and optional 1x1 projections ``fproj`` (correlation features),
-    ``proj4`` and ``proj8`` (1/4 and 1/8 context features); RAFT needs them, FlowFormer's features
-    already have the right widths.
+    ``estimate(enc0, enc1)`` so a video encodes each frame once) and optional 1x1 projections ``fproj``
+    (correlation features), ``proj4`` and ``proj8`` (1/4 and 1/8 context features); RAFT needs them,
+    FlowFormer's features already have the right widths. Outputs are ``gimm_trt.core.stages.FLOW_OUTPUTS``.
     """
 
     def __init__(self, *, estimator: nn.Module, fproj=None, proj4=None, proj8=None):
@@ -39,17 +31,17 @@ class FlowStage(nn.Module):
             img0, img1: [1,3,Hp,Wp] float32 in [0,1], padded to multiples of 32.
             ds: processing scale; the estimator runs at (h, w) = (Hp*ds, Wp*ds), multiples of 8, >= 128.
 
-        Returns (``FLOW_OUTPUTS``):
+        Returns (``gimm_trt.core.stages.FLOW_OUTPUTS``):
             flow01, flow10 [1,2,h,w] pixels; feat4_0, feat4_1 [1,128,h/4,w/4]; feat8_0, feat8_1
             [1,256,h/8,w/8]; corr0, corr1 [1,256,h/8,w/8] correlation features.
         """
         return self._project(*self.estimator(resize(img0, ds), resize(img1, ds)))
 
     def encode(self, img: torch.Tensor, ds: float = 1.0):
-        """Per-frame work of the estimator for [1,3,Hp,Wp] ``img``; pass two of these to ``from_encoded``."""
+        """Per-frame work of the estimator for [1,3,Hp,Wp] ``img``; pass two of these to ``estimate``."""
         return self.estimator.encode(resize(img, ds))
 
-    def from_encoded(self, enc0, enc1):
+    def estimate(self, enc0, enc1):
         """``forward``'s outputs from the ``encode`` outputs of both frames."""
         return self._project(*self.estimator.estimate(enc0, enc1))
 

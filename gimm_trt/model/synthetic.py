@@ -1,6 +1,6 @@
-"""Seeded synthetic weights in the official checkpoint layout (for tests and speed work without weights).
+"""Seeded synthetic weights in the official checkpoint layout, and seeded frame pairs (tests, speed work).
 
-The rules (ours, shared with ``shared/reference/make_checkpoint.py`` that made the parity fixtures): one
+The weight rules (ours; the parity fixtures were made from checkpoints written by the same rules): one
 ``numpy.random.default_rng(seed)`` walks the manifest entries in order; weights get N(0,1)/sqrt(fan_in),
 biases 0.01 N(0,1), norms 1 + 0.1 N(0,1), fixed values for filters, alphas, PReLU slopes and the GMA gamma,
 and the residual heads listed in ``SMALL_HEADS`` a gain of 0.1 so recurrent refinements stay in range.
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 MANIFESTS = Path(__file__).parent / "manifests"
 
@@ -78,3 +79,20 @@ def synthetic_state_dict(arch: str, seed: int = 0) -> "collections.OrderedDict[s
         done[entry["key"]] = value
         out[entry["key"]] = torch.from_numpy(np.array(value, dtype=np.dtype(entry["dtype"]), order="C"))
     return out
+
+
+def synthetic_pair(height: int, width: int, *, seed: int = 0, index: int = 0) -> tuple:
+    """Pair ``index`` of a seeded series: float32 [1,3,H,W] frames in [0,1] on the CPU, a smooth random
+    texture and its copy shifted by up to 8 pixels (different per pair).
+
+    Real motion rather than noise, so the flow and splatting work as on video; the content does not change
+    the amount of work, only where splats land.
+    """
+    g = torch.Generator().manual_seed(seed * 100_003 + index)
+    coarse = torch.rand(1, 3, height // 16 + 2, width // 16 + 2, generator=g)
+    img = F.interpolate(coarse, size=(height + 16, width + 16), mode="bicubic", align_corners=False)
+    img = (img + 0.05 * torch.rand(img.shape, generator=g)).clamp(0, 1)
+    dy, dx = (int(v) for v in torch.randint(-8, 9, (2,), generator=g))
+    img0 = img[..., 8:8 + height, 8:8 + width]
+    img1 = img[..., 8 + dy:8 + dy + height, 8 + dx:8 + dx + width]
+    return img0.contiguous(), img1.contiguous()

@@ -3,3 +3,4 @@ can read it without importing onnx)."""
 
 form = None  # None | "plugin" | "portable"
 aot = True  # the plugin node asks TensorRT for the ahead-of-time kernel
+emit = None  # while exporting: ``(x, flow, metric, mode) -> tensor`` for the chosen form

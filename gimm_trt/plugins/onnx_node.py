@@ -1,6 +1,6 @@
 """The splat op in ONNX: one custom node, its torch export hook, an ONNX Runtime kernel, a portable form.
 
-Export (issue 6 uses exactly this)::
+Export::
 
     from gimm_trt.plugins import onnx_node
 
@@ -40,12 +40,13 @@ import contextlib
 import torch
 
 from . import _export_state, schema
+from .ops import accumulate, normalise, weighted_input
 
 __all__ = ["export_splat_mode", "splat_for_export", "translation_table", "portable_accumulate", "make_node",
            "node_attributes", "register_onnx_schema", "for_onnxruntime", "session_options", "ORT_DOMAIN",
            "FORMS"]
 
-FORMS = ("plugin", "portable")
+FORMS = schema.FORMS
 ONNX_DOMAIN = schema.NAMESPACE
 OP_TYPE = schema.OP_NAME  # TensorRT's parser finds the plugin by op type: never a standard ONNX op name
 ORT_DOMAIN = "ai.onnx.contrib"  # where onnxruntime-extensions serves Python ops
@@ -56,8 +57,6 @@ TRT_ONLY_ATTRS = ("plugin_namespace", "plugin_version", "aot")
 
 @torch.library.custom_op(schema.PLUGIN_ID, mutates_args=())
 def _splat_op(x: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor, mode: str) -> torch.Tensor:
-    from . import accumulate
-
     return accumulate(x, flow, metric, mode)
 
 
@@ -69,8 +68,6 @@ def _(x, flow, metric, mode):
 
 def splat_for_export(x, flow, metric, mode: str) -> torch.Tensor:
     """``splat`` in the form chosen by ``export_splat_mode``: [N,C,H,W] float32."""
-    from . import normalise
-
     if _export_state.form is None:
         raise RuntimeError("gimm_trt.plugins.splat is being exported without a splat form: wrap the export in "
                            "`with gimm_trt.plugins.onnx_node.export_splat_mode('plugin' | 'portable') as table:` "
@@ -91,8 +88,8 @@ def export_splat_mode(form: str, aot: bool = True):
     """
     if form not in FORMS:
         raise ValueError(f"splat export form must be one of {FORMS}, got {form!r}")
-    saved = (_export_state.form, _export_state.aot)
-    _export_state.form, _export_state.aot = form, bool(aot)
+    saved = (_export_state.form, _export_state.aot, _export_state.emit)
+    _export_state.form, _export_state.aot, _export_state.emit = form, bool(aot), splat_for_export
     symbolic = form == "plugin"
     if symbolic:
         register_onnx_schema()
@@ -100,7 +97,7 @@ def export_splat_mode(form: str, aot: bool = True):
     try:
         yield translation_table() if symbolic else {}
     finally:
-        _export_state.form, _export_state.aot = saved
+        _export_state.form, _export_state.aot, _export_state.emit = saved
         if symbolic:
             torch.onnx.unregister_custom_op_symbolic(schema.PLUGIN_ID, 1)
 
@@ -145,7 +142,6 @@ def portable_accumulate(x, flow, metric, mode: str) -> torch.Tensor:
 
     x [N,C,H,W], flow [N,2,H,W], metric [N,1,H,W] -> [N,CO,H,W] float32 (CO as in ``schema.out_channels``).
     """
-    from . import weighted_input
     from .reference import corners
 
     n, _, h, w = x.shape
@@ -210,8 +206,6 @@ def _register_ort_op() -> None:
     @onnx_op(op_type=OP_TYPE, inputs=[PyCustomOpDef.dt_float] * 3, outputs=[PyCustomOpDef.dt_float],
              attrs={schema.MODE_ATTR: PyCustomOpDef.dt_string})
     def _ort_splat(x, flow, metric, **attrs):
-        from . import accumulate
-
         mode = attrs[schema.MODE_ATTR]
         acc = accumulate(torch.from_numpy(x), torch.from_numpy(flow), torch.from_numpy(metric), mode, impl="torch")
         return acc.numpy()

@@ -11,6 +11,8 @@ PLUGIN_ID = f"{NAMESPACE}::{OP_NAME}"
 
 MODES = ("sum", "linear-zeroeps", "softmax-zeroeps")
 DEFAULT_MODE = "linear-zeroeps"  # what the released GIMM-VFI checkpoints use
+# how an export writes the op: one custom node (TensorRT plugin, ONNX Runtime custom op) or standard ops only
+FORMS = ("plugin", "portable")
 
 INPUTS = ("x", "flow", "metric")  # [N,C,H,W], [N,2,H,W] (x then y, pixels), [N,1,H,W]; metric always passed
 # The op node computes the accumulation: [N,C,H,W] for "sum", [N,C+1,H,W] for the *-zeroeps modes (x * w in

@@ -4,9 +4,12 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 import torch
 
+from ..core.errors import InputError
+from ..core.sizes import Padding, processing_size
 from ..model.checkpoint import LICENSE_NOTE, Weights, load_model
-from .backends import BACKENDS, PRECISIONS, TorchBackend
-from .frames import Padding, check_timesteps, processing_size, to_tensor
+from .backend import Backend, check_backend
+from .frames import check_timesteps, to_tensor
+from .torch_backend import TorchBackend
 
 
 class Interpolator:
@@ -19,9 +22,11 @@ class Interpolator:
     (``max_batch`` caps it; without a cap the batch is halved when CUDA runs out of memory).
     """
 
-    def __init__(self, backend, *, variant: str, weights: str, max_batch: Optional[int] = None):
-        if max_batch is not None and max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    def __init__(self, backend: Backend, *, variant: str, weights: str, max_batch: Optional[int] = None):
+        if not isinstance(backend, Backend):
+            raise InputError(f"backend must implement gimm_trt.runtime.Backend, got {type(backend).__name__}")
+        if max_batch is not None and (not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1):
+            raise InputError(f"max_batch must be an integer >= 1, got {max_batch!r}")
         self.backend = backend
         self.variant = variant
         self.weights = weights  # where the weights came from; "random ..." for synthetic weights
@@ -31,7 +36,7 @@ class Interpolator:
     @classmethod
     def from_checkpoint(cls, checkpoint=None, *, variant: str = "R-P", backend: str = "torch", device="cpu",
                         precision: str = "fp32", random_weights: bool = False, seed: int = 0,
-                        max_batch: Optional[int] = None) -> "Interpolator":
+                        max_batch: Optional[int] = None, options=None) -> "Interpolator":
         """Load an official checkpoint (``.pt`` or ``.safetensors``) and run it on ``backend``.
 
         Args:
@@ -45,12 +50,10 @@ class Interpolator:
             precision: ``"fp32"``, ``"fp16"`` (CUDA) or, for the torch backend, ``"bf16"``.
             random_weights: with ``checkpoint=None``, seeded synthetic weights (tests and speed work only:
                 the frames are meaningless, and ``weights`` says so).
+            options: ``OrtOptions`` or ``TrtOptions`` for those backends.
         """
         weights = Weights.verify(variant)
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+        check_backend(backend, device, precision)  # before the model loads
         model = load_model(checkpoint, variant=weights.value.variant, random_weights=random_weights, seed=seed)
         if random_weights:
             source = f"random weights (seed {seed}), not a trained model"
@@ -60,35 +63,38 @@ class Interpolator:
             source = f"{checkpoint or weights.default_path()} ({LICENSE_NOTE})"
         if backend != "torch":  # exported on demand, per padded frame size and ds, into the export cache
             from ..export.exporter import ExportOptions
-            from .exported import ORT_SPLAT, OnDemandBackend
+            from .on_demand import ORT_SPLAT, OnDemandBackend
 
-            options = ExportOptions(variant=weights.value.variant, random_weights=random_weights, seed=seed,
-                                    checkpoint=None if checkpoint is None else str(checkpoint), precision=precision,
-                                    splat=ORT_SPLAT if backend == "onnxruntime" else "plugin")
-            return cls(OnDemandBackend(model, backend=backend, device=device, options=options),
-                       variant=weights.value.variant, weights=source,
-                       max_batch=max_batch or (options.max_timesteps if backend == "tensorrt" else None))
+            export_options = ExportOptions(
+                variant=weights.value.variant, random_weights=random_weights, seed=seed,
+                checkpoint=None if checkpoint is None else str(checkpoint), precision=precision,
+                splat=ORT_SPLAT if backend == "onnxruntime" else "plugin")
+            on_demand = OnDemandBackend(model, backend=backend, device=device, export_options=export_options,
+                                        options=options)
+            return cls(on_demand, variant=weights.value.variant, weights=source,
+                       max_batch=max_batch or (export_options.max_timesteps if backend == "tensorrt" else None))
         return cls(TorchBackend(model, device=device, precision=precision), variant=weights.value.variant,
                    weights=source, max_batch=max_batch)
 
     @classmethod
     def from_export(cls, export_dir, *, backend: str = "onnxruntime", device="cpu", max_batch: Optional[int] = None,
-                    **backend_options) -> "Interpolator":
+                    options=None) -> "Interpolator":
         """Run a ``gimm-export`` directory (``<out>/<variant>-<precision>-<resolution>``).
 
         Args:
             export_dir: written by ``gimm-export`` / ``gimm_trt.export.export``.
             backend: ``"onnxruntime"`` (CUDA provider on ``cuda``, CPU otherwise) or ``"tensorrt"`` (builds the
-                engines under ``<export_dir>/engines`` when missing; ``cuda_graph=True`` replays CUDA graphs).
+                engines under ``<export_dir>/engines`` when missing).
             device: ``"cpu"`` (onnxruntime only), ``"cuda"`` or ``"cuda:N"``.
             max_batch: timesteps per synthesis call; tensorrt defaults to the export's ``max_timesteps``.
+            options: ``OrtOptions(threads=...)`` or ``TrtOptions(cuda_graph=..., build=...)``.
 
-        Frames must pad to the export's size and ``ds_scale`` must be the export's: otherwise a ValueError
+        Frames must pad to the export's size and ``ds_scale`` must be the export's: otherwise an ExportError
         names both.
         """
-        from .exported import open_export
+        from .on_demand import open_export
 
-        be = open_export(export_dir, backend=backend, device=device, **backend_options)
+        be = open_export(export_dir, backend=backend, device=device, options=options)
         if max_batch is None and backend == "tensorrt":
             max_batch = be.info.max_timesteps
         weights = be.info.weights
@@ -119,32 +125,31 @@ class Interpolator:
         x0 = to_tensor(img0, "img0", self.device)
         x1 = to_tensor(img1, "img1", self.device)
         if x0.shape != x1.shape:
-            raise ValueError(f"img0 and img1 differ in size: {tuple(x0.shape[-2:])} vs {tuple(x1.shape[-2:])}")
+            raise InputError(f"img0 and img1 differ in size: {tuple(x0.shape[-2:])} vs {tuple(x1.shape[-2:])}")
         ds = self._check_size(x0, ds_scale)
         frames, _ = self._pair(x0, x1, ts, ds)
         return frames
 
     def _check_size(self, x: torch.Tensor, ds_scale) -> float:
-        """The ds to use for frames of ``x``'s size; ValueError if the model or the export cannot serve it."""
+        """The ds to use for frames of ``x``'s size; an error if the model or the export cannot serve it."""
         ds = self._ds(ds_scale)
         processing_size(x.shape[2], x.shape[3], ds)
-        if hasattr(self.backend, "check_frames"):  # an export serves one padded size: say so before any work
-            self.backend.check_frames(x.shape[2], x.shape[3])
+        self.backend.check_frames(x.shape[2], x.shape[3])  # an export serves one padded size: said before any work
         return ds
 
     def _pair(self, x0, x1, ts, ds, enc0=None, reuse: bool = False):
         """Frames [T,3,H,W] for one checked pair, and frame 1's encoding when ``reuse`` (for the next pair).
 
-        With ``reuse`` and a backend that can encode single frames, frame 0's encoding ``enc0`` (from the
-        previous pair of a video) is used instead of encoding it again.
+        With ``reuse``, frame 0's encoding ``enc0`` (from the previous pair of a video) is used instead of
+        encoding it again.
         """
         pad = Padding.for_size(x0.shape[2], x0.shape[3])
         x0, x1 = pad.pad(x0), pad.pad(x1)
         enc1 = None
-        if reuse and hasattr(self.backend, "encode"):
+        if reuse:
             enc0 = enc0 if enc0 is not None else self.backend.encode(x0, ds)
             enc1 = self.backend.encode(x1, ds)
-            feats = self.backend.flow_encoded(enc0, enc1)
+            feats = self.backend.estimate(enc0, enc1, ds)
         else:
             feats = self.backend.flow(x0, x1, ds)
         flow01, flow10 = feats["flow01"], feats["flow10"]
@@ -172,8 +177,8 @@ class Interpolator:
         Frames are read one at a time (any iterable: a list, a generator, a video reader), so memory stays
         constant over any length. Yields float32 [3,H,W] in [0,1] on the interpolator's device.
         """
-        if not isinstance(factor, int) or factor < 2:
-            raise ValueError(f"factor must be an integer >= 2, got {factor!r}")
+        if not isinstance(factor, int) or isinstance(factor, bool) or factor < 2:
+            raise InputError(f"factor must be an integer >= 2, got {factor!r}")
         ts = [i / factor for i in range(1, factor)]
         prev = enc = None
         for i, frame in enumerate(frames):
@@ -183,7 +188,7 @@ class Interpolator:
                 yield cur[0]
             else:
                 if cur.shape != prev.shape:
-                    raise ValueError(f"frame {i} is {tuple(cur.shape[-2:])}, earlier frames are {tuple(prev.shape[-2:])}")
+                    raise InputError(f"frame {i} is {tuple(cur.shape[-2:])}, earlier frames are {tuple(prev.shape[-2:])}")
                 # each frame is encoded once: its encoding serves as frame 0 of the next pair
                 new, enc = self._pair(prev, cur, ts, ds, enc0=enc, reuse=True)
                 yield from new
@@ -191,11 +196,11 @@ class Interpolator:
             prev = cur
 
     def _ds(self, ds_scale):
-        fixed = getattr(self.backend, "ds_scale", None)
+        fixed = self.backend.ds_scale
         if ds_scale is None:
             return fixed if fixed is not None else 1.0
         if fixed is not None and float(ds_scale) != fixed:
-            raise ValueError(f"this {self.backend.name} export was built for ds_scale={fixed}; got ds_scale={ds_scale}")
+            raise InputError(f"this {self.backend.name} export was built for ds_scale={fixed}; got ds_scale={ds_scale}")
         return float(ds_scale)
 
     def __repr__(self):

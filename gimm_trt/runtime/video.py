@@ -12,17 +12,16 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 import torch
 
+from ..core import deps
+from ..core.errors import InputError
+
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 IMAGE_FPS = Fraction(24)  # images carry no frame rate; this one is assumed (and said) when one is needed
 
 
 def _av():
-    try:
-        import av
-    except ImportError:
-        raise ImportError("video files need PyAV: pip install 'gimm-trt[video]'") from None
-    return av
+    return deps.require("av", "reading and writing video files")
 
 
 def is_video(path) -> bool:
@@ -36,7 +35,7 @@ def open_frames(path):
         return ImageFrames(path)
     if path.is_file():
         return VideoReader(path)
-    raise ValueError(f"input not found: {path}")
+    raise InputError(f"input not found: {path}")
 
 
 def to_uint8(frame: torch.Tensor) -> np.ndarray:
@@ -67,17 +66,17 @@ class VideoReader(_Closing):
         av = _av()
         self.path = Path(path)
         if not self.path.is_file():
-            raise ValueError(f"input not found: {self.path}")
+            raise InputError(f"input not found: {self.path}")
         try:
             self._container = av.open(str(self.path))
         except av.error.EOFError:
-            raise ValueError(f"{self.path} is empty: no video frames") from None
+            raise InputError(f"{self.path} is empty: no video frames") from None
         except av.FFmpegError as e:
-            raise ValueError(f"cannot read video {self.path}: {e.strerror or e}") from None
+            raise InputError(f"cannot read video {self.path}: {e.strerror or e}") from None
         streams = self._container.streams
         if not streams.video:
             self.close()
-            raise ValueError(f"{self.path} has no video stream")
+            raise InputError(f"{self.path} has no video stream")
         self._video = streams.video[0]
         self._video.thread_type = "AUTO"
         self.audio = streams.audio[0] if streams.audio else None
@@ -90,7 +89,7 @@ class VideoReader(_Closing):
             self._first = next(self._decoded)
         except StopIteration:
             self.close()
-            raise ValueError(f"{self.path} has no video frames") from None
+            raise InputError(f"{self.path} has no video frames") from None
         self.height, self.width = self._first.shape[:2]
 
     def _decode(self) -> Iterator[np.ndarray]:
@@ -104,7 +103,7 @@ class VideoReader(_Closing):
                 elif packet.dts is not None:  # dts None: a demuxer flush packet, nothing to copy
                     self._on_audio(packet)
         except av.FFmpegError as e:
-            raise ValueError(f"cannot decode {self.path}: {e.strerror or e}") from None
+            raise InputError(f"cannot decode {self.path}: {e.strerror or e}") from None
 
     def frames(self, on_audio: Optional[Callable] = None) -> Iterator[np.ndarray]:
         """uint8 [H,W,3] RGB frames in order; each audio packet goes to ``on_audio`` (dropped if None)."""
@@ -135,10 +134,10 @@ class ImageFrames(_Closing):
         if isinstance(images, (str, Path)):
             folder = Path(images)
             if not folder.is_dir():
-                raise ValueError(f"not a folder: {folder}")
+                raise InputError(f"not a folder: {folder}")
             images = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural)
             if not images:
-                raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+                raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
             name = str(folder)
         self._images = list(images)
         sizes = []
@@ -150,10 +149,10 @@ class ImageFrames(_Closing):
                 with Image.open(img) as im:
                     sizes.append(im.size)
             except OSError as e:
-                raise ValueError(f"cannot read image {img}: {e}") from None
+                raise InputError(f"cannot read image {img}: {e}") from None
         for img, size in zip(self._images, sizes):
             if size != sizes[0]:
-                raise ValueError(f"frames differ in size: {_label(img)} is {size[0]}x{size[1]}, "
+                raise InputError(f"frames differ in size: {_label(img)} is {size[0]}x{size[1]}, "
                                  f"{_label(self._images[0])} is {sizes[0][0]}x{sizes[0][1]} (WxH)")
         self.width, self.height = sizes[0]
         self.frame_count = len(self._images)
@@ -239,7 +238,7 @@ class VideoWriter(_Closing):
             self._container.mux(packet)
         except av.FFmpegError as e:
             what = f"{self._audio_codec} audio" if self._audio_codec else f"{self.codec} video"
-            raise ValueError(f"cannot store {what} in {self.path.suffix} ({e.strerror or e}): "
+            raise InputError(f"cannot store {what} in {self.path.suffix} ({e.strerror or e}): "
                              "use .mkv, which holds any codec") from None
         self._started = True
 

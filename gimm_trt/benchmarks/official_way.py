@@ -4,21 +4,22 @@ The official forward runs the flow estimator once per pair, then loops over the 
 prediction and one synthesis per timestep, in fp32 eager PyTorch. ``Interpolator`` batches the T timesteps
 instead; this function keeps the official loop so that "batched vs official way" speed-ups and accuracy are
 measured against what users of the official code get. (Our motion stage also redoes its small per-pair
-part, splat metrics and motion latents, at each call: about 2% of a timestep's work, see ARCHITECTURE.md.)
+part, splat metrics and motion latents, at each call: about 2% of a timestep's work.)
 """
 from typing import Sequence
 
 import torch
 
-from ..runtime.frames import Padding, check_timesteps, processing_size, to_tensor
+from ..core.errors import InputError
+from ..core.sizes import Padding, processing_size
+from ..runtime.frames import check_timesteps, to_tensor
 
 
 def interpolate_official_way(stages, img0, img1, timesteps: Sequence[float], ds_scale: float = 1.0) -> torch.Tensor:
     """Frames between ``img0`` and ``img1``, one timestep per motion/synthesis call, as the official forward.
 
     Args:
-        stages: an fp32 torch backend (``gimm_trt.runtime.backends.TorchBackend``, e.g. ``interp.backend``) or
-            anything with its ``device``, ``flow``, ``motion`` and ``synthesis``.
+        stages: an fp32 ``gimm_trt.runtime.Backend`` (``TorchBackend``, e.g. ``interp.backend``).
         img0, img1: frames as ``Interpolator.interpolate`` takes them.
         timesteps: values strictly inside (0, 1); ds_scale: processing scale.
 
@@ -29,7 +30,7 @@ def interpolate_official_way(stages, img0, img1, timesteps: Sequence[float], ds_
     x0 = to_tensor(img0, "img0", stages.device)
     x1 = to_tensor(img1, "img1", stages.device)
     if x0.shape != x1.shape:
-        raise ValueError(f"img0 and img1 differ in size: {tuple(x0.shape[-2:])} vs {tuple(x1.shape[-2:])}")
+        raise InputError(f"img0 and img1 differ in size: {tuple(x0.shape[-2:])} vs {tuple(x1.shape[-2:])}")
     processing_size(x0.shape[2], x0.shape[3], ds_scale)
     pad = Padding.for_size(x0.shape[2], x0.shape[3])
     x0, x1 = pad.pad(x0), pad.pad(x1)

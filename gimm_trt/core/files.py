@@ -1,0 +1,141 @@
+"""Files that are never seen half-written: atomic writes, a cross-process lock, streaming hashes."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+__all__ = ["sha256_file", "atomic_write", "remove_stale_tmp", "file_lock", "tmp_prefix"]
+
+
+def sha256_file(path, chunk_bytes: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks so a large ONNX file never sits in memory twice."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk_bytes), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tmp_prefix(path: Path) -> str:
+    """Temporary files of ``path`` start with this (hidden, so no glob for the final name matches them)."""
+    return f".{Path(path).name}."
+
+
+def atomic_write(path, data, *, mode: int = 0o644) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old file, or the whole new one, never a part.
+
+    ``data`` is bytes-like (bytes, memoryview, ``trt.IHostMemory``) or a callable that writes into the open
+    binary file. The bytes go to a temporary file in the same directory (same file system, so the rename
+    is atomic), are flushed and fsynced, then ``os.replace`` puts them under the final name. On any error
+    the temporary file is removed and the old file, if any, is left as it was. ``mode`` is applied before
+    the rename (``mkstemp`` creates 0600 files, which other users of a shared cache could not read).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=tmp_prefix(path), suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if callable(data):
+                data(f)
+            else:
+                f.write(memoryview(data))
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)  # make the rename itself durable
+    return path
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def remove_stale_tmp(path) -> None:
+    """Remove temporary files a killed writer of ``path`` left; call only under the lock its writers take."""
+    path = Path(path)
+    for tmp in path.parent.glob(f"{tmp_prefix(path)}*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _fsync_dir(directory: Path) -> None:
+    if os.name != "posix":  # directories cannot be opened for fsync on Windows; NTFS renames are journaled
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _ThreadLocks:
+    """One ``threading.Lock`` per lock path, for the threads of this process."""
+
+    def __init__(self):
+        self._locks: dict = {}
+        self._guard = threading.Lock()
+
+    def __call__(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+
+_THREAD_LOCKS = _ThreadLocks()
+
+
+@contextlib.contextmanager
+def file_lock(path):
+    """Exclusive lock on ``path`` for other processes and for other threads of this one; waits, no timeout.
+
+    Across processes: ``flock`` on ``<path>.lock`` (``msvcrt.locking`` on Windows). A per-path thread lock is
+    taken first, so two threads of one process serialise too. The ``.lock`` file stays: deleting it would let
+    a late opener lock a different inode.
+    """
+    lock_path = Path(f"{path}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with _THREAD_LOCKS(os.path.abspath(lock_path)), open(lock_path, "a+b") as f:
+        _lock(f)
+        try:
+            yield
+        finally:
+            _unlock(f)
+
+
+def _lock(f) -> None:
+    if os.name == "posix":
+        import fcntl
+
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    else:
+        import msvcrt
+
+        f.seek(0)
+        while True:
+            try:
+                msvcrt.locking(f.fileno(), msvcrt.LK_LOCK, 1)
+                return
+            except OSError:  # LK_LOCK gives up after ~10 s; keep waiting as flock does
+                continue
+
+
+def _unlock(f) -> None:
+    if os.name == "posix":
+        import fcntl
+
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    else:
+        import msvcrt
+
+        f.seek(0)
+        msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)

@@ -1,0 +1,55 @@
+"""``prepare``: export a model (``gimm_trt.export``), optionally check the graphs in ONNX Runtime and build
+their TensorRT engines: what ``gimm-export`` does, as one call."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from ..core.errors import DeviceError
+from ..export.exporter import ExportOptions, export
+
+__all__ = ["Prepared", "prepare"]
+
+
+@dataclass
+class Prepared:
+    """The export directory, the ONNX Runtime check (``compare_export``'s report) and the plans built."""
+
+    export_dir: Path
+    check: Optional[dict] = None
+    plans: dict = field(default_factory=dict)
+
+
+def prepare(options: ExportOptions, out="exports", *, check: bool = False, build_engines: bool = False,
+            device=None, force: bool = False, log: Optional[Callable[[str], None]] = None) -> Prepared:
+    """Export ``options`` under ``out``; then, if asked, compare it with PyTorch and build its engines.
+
+    Building needs TensorRT and a CUDA GPU: both are checked before the export starts, not after minutes
+    of it.
+    """
+    log = log or (lambda message: None)
+    if build_engines:
+        from . import compat
+
+        compat.import_trt()
+        if str(device or "cuda").startswith("cpu"):
+            raise DeviceError("building TensorRT engines needs a CUDA GPU (TensorRT builds on --device, default cuda)")
+        compat.cuda_device(device)
+    if options.random_weights:
+        log("random weights: the export is not a trained model (speed work and tests only)")
+    result = Prepared(export_dir=export(options, out, force=force, log=log))
+    if check:
+        from ..export.compare import compare_export
+        from ..model.checkpoint import load_model
+
+        log("checking: each graph in ONNX Runtime against PyTorch (fp32) on a synthetic pair, same inputs")
+        model = load_model(options.checkpoint, variant=options.variant, random_weights=options.random_weights,
+                           seed=options.seed)
+        result.check = compare_export(result.export_dir, model)
+    if build_engines:
+        from .build import build_engines as build
+
+        log("building TensorRT engines (minutes per stage on the first build; cached after)")
+        result.plans = build(result.export_dir, profile=options.profile, device=device)
+    return result

@@ -1,0 +1,38 @@
+"""ONNX Runtime sessions for exported graphs: providers per device, splat custom nodes mapped to the ORT op."""
+from __future__ import annotations
+
+from ..core import deps
+from ..core.errors import DeviceError
+from ..plugins import onnx_node, schema
+
+__all__ = ["import_ort", "providers_for", "ort_session"]
+
+
+def import_ort():
+    """The ``onnxruntime`` module, or MissingDependency saying how to install it."""
+    return deps.require("onnxruntime", "the onnxruntime backend")
+
+
+def providers_for(device) -> list:
+    """ONNX Runtime providers for a ``torch.device``; DeviceError when CUDA is asked for and ORT has none."""
+    ort = import_ort()
+    if device.type != "cuda":
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise DeviceError(f"device {str(device)!r}: this onnxruntime has no CUDA execution provider (providers: "
+                          f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu or use device='cpu'")
+    return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
+
+
+def ort_session(path, *, providers, threads: int = 0):
+    """An ``InferenceSession`` for one graph; splat custom nodes are mapped to the ORT custom op first."""
+    import onnx
+
+    ort = import_ort()
+    model = onnx.load(str(path))
+    custom = any(n.domain == schema.NAMESPACE for n in model.graph.node)
+    options = onnx_node.session_options() if custom else ort.SessionOptions()
+    options.log_severity_level = 3  # ORT warns about every initializer its own fusions make unused
+    options.intra_op_num_threads = threads
+    source = onnx_node.for_onnxruntime(model).SerializeToString() if custom else str(path)
+    return ort.InferenceSession(source, options, providers=providers)

@@ -1,0 +1,132 @@
+"""``interpolate_video``: a video file or a folder of images in, a video file or a folder of PNGs out.
+
+Frames stream decoder -> ``Interpolator.stream`` -> encoder, so memory stays flat over any length. A video
+output is written under a hidden partial name and renamed when complete, so the output path only ever holds
+a whole result.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+from ..core.errors import InputError
+from ..core.sizes import processing_size
+from .interpolator import Interpolator
+from .video import IMAGE_FPS, ImageFrames, ImageWriter, VideoWriter, is_video, open_frames, to_uint8
+
+__all__ = ["VideoResult", "interpolate_video", "check_output"]
+
+
+@dataclass
+class VideoResult:
+    """What ``interpolate_video`` wrote: ``frames`` frames to ``output`` (at ``fps`` for a video)."""
+
+    output: Path
+    frames: int
+    fps: Optional[Fraction]
+    notes: list = field(default_factory=list)
+
+
+def check_output(output, *, overwrite: bool, source=None) -> bool:
+    """Refuse, before any work, an output that would replace something without ``overwrite`` or that is the
+    input; True when ``output`` is a video file (else a folder of PNGs)."""
+    out = Path(output)
+    video_out = is_video(out) and not out.is_dir()
+    if source is not None and Path(source).exists() and out.exists() and out.samefile(source):
+        raise InputError(f"OUTPUT is INPUT: {out}")
+    if video_out:
+        if out.exists() and not overwrite:
+            raise InputError(f"{out} exists (use --overwrite to replace it)")
+    elif out.is_file():
+        raise InputError(f"{out} is a file: OUTPUT must be a video (.mp4, .mkv, .mov, .avi) or a folder")
+    elif out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise InputError(f"{out} exists and is not empty (use --overwrite to replace its frames)")
+    return video_out
+
+
+def interpolate_video(source, output, *, interpolator: Union[Interpolator, Callable[[], Interpolator]],
+                      factor: int = 2, fps=None, ds_scale: Optional[float] = None, overwrite: bool = False,
+                      progress: bool = False) -> VideoResult:
+    """Interpolate ``source`` into ``output`` at ``factor`` times the frame rate.
+
+    Args:
+        source: a video file, a folder of images, or an ``ImageFrames`` (e.g. the demo clip).
+        output: a video file (.mp4, .mkv, .mov, .avi: H.264 yuv420p, audio copied) or a folder of PNGs.
+        interpolator: an ``Interpolator``, or a callable making one: it is called after the input and output
+            have been checked, so a bad path fails before any model loads.
+        factor: frame-rate multiplier (``factor - 1`` new frames per pair).
+        fps: frame rate of a video output; default the input's times ``factor`` (images count as 24 fps).
+        ds_scale: processing scale; checked against the frame size before the model loads when given.
+        overwrite: replace an existing output (a folder: its numbered frames).
+        progress: show a progress bar on stderr.
+    """
+    if not isinstance(factor, int) or isinstance(factor, bool) or factor < 2:
+        raise InputError(f"factor must be an integer >= 2, got {factor!r}")
+    src_path = None if isinstance(source, ImageFrames) else source
+    video_out = check_output(output, overwrite=overwrite, source=src_path)
+    out = Path(output)
+    with (source if isinstance(source, ImageFrames) else open_frames(source)) as src:
+        name = getattr(src, "name", None) or str(src_path)
+        if isinstance(src, ImageFrames) and src.frame_count < 2:
+            raise InputError(f"{name} has {src.frame_count} frame: at least 2 are needed")
+        if ds_scale is not None:  # a size the model cannot run is said before it loads
+            processing_size(src.height, src.width, ds_scale)
+        interp = interpolator() if callable(interpolator) and not isinstance(interpolator, Interpolator) \
+            else interpolator
+        rate = Fraction(str(fps)) if fps else (src.fps or IMAGE_FPS) * factor
+        notes = []
+        partial = out.with_name(f".{out.stem}.partial{out.suffix}") if video_out else None
+        try:
+            sink = _sink(out, partial, src, rate, overwrite, notes, fps_given=bool(fps),
+                         comment=f"gimm-trt: GIMM-VFI-{interp.variant} x{factor}, {interp.weights}")
+            frames = _Counted(src.frames(on_audio=sink.write_audio))
+            total = (src.frame_count - 1) * factor + 1 if src.frame_count else None  # a video's count is an estimate
+            with sink, _bar(progress, total) as bar:
+                for frame in interp.stream(frames, factor=factor, ds_scale=ds_scale):
+                    sink.write(to_uint8(frame))
+                    bar.update()
+            if frames.n < 2:
+                raise InputError(f"{name} has {frames.n} frame: at least 2 are needed")
+            if partial:
+                os.replace(partial, out)
+        finally:
+            if partial:
+                partial.unlink(missing_ok=True)
+    return VideoResult(output=out, frames=sink.frames_written, fps=rate if video_out else None, notes=notes)
+
+
+def _bar(enabled: bool, total):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="frame", desc="gimm-interpolate", file=sys.stderr, disable=None if enabled else True)
+
+
+class _Counted:
+    """An iterable that counts what went through it."""
+
+    def __init__(self, items):
+        self.items, self.n = items, 0
+
+    def __iter__(self):
+        for item in self.items:
+            self.n += 1
+            yield item
+
+
+def _sink(out: Path, partial, src, rate, overwrite: bool, notes: list, *, fps_given: bool, comment: str):
+    """A VideoWriter on ``partial`` (a video OUTPUT) or an ImageWriter on ``out``; notes what the video changes."""
+    if partial is None:
+        return ImageWriter(out, replace=overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sink = VideoWriter(partial, fps=rate, width=src.width, height=src.height, audio=src.audio, comment=comment)
+    if src.fps is None and not fps_given:
+        notes.append(f"images have no frame rate: {IMAGE_FPS} fps assumed, so the video is {float(rate):g} fps "
+                     "(set it with --fps)")
+    if sink.padded:
+        notes.append(f"{src.width}x{src.height} has an odd side and yuv420p needs even sizes: the video is "
+                     f"{sink.width}x{sink.height} (last column/row repeated)")
+    return sink

@@ -1,0 +1,70 @@
+"""The ``torch`` backend: the PyTorch model itself, eager, in inference mode."""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from ..core.stages import FLOW_OUTPUTS, SYNTHESIS_INPUTS
+from .backend import Backend, check_backend
+
+__all__ = ["TorchBackend", "exact_fp32"]
+
+_AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@contextlib.contextmanager
+def exact_fp32(device: torch.device):
+    """No TF32 inside: 20-32 recurrent refinements amplify its rounding. Restores the caller's settings."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+class TorchBackend(Backend):
+    """The PyTorch model, eager, in inference mode; any ``ds_scale`` the frame size allows.
+
+    ``precision="fp16"`` (CUDA) or ``"bf16"`` runs convolutions and matmuls in that type under autocast;
+    coordinates, resampling, correlation, splatting and normalisers are fp32 islands in the model code
+    (``model._utils.fp32``), so autocast never picks their precision. Weights stay fp32.
+    """
+
+    name = "torch"
+
+    def __init__(self, model: torch.nn.Module, *, device, precision: str = "fp32"):
+        self.device = check_backend(self.name, device, precision)
+        self.precision = precision
+        self.model = model.to(self.device).eval()
+
+    @contextlib.contextmanager
+    def _mode(self):
+        dtype = _AUTOCAST.get(self.precision)
+        with torch.inference_mode(), exact_fp32(self.device), torch.autocast(
+                self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            yield
+
+    def flow(self, img0, img1, ds: float) -> dict:
+        with self._mode():
+            return dict(zip(FLOW_OUTPUTS, self.model.flow(img0, img1, ds)))
+
+    def encode(self, img, ds: float) -> tuple:
+        with self._mode():
+            return self.model.flow.encode(img, ds)
+
+    def estimate(self, enc0: tuple, enc1: tuple, ds: float) -> dict:
+        with self._mode():
+            return dict(zip(FLOW_OUTPUTS, self.model.flow.estimate(enc0, enc1)))
+
+    def motion(self, flow01, flow10, t) -> torch.Tensor:
+        with self._mode():
+            return self.model.motion(flow01, flow10, t)
+
+    def synthesis(self, img0, img1, feats: dict, flowt, t, ds: float) -> torch.Tensor:
+        with self._mode():
+            return self.model.synthesis(img0, img1, *(feats[k] for k in SYNTHESIS_INPUTS[2:8]), flowt, t, ds)
