@@ -14,6 +14,9 @@ __all__ = ["TrtBackend"]
 class TrtBackend:
     """Runs an export's TensorRT engines (built on first use when missing); CUDA tensors in and out.
 
+    Tensors go to the stages as they come (a timestep slice ``t[i:j]`` included): a stage copies what TensorRT
+    cannot read in place.
+
     ``cuda_graph=True`` replays captured CUDA graphs for repeated shapes; their outputs are the graphs' own
     buffers, so the frames are cloned before they are handed out.
     """
@@ -42,11 +45,11 @@ class TrtBackend:
 
     def flow(self, img0, img1, ds: float) -> dict:
         self.info.check_padded(img0, ds)
-        out = self.stages["flow"]({"img0": img0.contiguous(), "img1": img1.contiguous()})
+        out = self.stages["flow"]({"img0": img0, "img1": img1})
         return {k: out[k] for k in FLOW_OUTPUTS}
 
     def motion(self, flow01, flow10, t) -> torch.Tensor:
-        return self.stages["motion"]({"flow01": flow01, "flow10": flow10, "t": t.contiguous()})["flowt"]
+        return self.stages["motion"]({"flow01": flow01, "flow10": flow10, "t": t})["flowt"]
 
     def synthesis(self, img0, img1, feats: dict, flowt, t, ds: float) -> torch.Tensor:
         self.info.check_ds(ds)
