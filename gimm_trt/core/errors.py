@@ -5,8 +5,8 @@ for bad values, ``ImportError`` for missing packages, ...), so ``except ValueErr
 turns a ``GimmError`` into one line and exit status 2; anything else is a bug and shows its traceback.
 """
 
-__all__ = ["GimmError", "InputError", "CheckpointError", "ExportError", "EngineError", "EngineMissingError",
-           "MissingDependency", "DeviceError"]
+__all__ = ["GimmError", "InputError", "CheckpointError", "ExportError", "ExportMissingError", "EngineError",
+           "EngineMissingError", "MissingDependency", "DeviceError"]
 
 
 class GimmError(Exception):
@@ -27,6 +27,10 @@ class CheckpointError(GimmError, ValueError):
 
 class ExportError(GimmError, ValueError):
     """An export directory is missing, incomplete, damaged, or made for other frames or another scale."""
+
+
+class ExportMissingError(ExportError, FileNotFoundError):
+    """A file an export directory must hold is not there."""
 
 
 class EngineError(GimmError, RuntimeError):

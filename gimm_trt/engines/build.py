@@ -20,7 +20,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import EngineError, EngineMissingError, ExportError, MissingDependency
+from ..core.errors import EngineError, EngineMissingError, ExportError, ExportMissingError, MissingDependency
 from ..core.files import atomic_write, file_lock, remove_stale_tmp
 from ..core.stages import STAGES, T_AXIS, TimestepProfile
 from ..export import manifest
@@ -331,7 +331,7 @@ def build_engines(export_dir, *, profile: TimestepProfile = None, build=True, de
     export_dir = Path(export_dir)
     missing = [f"{stage}.onnx" for stage in stages if not (export_dir / f"{stage}.onnx").is_file()]
     if missing:
-        raise ExportError(f"{export_dir} has no {', '.join(missing)}; pass a directory written by gimm-export")
+        raise ExportMissingError(f"{export_dir} has no {', '.join(missing)}; pass a directory written by gimm-export")
     if profile is None:
         profile = TimestepProfile.up_to(_manifest_max_timesteps(export_dir) or TimestepProfile().max)
     if target is None:
