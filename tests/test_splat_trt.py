@@ -1,9 +1,10 @@
-"""The TensorRT plugin without TensorRT: its registration against the ONNX node (through a stand-in
-``tensorrt.plugin`` that records what is registered), the AOT kernel Triton compiles for it (PTX for sm_90
-needs no GPU), and, only where TensorRT and a GPU exist, an engine built from an exported graph."""
+"""The TensorRT plugin's pieces that need no TensorRT: importing it without a usable TensorRT, the AOT kernel
+Triton compiles for it (PTX for sm_90 needs no GPU) and its PTX version, and, only where TensorRT and a GPU
+exist, an engine built from an exported graph. TensorRT's own plugin layer driving the plugin is in
+``test_trt_plugin_layer.py``."""
+import ctypes
 import functools
 import importlib
-import inspect
 import re
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import types
 
 import pytest
 import torch
+from trt_standin import native
 
 from gimm_trt.plugins import onnx_node, schema
 
@@ -28,10 +30,10 @@ def _target():
 
 
 @functools.lru_cache(maxsize=None)
-def compiled(x_dtype="fp16", flow_dtype="fp32", mode="linear-zeroeps", tactic=1):
+def compiled(x_dtype="fp16", flow_dtype="fp32", mode="linear-zeroeps", tactic=1, metric_dtype=None):
     try:
-        return triton_kernel.compile_aot(x_dtype, flow_dtype, flow_dtype, mode, tactic, target=_target(),
-                                         ptx_version=84)
+        return triton_kernel.compile_aot(x_dtype, flow_dtype, metric_dtype or flow_dtype, mode, tactic,
+                                         target=_target(), ptx_version=84)
     except Exception as err:  # no LLVM/ptxas for the NVIDIA backend in this Triton build
         pytest.skip(f"Triton cannot compile for sm_90 here: {err!r}")
 
@@ -41,171 +43,42 @@ def entry_params(ptx):
     return body.group(1), [p.split() for p in body.group(2).split(",") if p.strip()]
 
 
-# --- a stand-in for tensorrt / tensorrt.plugin ----------------------------------------------------------------
+# --- importing the plugin module -------------------------------------------------------------------------------
 
-def make_stub(version="10.9.0"):
-    trt = types.ModuleType("tensorrt")
-    trt.__version__ = version
-    trt.float32, trt.float16 = "FLOAT", "HALF"
-    trtp = types.ModuleType("tensorrt.plugin")
-    trt.plugin = trtp
-    registry = {}
-
-    class Namespace(types.SimpleNamespace):
-        pass
-
-    trtp.op = Namespace()
-
-    class TensorDesc:
-        def __init__(self, shape_expr=None, dtype=None):
-            self.shape_expr, self.dtype = shape_expr, dtype
-
-    class AutoTuneCombination:
-        def __init__(self, io_types=None, layouts=None, tactics=None):
-            self.io_types, self.layouts, self.tactics = io_types, layouts, tactics
-
-    class KernelLaunchParams:
-        def __init__(self):
-            self.grid_x = self.grid_y = self.grid_z = 1
-            self.block_x = self.block_y = self.block_z = 1
-            self.shared_mem = 0
-
-    class SymInt32:
-        def __init__(self, value):
-            self.value = value
-
-    class SymIntExprs(list):
-        @classmethod
-        def from_tuple(cls, items):
-            return cls(items)
-
-    def register(plugin_id, lazy_register=False):
-        def deco(fn):
-            ns, name = plugin_id.split("::")
-            space = trtp.op.__dict__.setdefault(ns, Namespace())
-            if hasattr(space, name):
-                raise ValueError(f"{plugin_id} registered twice")
-            setattr(space, name, fn)
-            registry[("register", plugin_id)] = fn
-            return fn
-        return deco
-
-    def later(role):
-        def decorator(plugin_id):
-            def deco(fn):
-                assert ("register", plugin_id) in registry, f"{role} before register"
-                registry[(role, plugin_id)] = fn
-                return fn
-            return deco
-        return decorator
-
-    trtp.register, trtp.autotune, trtp.aot_impl, trtp.impl = register, later("autotune"), later("aot_impl"), later("impl")
-    trtp.TensorDesc, trtp.Tensor = TensorDesc, type("Tensor", (), {})
-    trtp.AutoTuneCombination, trtp.KernelLaunchParams = AutoTuneCombination, KernelLaunchParams
-    trtp.SymInt32, trtp.SymIntExprs = SymInt32, SymIntExprs
-    trtp.from_shape_expr = lambda shape, dtype: TensorDesc(tuple(shape), dtype)
-    return trt, trtp, registry
+def _namespace_only(tmp_path, monkeypatch):
+    """``import tensorrt`` finds an empty namespace package, as with ``tensorrt-stubs`` and no TensorRT."""
+    (tmp_path / "tensorrt").mkdir()
+    (tmp_path / "tensorrt" / "__init__.pyi").write_text("__version__: str\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path)] + [p for p in sys.path if "-packages" not in p])
+    monkeypatch.delitem(sys.modules, "tensorrt", raising=False)
+    importlib.invalidate_caches()
 
 
-@pytest.fixture
-def stub(monkeypatch):
-    trt, trtp, registry = make_stub()
-    monkeypatch.setitem(sys.modules, "tensorrt", trt)
-    monkeypatch.setitem(sys.modules, "tensorrt.plugin", trtp)
-    monkeypatch.delitem(sys.modules, MODULE, raising=False)
-    module = importlib.import_module(MODULE)
-    yield module, trtp, registry
-    sys.modules.pop(MODULE, None)  # never leave a module bound to the stand-in behind
-
-
-def _params(fn):
-    return tuple(inspect.signature(fn).parameters)
-
-
-def test_registration_agrees_with_the_onnx_node(stub):
-    module, trtp, registry = stub
-    roles = {role: fn for (role, pid), fn in registry.items() if pid == schema.PLUGIN_ID}
-    assert set(roles) == {"register", "autotune", "aot_impl", "impl"}
-    attrs = (schema.MODE_ATTR,)
-    assert _params(roles["register"]) == schema.INPUTS + attrs
-    assert _params(roles["autotune"]) == schema.INPUTS + ("outputs",)
-    assert _params(roles["aot_impl"]) == schema.INPUTS + attrs + ("outputs", "tactic")
-    assert _params(roles["impl"]) == schema.INPUTS + attrs + ("outputs", "stream", "tactic")
-    annotations = inspect.signature(roles["register"]).parameters
-    assert [annotations[n].annotation for n in schema.INPUTS] == [trtp.TensorDesc] * 3
-    assert annotations[schema.MODE_ATTR].annotation is str
-
-    node = onnx_node.make_node(schema.INPUTS, schema.OUTPUTS, "sum")
-    node_attrs = {a.name: a for a in node.attribute}
-    namespace, name = schema.PLUGIN_ID.split("::")
-    assert (node.op_type, node.domain) == (name, namespace)
-    assert node_attrs["plugin_namespace"].s.decode() == namespace
-    assert node_attrs["plugin_version"].s.decode() == str(schema.VERSION)
-    assert node_attrs["aot"].i == 1
-    # every attribute of the node the plugin does not consume is one TensorRT's parser consumes itself
-    assert set(node_attrs) - set(onnx_node.TRT_ONLY_ATTRS) == set(attrs)
-    assert tuple(node.input) == schema.INPUTS and len(node.output) == len(schema.OUTPUTS) == 1
-    assert module.FUNCTIONS["register"] is roles["register"]
-
-
-@pytest.mark.parametrize("mode", schema.MODES)
-def test_shape_function(stub, mode):
-    module, trtp, _ = stub
-    x = trtp.TensorDesc((4, 16, 32, 48), "HALF")
-    out = module.FUNCTIONS["register"](x, trtp.TensorDesc((4, 2, 32, 48), "FLOAT"),
-                                       trtp.TensorDesc((4, 1, 32, 48), "FLOAT"), mode)
-    assert out.shape_expr == (4, schema.out_channels(16, mode), 32, 48) and out.dtype == "FLOAT"
-
-
-def test_autotune(stub):
-    module, trtp, _ = stub
-    (combo,) = module.FUNCTIONS["autotune"](*(trtp.TensorDesc() for _ in schema.INPUTS), ())
-    types_ = [t.strip() for t in combo.io_types.split(",")]
-    assert types_ == ["FP32*FP16"] * len(schema.INPUTS) + ["FP32"] and combo.layouts == "LINEAR"
-    assert combo.tactics == [1, 2, 3] and all(t > 0 for t in combo.tactics)  # TensorRT wants positive ids
-
-
-def test_aot_impl(stub, monkeypatch):
-    module, trtp, _ = stub
-    compiled()  # skips here if Triton cannot compile for the target
-    monkeypatch.setattr(module, "compile_aot", functools.partial(module.compile_aot, target=_target(),
-                                                                  ptx_version=84))
-    n, c, h, w = 4, 16, 32, 48
-    descs = (trtp.TensorDesc((n, c, h, w), "HALF"), trtp.TensorDesc((n, 2, h, w), "FLOAT"),
-             trtp.TensorDesc((n, 1, h, w), "FLOAT"))
-    name, ptx, params, extra = module.FUNCTIONS["aot_impl"](*descs, "linear-zeroeps", (), 2)
-    entry, ptx_params = entry_params(ptx)
-    assert name == entry == "splat_kernel"
-    assert [p[1] for p in ptx_params] == PTX_TYPES
-    assert re.search(r"^\.version 8\.4$", ptx, re.M) and re.search(r"^\.target sm_90a?$", ptx, re.M)
-    assert "cvt.f32.f16" in ptx  # the fp16 input is widened in the kernel
-    assert params.grid_x == n * (c + 1) and (params.grid_y, params.grid_z) == (1, 1)
-    assert params.block_x == 16 * 32 and params.shared_mem == 0  # tactic 2
-    assert re.search(r"\.maxntid 512, 1, 1|\.reqntid 512", ptx)  # the PTX itself is built for that block
-    assert [e.value for e in extra] == [c, h, w]
-    with pytest.raises(TypeError, match="FP32 or FP16"):
-        module.FUNCTIONS["aot_impl"](trtp.TensorDesc((n, c, h, w), "INT8"), *descs[1:], "sum", (), 1)
-
-
-def test_registered_once(stub):
-    module, _, registry = stub
-    before = dict(registry)
-    again = importlib.reload(module)  # the stand-in raises on a second registration, as tensorrt.plugin does
-    assert registry == before and again.FUNCTIONS == {}
-
-
-@pytest.mark.parametrize("version", [None, "10.8.1"])
-def test_import_needs_tensorrt_10_9(monkeypatch, version):
-    if version is None:
+@pytest.mark.parametrize("found", ["nothing", "namespace", "10.8.1"])
+def test_import_needs_tensorrt_10_9(monkeypatch, tmp_path, found):
+    if found == "nothing":
         monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt -> ImportError
+    elif found == "namespace":
+        _namespace_only(tmp_path, monkeypatch)
     else:
-        trt, trtp, _ = make_stub(version)
-        monkeypatch.setitem(sys.modules, "tensorrt", trt)
-        monkeypatch.setitem(sys.modules, "tensorrt.plugin", trtp)
+        monkeypatch.setitem(sys.modules, "tensorrt", native.module(found))
     monkeypatch.delitem(sys.modules, MODULE, raising=False)
-    with pytest.raises(ImportError, match=r"TensorRT >= 10\.9"):
+    with pytest.raises(ImportError, match=r"TensorRT >= 10\.9.*pip install gimm-trt\[tensorrt\]"):
         importlib.import_module(MODULE)
     sys.modules.pop(MODULE, None)
+
+
+def test_tensorrt_is_detected_by_what_it_provides(monkeypatch, tmp_path):
+    from gimm_trt.engines import compat
+
+    _namespace_only(tmp_path, monkeypatch)
+    assert importlib.import_module("tensorrt").__spec__.origin in (None, "namespace")  # the import itself works
+    monkeypatch.delitem(sys.modules, "tensorrt")
+    with pytest.raises(ImportError, match=r"lacks __version__, Builder.*pip install gimm-trt\[tensorrt\]"):
+        compat.import_trt()
+    assert not compat.has_tensorrt()
+    monkeypatch.setitem(sys.modules, "tensorrt", native.module("11.4.0.106"))
+    assert compat.import_trt().__version__ == "11.4.0.106" and compat.has_tensorrt()
 
 
 # --- the compiled kernel --------------------------------------------------------------------------------------
@@ -248,11 +121,92 @@ def test_strip_hidden_params_refuses_used_ones():
     assert entry_params(triton_kernel.strip_hidden_params(unused, keep=1))[1] == [[".param", ".u64", "k_param_0"]]
 
 
+# --- the PTX version and the Triton floor ----------------------------------------------------------------------
+
+class _FakeLibcuda:
+    """``libcuda.so.1`` of a driver reporting ``cuDriverGetVersion`` = ``version`` (e.g. 13090 for 13.9)."""
+
+    def __init__(self, version):
+        self.version = version
+
+    def cuDriverGetVersion(self, out):  # noqa: N802 (the CUDA driver API's name)
+        out._obj.value = self.version
+        return 0
+
+
+def _driver(monkeypatch, version):
+    real = ctypes.CDLL
+    monkeypatch.setattr(ctypes, "CDLL",
+                        lambda name, *a, **k: _FakeLibcuda(version) if name == "libcuda.so.1" else real(name, *a, **k))
+
+
+def _triton_3_4_ptx_get_version(cuda_version):
+    """Triton <= 3.4's mapping: CUDA 13 is unknown to it and raises (triton 3.3.0 backends/nvidia/compiler.py)."""
+    major, minor = map(int, cuda_version.split("."))
+    if major == 12:
+        return 80 + minor if minor < 6 else 80 + minor - 1
+    raise RuntimeError("Triton only support CUDA 10.0 or higher, but got CUDA version: " + cuda_version)
+
+
+@pytest.mark.parametrize("driver,ptxas,want", [(12040, 94, 84), (13090, 94, 94), (13000, 87, 87), (None, 94, 94),
+                                              (None, None, None)])
+def test_aot_ptx_version_is_the_lower_of_driver_and_ptxas(monkeypatch, driver, ptxas, want):
+    nv = pytest.importorskip("triton.backends.nvidia.compiler")
+    if driver is None:
+        monkeypatch.setattr(triton_kernel, "_driver_cuda_version", lambda: None)
+    else:
+        _driver(monkeypatch, driver)
+
+    def bundled(options, arch):
+        if ptxas is None:
+            raise RuntimeError("Cannot find ptxas")  # what Triton says without its ptxas
+        return ptxas
+
+    monkeypatch.setattr(nv, "get_ptx_version_from_options", bundled)
+    assert triton_kernel.aot_ptx_version(90) == want
+
+
+def test_compile_aot_with_a_triton_that_does_not_know_the_driver(monkeypatch):
+    """Triton <= 3.4 cannot map a CUDA 13 driver to a PTX version; its bundled ptxas (12.8) decides then."""
+    nv = pytest.importorskip("triton.backends.nvidia.compiler")
+    compiled()  # skips here if Triton cannot compile for the target
+    _driver(monkeypatch, 13000)
+    monkeypatch.setattr(nv, "ptx_get_version", _triton_3_4_ptx_get_version)
+    monkeypatch.setattr(triton_kernel, "_ptxas_isa", lambda arch: 87, raising=False)
+    kernel = triton_kernel.compile_aot("fp32", "fp32", "fp32", "sum", 1, target=_target())
+    assert re.search(r"^\.version 8\.7$", kernel.ptx, re.M)
+
+
+def test_compile_aot_under_a_driver_newer_than_ptxas(monkeypatch):
+    """A CUDA 13.9 driver takes PTX 9.9, Triton's bundled ptxas does not: the kernel must be PTX ptxas takes."""
+    nv = pytest.importorskip("triton.backends.nvidia.compiler")
+    compiled()  # skips here if Triton cannot compile for the target
+    ptxas = nv.get_ptx_version_from_options(types.SimpleNamespace(ptx_version=None), 90)  # Triton's default
+    _driver(monkeypatch, 13090)
+    kernel = triton_kernel.compile_aot("fp32", "fp32", "fp32", "sum", 1, target=_target())
+    assert ptxas is not None and ptxas < 99
+    assert re.search(rf"^\.version {ptxas // 10}\.{ptxas % 10}$", kernel.ptx, re.M)
+
+
+def test_compile_aot_needs_triton_3_3(monkeypatch):
+    class OldASTSource:  # Triton 3.2's signature
+        def __init__(self, fn, signature, constants=None, attrs=None):
+            raise AssertionError("must not be called")
+
+    monkeypatch.setattr(triton.compiler, "ASTSource", OldASTSource)
+    with pytest.raises(RuntimeError, match=r"needs Triton >= 3\.3"):
+        triton_kernel.compile_aot("fp32", "fp32", "fp32", "sum", 1, target=_target(), ptx_version=84)
+    assert triton_kernel.MIN_TRITON_AOT == (3, 3)
+
+
 # --- TensorRT itself (GPU machines with TensorRT >= 10.9 only) ------------------------------------------------
 
 @pytest.mark.parametrize("aot", [True, False], ids=["aot", "jit"])
 def test_engine(aot, tmp_path):
-    pytest.importorskip("tensorrt")
+    from gimm_trt.engines import compat
+
+    if not compat.has_tensorrt():
+        pytest.skip("needs TensorRT >= 10.9")
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
     importlib.import_module(MODULE)

@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 
 __all__ = [
-    "MIN_TRT_VERSION", "INSTALL_HINT", "Target", "import_trt", "check_trt_version", "trt_version",
-    "parse_version", "has_fp16_flag", "has_strongly_typed", "has_python_plugins", "sanitize_gpu_name",
+    "MIN_TRT_VERSION", "INSTALL_HINT", "TRT_REQUIRED", "Target", "import_trt", "has_tensorrt", "check_trt_version",
+    "trt_version", "parse_version", "has_fp16_flag", "has_strongly_typed", "has_python_plugins", "sanitize_gpu_name",
     "cuda_device", "gpu_name", "compute_capability", "current_target", "trt_logger", "PLUGIN_MODULE",
 ]
 
@@ -20,6 +20,7 @@ __all__ = [
 # which first appears in TensorRT 10.9.
 MIN_TRT_VERSION = (10, 9)
 INSTALL_HINT = "pip install gimm-trt[tensorrt]"
+TRT_REQUIRED = ("__version__", "Builder")  # what any TensorRT provides; an empty namespace package does not
 PLUGIN_MODULE = "gimm_trt.plugins.trt_plugin"  # registers gimm_trt::splat with tensorrt.plugin on import
 
 
@@ -71,16 +72,33 @@ def check_trt_version(version: str) -> str:
 
 def import_trt():
     """The ``tensorrt`` module, or an ImportError that says how to install it."""
+    need = ".".join(map(str, MIN_TRT_VERSION))
     try:
         trt = importlib.import_module("tensorrt")
     except (ImportError, OSError) as err:  # OSError: the wheel is there but its native libraries are not
-        need = ".".join(map(str, MIN_TRT_VERSION))
         raise ImportError(
             f"TensorRT is not usable here ({err}); the tensorrt backend needs TensorRT >= {need} and "
             f"Polygraphy: `{INSTALL_HINT}`"
         ) from err
+    missing = [name for name in TRT_REQUIRED if not hasattr(trt, name)]
+    if missing:
+        # e.g. `tensorrt-stubs` alone: `import tensorrt` then finds an empty namespace package
+        where = ", ".join(getattr(trt, "__path__", None) or [str(getattr(trt, "__file__", "?"))])
+        raise ImportError(
+            f"the `tensorrt` module found ({where}) is not TensorRT: it lacks {', '.join(missing)}; the "
+            f"tensorrt backend needs TensorRT >= {need} and Polygraphy: `{INSTALL_HINT}`"
+        )
     check_trt_version(trt.__version__)
     return trt
+
+
+def has_tensorrt() -> bool:
+    """Whether ``import_trt()`` succeeds: TensorRT >= the minimum is installed and loads."""
+    try:
+        import_trt()
+    except ImportError:
+        return False
+    return True
 
 
 def trt_version(trt=None) -> str:

@@ -32,8 +32,12 @@ On CPU tensors the same source runs in Triton's interpreter when ``TRITON_INTERP
 ``triton.language`` helpers included, so setting it later has no effect (the tests use a subprocess).
 """
 import contextlib
+import ctypes
+import inspect
 import re
+import subprocess
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 import triton
@@ -42,7 +46,8 @@ import triton.language as tl
 from . import schema
 
 __all__ = ["splat_kernel", "splat_sum", "accumulate", "launch", "launch_config", "MODE_IDS", "compile_aot",
-           "aot_launch_dims", "strip_hidden_params", "CompiledSplat", "AOT_PARAMS", "AOT_TACTICS"]
+           "aot_launch_dims", "aot_ptx_version", "strip_hidden_params", "CompiledSplat", "AOT_PARAMS", "AOT_TACTICS",
+           "MIN_TRITON_AOT"]
 
 MODE_IDS = {"sum": 0, "linear-zeroeps": 1, "softmax-zeroeps": 2}
 
@@ -270,15 +275,13 @@ def strip_hidden_params(ptx: str, keep: int) -> str:
 
 def compile_aot(x_dtype: str, flow_dtype: str, metric_dtype: str, mode: str, tactic: int = 1, target=None,
                 ptx_version: int = None) -> CompiledSplat:
-    """Compile ``splat_kernel`` in its own-plane form for a TensorRT AOT plugin.
+    """Compile ``splat_kernel`` in its own-plane form for a TensorRT AOT plugin; needs Triton >= 3.3.
 
     Args:
         *_dtype: "fp32" or "fp16" per input. mode: a ``schema.MODES`` entry (a constexpr of the kernel).
         tactic: a key of ``AOT_TACTICS`` (block size and warps).
         target: ``triton.backends.compiler.GPUTarget``; default the current GPU.
-        ptx_version: PTX ISA as Triton counts it (84 = 8.4); default the highest the CUDA driver accepts, if
-            it can be asked (TensorRT JIT-compiles the PTX through the driver, and Triton's bundled ptxas
-            would otherwise stamp its own, possibly newer, version).
+        ptx_version: PTX ISA as Triton counts it (84 = 8.4); default ``aot_ptx_version(target.arch)``.
 
     Triton >= 3.3 appends hidden pointer parameters (global and profile scratch) to every kernel; TensorRT
     passes exactly inputs, extra args, outputs. So the kernel must need no scratch (checked) and the unused
@@ -289,18 +292,19 @@ def compile_aot(x_dtype: str, flow_dtype: str, metric_dtype: str, mode: str, tac
     for d in (x_dtype, flow_dtype, metric_dtype):
         if d not in ("fp32", "fp16"):
             raise ValueError(f"splat inputs are fp32 or fp16, got {d!r}")
+    _check_triton_aot()
     fn = splat_kernel if isinstance(splat_kernel, JITFunction) else JITFunction(splat_kernel.fn)  # interpreter on
     cfg = launch_config(own_plane=True, tactic=tactic)
     types = (f"*{x_dtype}", f"*{flow_dtype}", f"*{metric_dtype}", "i32", "i32", "i32", "*fp32")
     signature = dict(zip(_KERNEL_PARAMS, types), MODE="constexpr", OWN_PLANE="constexpr", BLOCK="constexpr")
     src = triton.compiler.ASTSource(fn=fn, signature=signature, constexprs={
         "MODE": MODE_IDS[schema.check_mode(mode)], "OWN_PLANE": True, "BLOCK": cfg["BLOCK"]})
-    options = {"num_warps": cfg["num_warps"], "enable_fp_fusion": False}
-    ptx_version = _driver_ptx_version() if ptx_version is None else ptx_version
-    if ptx_version is not None:
-        options["ptx_version"] = ptx_version
     if target is None:
         target = triton.runtime.driver.active.get_current_target()
+    options = {"num_warps": cfg["num_warps"], "enable_fp_fusion": False}
+    ptx_version = aot_ptx_version(target.arch) if ptx_version is None else ptx_version
+    if ptx_version is not None:
+        options["ptx_version"] = ptx_version
     compiled = triton.compile(src, target=target, options=options)
     meta = compiled.metadata
     if getattr(meta, "global_scratch_size", 0) or getattr(meta, "profile_scratch_size", 0):
@@ -309,16 +313,57 @@ def compile_aot(x_dtype: str, flow_dtype: str, metric_dtype: str, mode: str, tac
     return CompiledSplat(name=meta.name, ptx=ptx, num_warps=meta.num_warps, shared=meta.shared, block=cfg["BLOCK"])
 
 
-def _driver_ptx_version():
-    """Highest PTX ISA (Triton's numbering) the installed CUDA driver JIT-compiles, or None if unknown."""
-    import ctypes
+MIN_TRITON_AOT = (3, 3)  # first release whose ASTSource takes constexprs= (3.2 takes constants=)
 
+
+def _check_triton_aot() -> None:
+    if "constexprs" not in inspect.signature(triton.compiler.ASTSource).parameters:
+        need = ".".join(map(str, MIN_TRITON_AOT))
+        raise RuntimeError(f"compiling the splat kernel for TensorRT needs Triton >= {need}, found "
+                           f"{triton.__version__}: pip install -U 'triton>={need}'")
+
+
+def aot_ptx_version(arch: int):
+    """PTX ISA (Triton's numbering, 84 = 8.4) for the AOT kernel of GPU arch ``arch`` (e.g. 90).
+
+    The PTX must pass two assemblers: ``triton.compile`` runs Triton's bundled ptxas on it, and TensorRT hands
+    it to the CUDA driver's JIT. Each rejects an ISA newer than itself, so this is the lower of the two; None
+    (Triton's own default) when neither can be asked.
+    """
+    known = [v for v in (_driver_isa(), _ptxas_isa(arch)) if v is not None]
+    return min(known, default=None)
+
+
+def _driver_isa():
+    """Highest PTX ISA the installed CUDA driver JIT-compiles, or None if unknown (no driver, or a CUDA
+    release this Triton cannot map: Triton <= 3.4 raises for CUDA 13)."""
+    cuda = _driver_cuda_version()
+    if cuda is None:
+        return None
     try:
         from triton.backends.nvidia.compiler import ptx_get_version
 
-        version = ctypes.c_int()
+        return ptx_get_version(cuda)
+    except (ImportError, RuntimeError):
+        return None
+
+
+def _ptxas_isa(arch: int):
+    """Highest PTX ISA Triton's bundled ptxas for ``arch`` assembles (Triton's default), or None if unknown."""
+    try:
+        from triton.backends.nvidia.compiler import get_ptx_version_from_options
+
+        return get_ptx_version_from_options(SimpleNamespace(ptx_version=None), arch)
+    except (ImportError, RuntimeError, OSError, AttributeError, TypeError, subprocess.CalledProcessError):
+        return None
+
+
+def _driver_cuda_version():
+    """The CUDA version of the installed driver as ``"major.minor"``, or None without a driver."""
+    version = ctypes.c_int()
+    try:
         if ctypes.CDLL("libcuda.so.1").cuDriverGetVersion(ctypes.byref(version)) != 0:
             return None
-    except (OSError, ImportError, AttributeError):
+    except (OSError, AttributeError):
         return None
-    return ptx_get_version(f"{version.value // 1000}.{version.value % 1000 // 10}")
+    return f"{version.value // 1000}.{version.value % 1000 // 10}"

@@ -23,45 +23,28 @@ each looping over H * W pixels. (The alternative, a zero input aliased to the ou
 ``PreviewFeature.ALIASED_PLUGIN_IO_10_03`` and is unverified for AOT plugins.) The JIT path zeroes with torch
 and uses the grid form, as the PyTorch path does.
 
+String attributes may arrive with a trailing NUL: TensorRT's ONNX parser copies a string attribute as a C
+string, terminator included, and ``tensorrt.plugin`` decodes every byte of the field. ``_mode`` drops it
+wherever the attribute is read.
+
 Kernel parameters, in the order TensorRT passes them: ``x, flow, metric`` pointers, int32 ``C, H, W``,
 ``acc`` pointer (``triton_kernel.AOT_PARAMS``); grid ``(N * CO, 1, 1)``; block ``num_warps * 32`` threads
 (256, 512 or 1024 by tactic).
-
-Building the same for TensorRT < 10.9 (a C++ ``IPluginV3``): a class deriving from ``IPluginV3``,
-``IPluginV3OneCore``, ``IPluginV3OneBuild`` and ``IPluginV3OneRuntime``, and an ``IPluginCreatorV3One``
-registered with ``REGISTER_TENSORRT_PLUGIN`` as name ``splat``, version ``"1"``, namespace ``gimm_trt``, with
-one plugin field ``mode`` (``PluginFieldType::kCHAR``) parsed in ``createPlugin`` and returned by
-``getFieldsToSerialize``. ``getNbOutputs`` returns 1; ``getOutputDataTypes`` kFLOAT; ``getOutputShapes``
-builds (d0, d1 + 1 or d1, d2, d3) of input 0 with the ``IExprBuilder``; ``supportsFormatCombination`` accepts
-kFLOAT or kHALF kLINEAR inputs and a kFLOAT kLINEAR output. ``enqueue`` either launches a CUDA kernel with the
-arithmetic of ``splat_kernel`` in its own-plane form, or (two launches are fine in C++) ``cudaMemsetAsync``
-of the output then the grid form, on the given stream. The PTX from ``compile_aot`` can be embedded and
-launched with ``cuModuleLoadData`` + ``cuLaunchKernel`` instead of writing CUDA. Compile it into a shared
-library and load it with ``trt.get_plugin_registry().load_library`` (or ``trtexec --staticPlugins``); the
-ONNX node (op ``splat``, ``plugin_namespace="gimm_trt"``) reaches it through the parser's fallback plugin
-importer either way.
 """
-import re
+import contextlib
 from typing import List, Tuple, Union
 
+from ..engines import compat
 from . import schema
 from .triton_kernel import AOT_TACTICS, aot_launch_dims, compile_aot
 
-MIN_TENSORRT = (10, 9)
-
-
-def _version(text: str) -> tuple:
-    return tuple(int(p) for p in re.findall(r"\d+", text)[:2])
-
-
-try:
-    import tensorrt as trt
-except ImportError as err:
-    raise ImportError("the splat TensorRT plugin needs TensorRT >= 10.9: pip install gimm-trt[tensorrt]") from err
-if _version(trt.__version__) < MIN_TENSORRT:
-    raise ImportError(f"the splat TensorRT plugin needs TensorRT >= 10.9 (quickly deployable plugins with an "
-                      f"ahead-of-time kernel); found {trt.__version__}: pip install -U gimm-trt[tensorrt]")
+trt = compat.import_trt()  # ImportError with the install command when TensorRT is missing, unusable or < 10.9
 import tensorrt.plugin as trtp  # noqa: E402
+
+
+def _mode(value: str) -> str:
+    """The ``mode`` attribute as the op knows it: without the NUL terminator the ONNX parser may append."""
+    return schema.check_mode(value.rstrip("\0"))
 
 
 def _dtype_name(dtype) -> str:
@@ -72,11 +55,21 @@ def _dtype_name(dtype) -> str:
     raise TypeError(f"splat plugin inputs are FP32 or FP16, got {dtype}")
 
 
+@contextlib.contextmanager
+def _on_trt_stream(tensors, stream: int):
+    """Torch views of TensorRT's device buffers (``trtp.Tensor`` has ``__cuda_array_interface__``), with
+    TensorRT's stream current so the launch is ordered with the rest of the engine."""
+    import torch
+
+    with torch.cuda.stream(torch.cuda.ExternalStream(stream)):
+        yield [torch.as_tensor(t, device="cuda") for t in tensors]
+
+
 def _define() -> None:
     @trtp.register(schema.PLUGIN_ID)
     def splat_desc(x: trtp.TensorDesc, flow: trtp.TensorDesc, metric: trtp.TensorDesc, mode: str) -> trtp.TensorDesc:
         shape = x.shape_expr
-        channels = shape[1] if schema.check_mode(mode) == "sum" else shape[1] + 1
+        channels = shape[1] if _mode(mode) == "sum" else shape[1] + 1
         return trtp.from_shape_expr((shape[0], channels, shape[2], shape[3]), dtype=trt.float32)
 
     @trtp.autotune(schema.PLUGIN_ID)
@@ -88,6 +81,7 @@ def _define() -> None:
     def splat_aot_impl(x: trtp.TensorDesc, flow: trtp.TensorDesc, metric: trtp.TensorDesc, mode: str,
                        outputs: Tuple[trtp.TensorDesc], tactic: int
                        ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymIntExprs]:
+        mode = _mode(mode)
         kernel = compile_aot(_dtype_name(x.dtype), _dtype_name(flow.dtype), _dtype_name(metric.dtype), mode, tactic)
         grid_x, extra = aot_launch_dims(*x.shape_expr, mode)
         params = trtp.KernelLaunchParams()
@@ -99,13 +93,10 @@ def _define() -> None:
     @trtp.impl(schema.PLUGIN_ID)
     def splat_impl(x: trtp.Tensor, flow: trtp.Tensor, metric: trtp.Tensor, mode: str, outputs: Tuple[trtp.Tensor],
                    stream: int, tactic: int) -> None:  # the tactics are AOT block sizes; JIT always runs one way
-        import torch
-
         from .triton_kernel import launch
 
-        with torch.cuda.stream(torch.cuda.ExternalStream(stream)):
-            x_t, flow_t, metric_t, out_t = (torch.as_tensor(t, device="cuda") for t in (x, flow, metric, outputs[0]))
-            launch(x_t, flow_t, metric_t, out_t, mode, own_plane=False)
+        with _on_trt_stream((x, flow, metric, outputs[0]), stream) as (x_t, flow_t, metric_t, out_t):
+            launch(x_t, flow_t, metric_t, out_t, _mode(mode), own_plane=False)
 
     global FUNCTIONS
     FUNCTIONS = {"register": splat_desc, "autotune": splat_autotune, "aot_impl": splat_aot_impl, "impl": splat_impl}
