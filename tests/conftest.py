@@ -45,9 +45,9 @@ KEYS = FEATURES + ("raft_flow", "nflow", "flow_scaler", "splat_w01", "splat_w10"
 
 def run_stages(case: dict, model) -> dict:
     """Every stored intermediate (``KEYS``), computed by our stages the way the official demo calls the model."""
-    l, r, t, b = case["pad_lrtb"].tolist()
-    img0 = F.pad(torch.from_numpy(case["img0"]), (l, r, t, b), mode="replicate")
-    img1 = F.pad(torch.from_numpy(case["img1"]), (l, r, t, b), mode="replicate")
+    left, right, top, bottom = case["pad_lrtb"].tolist()
+    img0 = F.pad(torch.from_numpy(case["img0"]), (left, right, top, bottom), mode="replicate")
+    img1 = F.pad(torch.from_numpy(case["img1"]), (left, right, top, bottom), mode="replicate")
     ts = torch.tensor(case["timesteps"], dtype=torch.float32)
     ds = float(case["ds_factor"])
     x0 = F.interpolate(img0, scale_factor=ds, mode="bilinear")
@@ -66,7 +66,7 @@ def run_stages(case: dict, model) -> dict:
         out["flowt0_4"], out["flowt1_4"], _, _ = model.synthesis.quarter_flows(x0, x1, *f[4:8], flowt, ts)
         frames = model.synthesis(img0, img1, *f[2:], flowt, ts, ds)
         h, w = case["img0"].shape[-2:]
-        out["imgt_pred"] = frames[:, :, t:t + h, l:l + w]
+        out["imgt_pred"] = frames[:, :, top:top + h, left:left + w]
     return out
 
 

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 from gimm_trt.benchmarks import BenchConfig, format_table, interpolate_official_way, run, write_json, write_plot
 from gimm_trt.cli import bench
-from gimm_trt.runtime.torch_backend import TorchBackend
-from gimm_trt.runtime.backend import unavailable
 from gimm_trt.core.sizes import parse_resolution
+from gimm_trt.runtime.backend import unavailable
+from gimm_trt.runtime.torch_backend import TorchBackend
 
 
 class Stage(nn.Module):

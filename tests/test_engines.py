@@ -19,14 +19,21 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("polygraphy")
 from onnx import TensorProto, helper  # noqa: E402
 
-from gimm_trt.core import files  # noqa: E402
+from gimm_trt.core import files, trt  # noqa: E402
+from gimm_trt.core.errors import EngineMissingError  # noqa: E402
 from gimm_trt.core.stages import STAGES, TimestepProfile  # noqa: E402
 from gimm_trt.engines import build as B  # noqa: E402
 from gimm_trt.engines import cache as C  # noqa: E402
 from gimm_trt.engines import compat  # noqa: E402
-from gimm_trt.engines.build import (CachedEngine, EngineBytesFromOnnx, SaveEngineAtomic, build_engines,  # noqa: E402
-                                    engine_loaders, inspect_onnx, profiles_for)
-from gimm_trt.core.errors import EngineMissingError  # noqa: E402
+from gimm_trt.engines.build import (  # noqa: E402
+    CachedEngine,
+    EngineBytesFromOnnx,
+    SaveEngineAtomic,
+    build_engines,
+    engine_loaders,
+    inspect_onnx,
+    profiles_for,
+)
 from gimm_trt.engines.cache import EngineKey, Target  # noqa: E402
 
 TARGET = Target(gpu="h100-80gb-hbm3", sm="90", trt_version="10.9.0.34")
@@ -147,10 +154,10 @@ def test_sanitize_gpu_name(name, safe):
 def test_version_checks():
     assert compat.parse_version("10.9.0.34") == (10, 9, 0, 34)
     assert compat.parse_version("11.0.0b1") == (11, 0, 0)
-    assert compat.check_trt_version("10.9.0.34") == "10.9.0.34"
-    assert compat.check_trt_version("11.1.0") == "11.1.0"
+    assert trt.check_trt_version("10.9.0.34") == "10.9.0.34"
+    assert trt.check_trt_version("11.1.0") == "11.1.0"
     with pytest.raises(ImportError, match=r"TensorRT >= 10\.9.*pip install gimm-trt\[tensorrt\]"):
-        compat.check_trt_version("10.8.0.43")
+        trt.check_trt_version("10.8.0.43")
 
 
 def test_import_trt_names_the_install_command():

@@ -3,7 +3,6 @@
 Exports are slow (the flow graph unrolls 20-32 refinements), so each is made once per module and shared; later
 exports into the same tree reuse stages (a new splat form re-traces only motion, fp16 converts the fp32 graphs).
 """
-import importlib.util
 import json
 import shutil
 import tempfile
@@ -14,16 +13,23 @@ import onnx
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import CASES, assert_close_robust, load_case
 
 from gimm_trt import Interpolator
 from gimm_trt.cli import export as export_cli
+from gimm_trt.core.stages import (
+    FLOW_INPUTS,
+    FLOW_OUTPUTS,
+    MOTION_INPUTS,
+    MOTION_OUTPUTS,
+    STAGES,
+    SYNTHESIS_INPUTS,
+    SYNTHESIS_OUTPUTS,
+)
 from gimm_trt.engines import compat
 from gimm_trt.export import exporter, graphs
 from gimm_trt.export.compare import psnr
 from gimm_trt.export.exporter import ExportOptions, export
-from gimm_trt.core.stages import FLOW_INPUTS, FLOW_OUTPUTS, MOTION_INPUTS, MOTION_OUTPUTS, STAGES, SYNTHESIS_INPUTS, \
-    SYNTHESIS_OUTPUTS
-from conftest import CASES, assert_close_robust, load_case
 
 IMGT = dict(mean=2e-4, p99=1e-3, thr=1e-2)  # test_model.py's bounds for imgt_pred
 FP16_MIN_PSNR_DB = 60.0  # fp16 vs fp32 frames in ONNX Runtime CPU (measured 75 dB on r_s0)
@@ -216,8 +222,8 @@ def test_f_flow_graph_matches_official(case_name):
     cleaned and checked like every export, run in ONNX Runtime against the official flows and features (F has
     no projections, so the stage outputs are the estimator's)."""
     from gimm_trt.export import passes
-    from gimm_trt.model.checkpoint import load_model
     from gimm_trt.export.ort import ort_session
+    from gimm_trt.model.checkpoint import load_model
 
     case = load_case(case_name)
     variant, seed = CASES[case_name]

@@ -1,8 +1,8 @@
 """GIMM-VFI-F: the FlowFormer estimator and the whole model against the official model's stored outputs."""
 import pytest
 import torch
-
 from conftest import KEYS, assert_close_robust, bound_for, load_case, run_stages
+
 from gimm_trt.model.checkpoint import load_model
 from gimm_trt.model.flow.flowformer import CostEncoder, MotionAttention, flowformer
 from gimm_trt.model.synthetic import synthetic_state_dict

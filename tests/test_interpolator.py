@@ -2,11 +2,11 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import assert_close_robust, load_case
 
 from gimm_trt import Interpolator
-from gimm_trt.runtime import Backend
 from gimm_trt.model.synthetic import synthetic_state_dict
-from conftest import assert_close_robust, load_case
+from gimm_trt.runtime import Backend
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """Parity of the PyTorch reference (R) with the official model's stored outputs and intermediates."""
 import pytest
 import torch
+from conftest import CASES, KEYS, assert_close_robust, bound_for, load_case, run_stages
 
 from gimm_trt.model.checkpoint import load_model
-from conftest import CASES, KEYS, assert_close_robust, bound_for, load_case, run_stages
 
 R_CASES = [c for c, (v, _) in CASES.items() if v == "R"]
 

@@ -4,10 +4,10 @@ import json
 
 import pytest
 import torch
+from conftest import assert_close_robust, load_case
 
 from gimm_trt import Interpolator
 from gimm_trt.export import graphs
-from conftest import assert_close_robust, load_case
 
 CASE = "r_s1_147x225_n2_ds1"  # odd size: padded to 160x256 inside, cropped back
 

@@ -2,13 +2,13 @@
 reduced precision, per-frame encoder reuse. Each is checked against the exact fp32 reference."""
 import pytest
 import torch
+from conftest import assert_close_robust, load_case, run_stages
 
 import gimm_trt.model.flow._utils as flow_utils
 from gimm_trt import Interpolator
 from gimm_trt.model._utils import resize, warp
 from gimm_trt.model.checkpoint import load_model
 from gimm_trt.model.flow._utils import Correlation
-from conftest import assert_close_robust, load_case, run_stages
 
 
 def _grid(n, h, w):

@@ -29,7 +29,7 @@ def _target():
     return GPUTarget("cuda", 90, 32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled(x_dtype="fp16", flow_dtype="fp32", mode="linear-zeroeps", tactic=1, metric_dtype=None):
     try:
         return triton_kernel.compile_aot(x_dtype, flow_dtype, metric_dtype or flow_dtype, mode, tactic,

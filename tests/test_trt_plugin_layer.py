@@ -20,7 +20,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-
 import trt_standin
 from trt_standin import builder, native, parser
 
@@ -100,7 +99,7 @@ def _values(exprs, env):
     return tuple(exprs[i]._value(env) for i in range(len(exprs)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled(x_dtype, flow_dtype, metric_dtype, mode, tactic):
     from test_splat_trt import compiled
 
@@ -136,7 +135,7 @@ def test_standin_contracts():
     field = native.PluginField("mode", np.frombuffer(b"sum\0", np.int8), native.PluginFieldType.CHAR)
     assert field.size == 4 and field.data.dtype == np.int8 and field.data.tobytes() == b"sum\0"
     with pytest.raises(AttributeError):
-        native.PluginField("h", np.zeros(2, np.float16), native.PluginFieldType.FLOAT16).data
+        _ = native.PluginField("h", np.zeros(2, np.float16), native.PluginFieldType.FLOAT16).data
     with pytest.raises(TypeError):
         native.KernelLaunchParams().grid_x = 4  # setGridX(ISymExpr*)
     registry, creator = native.IPluginRegistry(), SimpleNamespace(name="p", plugin_version="1")

@@ -6,12 +6,14 @@ the model called the official way (``reference.interpolate_official_way``); the 
 A backend or precision that is not available here is listed under ``skipped`` with the reason.
 """
 import datetime
+import functools
 import gc
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 
@@ -116,12 +118,12 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
         if config.random_weights:
             doc["notes"].append("random weights: frames are not meaningful; timings and accuracy still are")
         timed = TimedBackend(interp.backend, StageTimer(device))
-        ref = _row(lambda a, b: interpolate_official_way(timed, a, b, timesteps, ds), timed.timer, pair, config,
-                   device, memory, saved / "reference")
+        call = functools.partial(interpolate_official_way, timed, timesteps=timesteps, ds_scale=ds)
+        ref = _row(call, timed.timer, pair, config, device, memory, saved / "reference")
         ref.update(name="reference", backend="torch", precision="fp32", mode="official-way", weights=interp.weights,
                    accuracy={"psnr_db": None, "max_abs": 0.0}, speedup=1.0)
         doc["rows"].append(_ordered(ref))
-        del interp, timed
+        del interp, timed, call
         _free(device)
         for backend in config.backends:
             for precision in config.precisions:
@@ -129,8 +131,8 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
                 try:
                     interp = _timed(_open(config, backend, precision, device), StageTimer(device))
                     log(f"{name}: {config.warmup} warm-up + {config.pairs} pairs")
-                    row = _row(lambda a, b: interp.interpolate(a, b, timesteps, ds), interp.backend.timer, pair,
-                               config, device, memory, saved / name)
+                    call = functools.partial(interp.interpolate, timesteps=timesteps, ds_scale=ds)
+                    row = _row(call, interp.backend.timer, pair, config, device, memory, saved / name)
                 except (Skip, GimmError) as e:  # GimmError: an on-demand export failed
                     log(f"{name}: skipped: {e}")
                     doc["skipped"].append({"name": name, "backend": backend, "precision": precision, "reason": str(e)})
@@ -141,7 +143,7 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
                            accuracy=_compare(saved / name, saved / "reference"),
                            speedup=ref["latency_ms"]["pair"]["mean"] / row["latency_ms"]["pair"]["mean"])
                 doc["rows"].append(_ordered(row))
-                del interp
+                del interp, call
                 _free(device)
     if memory.source:  # known once sampled: NVML may turn out not to see this process
         doc["notes"].append(f"device memory: {memory.source}")

@@ -11,7 +11,7 @@ from typing import Optional
 
 from .errors import MissingDependency
 
-__all__ = ["EXTRAS", "installed", "install_hint", "require", "version"]
+__all__ = ["EXTRAS", "installed", "usable", "install_hint", "require", "version"]
 
 # module -> the extra of gimm-trt that brings it
 EXTRAS = {
@@ -34,6 +34,16 @@ def installed(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):  # a parent package that is missing or half-installed
         return False
+
+
+def usable(module: str) -> bool:
+    """``installed``, except for TensorRT, which is imported and checked: stubs alone make ``tensorrt`` an
+    empty namespace package that ``find_spec`` finds."""
+    if module == "tensorrt":
+        from .trt import has_tensorrt
+
+        return has_tensorrt()
+    return installed(module)
 
 
 def install_hint(module: str) -> str:

@@ -24,7 +24,7 @@ class Padding:
     bottom: int
 
     @classmethod
-    def for_size(cls, h: int, w: int, multiple: int = PAD_MULTIPLE) -> "Padding":
+    def for_size(cls, h: int, w: int, multiple: int = PAD_MULTIPLE) -> Padding:
         ph = (multiple - h % multiple) % multiple
         pw = (multiple - w % multiple) % multiple
         return cls(pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)

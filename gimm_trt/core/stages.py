@@ -48,7 +48,7 @@ class TimestepProfile:
             raise InputError(f"timestep profile needs min <= opt <= max, got {self.min}, {self.opt}, {self.max}")
 
     @classmethod
-    def up_to(cls, max_timesteps: int) -> "TimestepProfile":
+    def up_to(cls, max_timesteps: int) -> TimestepProfile:
         return cls(max=max_timesteps, opt=min(cls.opt, max_timesteps) if isinstance(max_timesteps, int) else 1)
 
     @property

@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
 
-from ..core.errors import EngineMissingError, InputError
+from ..core.errors import InputError
 from ..core.files import sha256_file
 from .compat import PATTERNS, Target
 
@@ -66,7 +66,7 @@ class EngineKey:
                 raise InputError(f"EngineKey.{field.name} must match {_SAFE[field.name]}, got {value!r}")
 
     @classmethod
-    def of(cls, stage: str, onnx_path, target: Target, profile: str = "") -> "EngineKey":
+    def of(cls, stage: str, onnx_path, target: Target, profile: str = "") -> EngineKey:
         """The key of the engine for ``onnx_path`` on ``target`` (hashes the file)."""
         return cls(stage=stage, gpu=target.gpu, sm=target.sm, trt_version=target.trt_version,
                    onnx_sha256=sha256_file(onnx_path), profile=profile)

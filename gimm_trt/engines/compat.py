@@ -10,17 +10,15 @@ import importlib
 import re
 from dataclasses import dataclass
 
+from ..core.errors import DeviceError, InputError
+from ..core.trt import INSTALL_HINT, MIN_TRT_VERSION, has_tensorrt, import_trt, parse_version
+
 __all__ = [
-    "MIN_TRT_VERSION", "INSTALL_HINT", "TRT_REQUIRED", "Target", "import_trt", "has_tensorrt", "check_trt_version",
-    "trt_version", "parse_version", "has_fp16_flag", "has_strongly_typed", "has_python_plugins", "sanitize_gpu_name",
+    "MIN_TRT_VERSION", "INSTALL_HINT", "Target", "import_trt", "has_tensorrt", "trt_version", "parse_version",
+    "has_fp16_flag", "has_strongly_typed", "has_python_plugins", "sanitize_gpu_name",
     "cuda_device", "gpu_name", "compute_capability", "current_target", "trt_logger", "PLUGIN_MODULE",
 ]
 
-# The splat op ships as a quickly-deployable plugin with an AOT implementation (`trtp.aot_impl`),
-# which first appears in TensorRT 10.9.
-MIN_TRT_VERSION = (10, 9)
-INSTALL_HINT = "pip install gimm-trt[tensorrt]"
-TRT_REQUIRED = ("__version__", "Builder")  # what any TensorRT provides; an empty namespace package does not
 PLUGIN_MODULE = "gimm_trt.plugins.trt_plugin"  # registers gimm_trt::splat with tensorrt.plugin on import
 
 
@@ -44,61 +42,7 @@ class Target:
         for name, pattern in PATTERNS.items():
             value = getattr(self, name)
             if not isinstance(value, str) or not re.fullmatch(pattern, value):
-                raise ValueError(f"Target.{name} must match {pattern}, got {value!r}")
-
-
-def parse_version(version: str) -> tuple:
-    """``"10.9.0.34"`` -> ``(10, 9, 0, 34)``; stops at the first part that is not a number (``"11.0.0b1"``)."""
-    parts = []
-    for part in version.split("."):
-        digits = re.match(r"\d+", part)
-        if digits is None:
-            break
-        parts.append(int(digits.group()))
-        if digits.end() != len(part):
-            break
-    return tuple(parts)
-
-
-def check_trt_version(version: str) -> str:
-    if parse_version(version)[:2] < MIN_TRT_VERSION:
-        need = ".".join(map(str, MIN_TRT_VERSION))
-        raise ImportError(
-            f"TensorRT {version} is too old: gimm_trt needs TensorRT >= {need} (the splat op is a "
-            f"quickly-deployable plugin with an ahead-of-time kernel); upgrade with `{INSTALL_HINT}`"
-        )
-    return version
-
-
-def import_trt():
-    """The ``tensorrt`` module, or an ImportError that says how to install it."""
-    need = ".".join(map(str, MIN_TRT_VERSION))
-    try:
-        trt = importlib.import_module("tensorrt")
-    except (ImportError, OSError) as err:  # OSError: the wheel is there but its native libraries are not
-        raise ImportError(
-            f"TensorRT is not usable here ({err}); the tensorrt backend needs TensorRT >= {need} and "
-            f"Polygraphy: `{INSTALL_HINT}`"
-        ) from err
-    missing = [name for name in TRT_REQUIRED if not hasattr(trt, name)]
-    if missing:
-        # e.g. `tensorrt-stubs` alone: `import tensorrt` then finds an empty namespace package
-        where = ", ".join(getattr(trt, "__path__", None) or [str(getattr(trt, "__file__", "?"))])
-        raise ImportError(
-            f"the `tensorrt` module found ({where}) is not TensorRT: it lacks {', '.join(missing)}; the "
-            f"tensorrt backend needs TensorRT >= {need} and Polygraphy: `{INSTALL_HINT}`"
-        )
-    check_trt_version(trt.__version__)
-    return trt
-
-
-def has_tensorrt() -> bool:
-    """Whether ``import_trt()`` succeeds: TensorRT >= the minimum is installed and loads."""
-    try:
-        import_trt()
-    except ImportError:
-        return False
-    return True
+                raise InputError(f"Target.{name} must match {pattern}, got {value!r}")
 
 
 def trt_version(trt=None) -> str:
@@ -133,7 +77,7 @@ def sanitize_gpu_name(name: str) -> str:
     safe = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     safe = re.sub(r"^nvidia-", "", safe)
     if not safe:
-        raise ValueError(f"GPU name {name!r} has nothing usable in a file name")
+        raise InputError(f"GPU name {name!r} has nothing usable in a file name")
     return safe
 
 
@@ -142,11 +86,11 @@ def cuda_device(device=None):
     import torch
 
     if not torch.cuda.is_available():
-        raise RuntimeError("the tensorrt backend needs a CUDA GPU, and torch sees none "
+        raise DeviceError("the tensorrt backend needs a CUDA GPU, and torch sees none "
                            "(is this a CPU-only torch build, or is CUDA_VISIBLE_DEVICES empty?)")
     device = torch.device("cuda" if device is None else device)
     if device.type != "cuda":
-        raise ValueError(f"the tensorrt backend runs on a CUDA device, not {device}")
+        raise DeviceError(f"the tensorrt backend runs on a CUDA device, not {device}")
     return torch.device("cuda", torch.cuda.current_device() if device.index is None else device.index)
 
 

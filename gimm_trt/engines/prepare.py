@@ -2,9 +2,10 @@
 their TensorRT engines: what ``gimm-export`` does, as one call."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from ..core.errors import DeviceError
 from ..export.exporter import ExportOptions, export

@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from ..core import deps
 from ..core.errors import CheckpointError, InputError
@@ -69,8 +70,7 @@ class ExportOptions:
         if self.opset not in OPSETS:
             why = " (opset 20 changed GridSample, which TensorRT 10 then parses as nearest)" if self.opset >= 20 else ""
             raise InputError(f"opset must be one of {', '.join(map(str, OPSETS))}, got {self.opset}{why}")
-        self.profile  # validates max_timesteps
-        self.sizes  # validates resolution and ds_scale
+        _ = self.profile, self.sizes  # validate max_timesteps, resolution and ds_scale now
 
     @property
     def frame(self):

@@ -114,7 +114,7 @@ def reuse_problem(export_dir, digest: str):
         return str(err)
     if data.get("inputs_sha256") != digest:
         return "made from different inputs"
-    for stage, entry in data.get("stages", {}).items():
+    for entry in data.get("stages", {}).values():
         path = export_dir / entry["file"]
         if not path.is_file():
             return f"{entry['file']} is missing"
@@ -140,7 +140,7 @@ class ExportInfo:
     stages: dict  # stage -> manifest entry (file, inputs, outputs, sha256, ...)
 
     @classmethod
-    def read(cls, export_dir) -> "ExportInfo":
+    def read(cls, export_dir) -> ExportInfo:
         path = Path(export_dir)
         data = read_manifest(path)
         try:

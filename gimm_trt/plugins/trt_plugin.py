@@ -32,13 +32,13 @@ Kernel parameters, in the order TensorRT passes them: ``x, flow, metric`` pointe
 (256, 512 or 1024 by tactic).
 """
 import contextlib
-from typing import List, Tuple, Union
+from typing import Union
 
-from ..engines import compat
+from ..core.trt import import_trt
 from . import schema
 from .triton_kernel import AOT_TACTICS, aot_launch_dims, compile_aot
 
-trt = compat.import_trt()  # ImportError with the install command when TensorRT is missing, unusable or < 10.9
+trt = import_trt()  # ImportError with the install command when TensorRT is missing, unusable or < 10.9
 import tensorrt.plugin as trtp  # noqa: E402
 
 
@@ -74,13 +74,13 @@ def _define() -> None:
 
     @trtp.autotune(schema.PLUGIN_ID)
     def splat_autotune(x: trtp.TensorDesc, flow: trtp.TensorDesc, metric: trtp.TensorDesc,
-                       outputs: Tuple[trtp.TensorDesc]) -> List[trtp.AutoTuneCombination]:
+                       outputs: tuple[trtp.TensorDesc]) -> list[trtp.AutoTuneCombination]:
         return [trtp.AutoTuneCombination("FP32*FP16, FP32*FP16, FP32*FP16, FP32", "LINEAR", list(AOT_TACTICS))]
 
     @trtp.aot_impl(schema.PLUGIN_ID)
     def splat_aot_impl(x: trtp.TensorDesc, flow: trtp.TensorDesc, metric: trtp.TensorDesc, mode: str,
-                       outputs: Tuple[trtp.TensorDesc], tactic: int
-                       ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymIntExprs]:
+                       outputs: tuple[trtp.TensorDesc], tactic: int
+                       ) -> tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymIntExprs]:
         mode = _mode(mode)
         kernel = compile_aot(_dtype_name(x.dtype), _dtype_name(flow.dtype), _dtype_name(metric.dtype), mode, tactic)
         grid_x, extra = aot_launch_dims(*x.shape_expr, mode)
@@ -91,7 +91,7 @@ def _define() -> None:
         return kernel.name, kernel.ptx, params, trtp.SymIntExprs.from_tuple([trtp.SymInt32(e) for e in extra])
 
     @trtp.impl(schema.PLUGIN_ID)
-    def splat_impl(x: trtp.Tensor, flow: trtp.Tensor, metric: trtp.Tensor, mode: str, outputs: Tuple[trtp.Tensor],
+    def splat_impl(x: trtp.Tensor, flow: trtp.Tensor, metric: trtp.Tensor, mode: str, outputs: tuple[trtp.Tensor],
                    stream: int, tactic: int) -> None:  # the tactics are AOT block sizes; JIT always runs one way
         from .triton_kernel import launch
 

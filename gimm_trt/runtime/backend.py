@@ -37,7 +37,7 @@ class Backend(abc.ABC):
     precision: str
     ds_scale: Optional[float] = None
 
-    def check_frames(self, height: int, width: int) -> None:
+    def check_frames(self, height: int, width: int) -> None:  # noqa: B027 (a default, not a duty)
         """Raise before any work when frames of ``height`` x ``width`` cannot run here (any size by default)."""
 
     @abc.abstractmethod
@@ -160,7 +160,7 @@ def unavailable(backend: str, device=None, precision: Optional[str] = None) -> O
         return reason
     spec = SPECS[backend]
     for module in spec.needs:
-        if not deps.installed(module):
+        if not deps.usable(module):
             return f"backend {backend!r} needs {module}, which is not installed: {deps.install_hint(module)}"
     return None if device is None else _device_problem(spec, device, precision)
 
@@ -177,5 +177,6 @@ def check_backend(backend: str, device, precision: Optional[str] = None) -> torc
     if reason:
         raise DeviceError(reason)
     for module in SPECS[backend].needs:
-        deps.require(module, f"the {backend} backend")
+        if not deps.usable(module):
+            deps.require(module, f"the {backend} backend")
     return dev

@@ -1,6 +1,7 @@
 """``Interpolator``: the public entry point. Frames in, frames at any timesteps out, on any backend."""
 import warnings
-from typing import Iterable, Iterator, Optional, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Optional
 
 import torch
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from ..core.errors import InputError
 from ..export.exporter import ExportOptions, WeightsSource, export, export_key, weights_of

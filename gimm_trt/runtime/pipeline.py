@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Optional, Union
 
 from ..core.errors import InputError
 from ..core.sizes import processing_size

@@ -5,9 +5,10 @@ length goes decoder -> ``Interpolator.stream`` -> encoder in constant memory. Au
 are copied into the output as they are demuxed (``VideoReader.frames(on_audio=VideoWriter.write_audio)``).
 """
 import re
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
 import numpy as np
 import torch
