@@ -3,7 +3,8 @@
 The data flows checkpoint -> model -> export (ONNX) -> engines (TensorRT) -> runtime -> benchmarks;
 each arrow is one subpackage. ``Interpolator`` is the public entry point.
 """
-__version__ = "0.1.0"
+from .core.version import __version__
+
 __all__ = ["Interpolator", "__version__"]
 
 

@@ -10,9 +10,10 @@ import sys
 import click
 
 from .core.errors import GimmError
+from .core.stages import TimestepProfile
 from .model.checkpoint import VARIANTS
 from .plugins.schema import FORMS as SPLAT_FORMS
-from .runtime.backend import BACKENDS, PRECISIONS
+from .runtime.backend import BACKENDS, PRECISIONS, SPECS
 
 
 def user_errors(fn):
@@ -82,7 +83,7 @@ def _interpolator(variant, checkpoint, random_weights, device, *, backend, preci
     reason = unavailable(backend, device, None if export else precision)
     if reason:
         raise InputError(reason)
-    if export is not None and backend == "torch":
+    if export is not None and not SPECS[backend].runs_exports:
         raise InputError("--export DIR runs on --backend onnxruntime or tensorrt")
 
     def make():
@@ -145,8 +146,8 @@ def interpolate(paths, factor, fps, ds_scale, backend, precision, export_dir, ov
     source = ImageFrames(demo_frames(), name="the demo clip") if demo else paths[0]
     make = _interpolator(variant, checkpoint, random_weights, device, backend=backend, precision=precision,
                          export=export_dir)
-    if ds_scale is None and backend == "torch":
-        ds_scale = 1.0  # the torch backend's default, known before the model loads: a bad size fails first
+    if ds_scale is None and export_dir is None:
+        ds_scale = 1.0  # the default without an export, known before the model loads: a bad size fails first
     result = interpolate_video(source, paths[-1], interpolator=make, factor=factor, fps=fps, ds_scale=ds_scale,
                                overwrite=overwrite, progress=True)
     for note in result.notes:
@@ -218,7 +219,7 @@ def bench(resolution, backends, precisions, factor, pairs, warmup, ds_scale, see
               help="Writes <out>/<variant>-<precision>-<resolution>/.")
 @click.option("--build-engines", is_flag=True,
               help="Then build the TensorRT engines into <dir>/engines (TensorRT >= 10.9, a CUDA GPU: --device).")
-@click.option("--max-timesteps", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--max-timesteps", type=click.IntRange(min=1), default=TimestepProfile().max, show_default=True,
               help="Largest number of timesteps per call the TensorRT engines accept.")
 @click.option("--opset", type=click.IntRange(17, 19), default=18, show_default=True,
               help="ONNX opset (20 changed GridSample, which TensorRT 10 parses as nearest).")

@@ -1,10 +1,22 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def pytest_runtest_setup(item):
+    """``gpu`` and ``tensorrt`` tests skip, saying why, where the machine lacks what they need."""
+    if item.get_closest_marker("gpu") and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    if item.get_closest_marker("tensorrt"):
+        from gimm_trt.core.trt import has_tensorrt
+
+        if not has_tensorrt():
+            pytest.skip("needs TensorRT >= 10.9 (its native libraries), which is not installed here")
 CASES = {  # fixture -> (variant, synthetic seed), see fixtures/README.md
     "r_s0_128x224_n4_ds1": ("R", 0),
     "r_s1_147x225_n2_ds1": ("R", 1),

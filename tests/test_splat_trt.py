@@ -201,14 +201,10 @@ def test_compile_aot_needs_triton_3_3(monkeypatch):
 
 # --- TensorRT itself (GPU machines with TensorRT >= 10.9 only) ------------------------------------------------
 
+@pytest.mark.gpu
+@pytest.mark.tensorrt
 @pytest.mark.parametrize("aot", [True, False], ids=["aot", "jit"])
 def test_engine(aot, tmp_path):
-    from gimm_trt.engines import compat
-
-    if not compat.has_tensorrt():
-        pytest.skip("needs TensorRT >= 10.9")
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA GPU")
     importlib.import_module(MODULE)
     from polygraphy.backend.trt import CreateConfig, EngineFromNetwork, NetworkFromOnnxBytes, TrtRunner
 

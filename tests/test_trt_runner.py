@@ -384,10 +384,9 @@ def test_the_oldest_graph_is_dropped_once_the_stream_is_done_with_it():
 
 
 # ------------------------------------------------------------------------- real TensorRT (GPU only)
+@pytest.mark.gpu
+@pytest.mark.tensorrt
 def test_real_engine_builds_and_runs(tmp_path):
-    pytest.importorskip("tensorrt", reason="TensorRT is not installed here")
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA GPU")
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 

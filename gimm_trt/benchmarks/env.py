@@ -7,7 +7,7 @@ from typing import Optional
 
 import torch
 
-from .. import __version__
+from ..core.version import __version__
 from ..core.deps import version
 
 

@@ -132,7 +132,7 @@ def profile_tag(inputs, profile: TimestepProfile = TimestepProfile()) -> str:
 def import_plugin(onnx_path, needed: bool, module: str = PLUGIN_MODULE) -> None:
     """Register the splat plugin with TensorRT before parsing, when the graph holds the op.
 
-    ``tensorrt.plugin`` registers on import (``lazy_register`` left False, STYLE.md), and the parser only
+    ``tensorrt.plugin`` registers on import (``lazy_register`` left False), and the parser only
     finds creators registered before it runs. A graph without the op (``--splat portable``) needs nothing.
     """
     if not needed:

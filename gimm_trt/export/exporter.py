@@ -125,7 +125,7 @@ def weights_of(options: ExportOptions) -> WeightsSource:
 
 def _fields(options: ExportOptions, weights: WeightsSource) -> dict:
     """The inputs an export depends on (hashed into ``inputs_sha256``); max_timesteps only affects engines."""
-    from .. import __version__
+    from ..core.version import __version__
 
     padded, processing = options.sizes
     return {"weights": weights.identity, "variant": options.variant, "precision": options.precision,

@@ -92,7 +92,7 @@ def reusable_stage(export_dir, stage: str, digest: str):
 def tool_versions() -> dict:
     import importlib.metadata as md
 
-    from .. import __version__
+    from ..core.version import __version__
 
     versions = {"gimm_trt": __version__}
     for dist in ("torch", "onnx", "onnxscript", "onnx-ir", "onnxruntime", "onnxruntime-extensions"):

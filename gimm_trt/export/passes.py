@@ -68,7 +68,7 @@ def to_proto(model, *, name: str, doc: str = ""):
     """An ``onnx.ModelProto`` of ``model`` with a graph name, producer and doc string."""
     import onnx_ir as ir
 
-    from .. import __version__
+    from ..core.version import __version__
 
     model.graph.name = name
     model.producer_name = "gimm_trt"

@@ -253,7 +253,7 @@ def aot_launch_dims(n, c, h, w, mode: str):
 
     Returns ``(grid_x, (C, H, W))``: one program per output plane.
     """
-    return n * (c if schema.check_mode(mode) == "sum" else c + 1), (c, h, w)
+    return n * schema.out_channels(c, mode), (c, h, w)
 
 
 def strip_hidden_params(ptx: str, keep: int) -> str:

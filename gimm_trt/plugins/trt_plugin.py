@@ -69,7 +69,7 @@ def _define() -> None:
     @trtp.register(schema.PLUGIN_ID)
     def splat_desc(x: trtp.TensorDesc, flow: trtp.TensorDesc, metric: trtp.TensorDesc, mode: str) -> trtp.TensorDesc:
         shape = x.shape_expr
-        channels = shape[1] if _mode(mode) == "sum" else shape[1] + 1
+        channels = schema.out_channels(shape[1], _mode(mode))  # works on shape expressions too
         return trtp.from_shape_expr((shape[0], channels, shape[2], shape[3]), dtype=trt.float32)
 
     @trtp.autotune(schema.PLUGIN_ID)

@@ -14,6 +14,7 @@ import torch
 
 from ..core import deps
 from ..core.errors import DeviceError, InputError
+from ..export.exporter import PRECISIONS as EXPORT_PRECISIONS
 
 __all__ = ["Backend", "BackendSpec", "SPECS", "BACKENDS", "PRECISIONS", "OrtOptions", "TrtOptions",
            "resolve_device", "check_backend", "unavailable"]
@@ -69,6 +70,8 @@ class BackendSpec:
     precisions: dict  # device type -> precisions offered there
     needs: tuple = ()  # modules it imports
     runs_exports: bool = False
+    splat: str = ""  # splat form of the exports it makes on demand ("" for none)
+    batch_bound: bool = False  # one call takes at most the export's max_timesteps (a built engine's profile)
     why: str = ""  # said when a precision is refused on a device type
 
     def precisions_on(self, device_type: str) -> tuple:
@@ -79,10 +82,12 @@ SPECS = {
     "torch": BackendSpec(
         "torch", {"cuda": ("fp32", "fp16", "bf16"), "cpu": ("fp32", "bf16")},
         why="PyTorch's CPU fp16 convolutions are reference loops (minutes per frame); bf16 ones are fast"),
-    "onnxruntime": BackendSpec("onnxruntime", {"cpu": ("fp32", "fp16"), "cuda": ("fp32", "fp16")},
-                               needs=("onnxruntime", "onnx"), runs_exports=True),
-    "tensorrt": BackendSpec("tensorrt", {"cuda": ("fp32", "fp16")}, needs=("tensorrt", "polygraphy"),
-                            runs_exports=True),
+    # the exported backends run what an export can be made in
+    # portable splats for onnxruntime: stock ORT runs them on any provider, the custom op is a CPU Python callback
+    "onnxruntime": BackendSpec("onnxruntime", {"cpu": EXPORT_PRECISIONS, "cuda": EXPORT_PRECISIONS},
+                               needs=("onnxruntime", "onnx"), runs_exports=True, splat="portable"),
+    "tensorrt": BackendSpec("tensorrt", {"cuda": EXPORT_PRECISIONS}, needs=("tensorrt", "polygraphy"),
+                            runs_exports=True, splat="plugin", batch_bound=True),
 }
 BACKENDS = tuple(SPECS)
 PRECISIONS = tuple(dict.fromkeys(p for spec in SPECS.values() for ps in spec.precisions.values() for p in ps))

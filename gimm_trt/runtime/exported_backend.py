@@ -23,8 +23,13 @@ class ExportedBackend(Backend):
     def __init__(self, export_dir, *, device):
         self.info = ExportInfo.read(export_dir)
         self.device = check_backend(self.name, device, self.info.precision)
+        self.check_device(self.device)
         self.precision = self.info.precision
         self.ds_scale = self.info.ds_scale
+
+    @classmethod
+    def check_device(cls, device) -> None:
+        """Raise when this backend's runtime cannot use ``device`` (beyond what ``SPECS`` declares)."""
 
     @property
     def export_dir(self) -> Path:

@@ -8,7 +8,7 @@ import torch
 from ..core.errors import InputError
 from ..core.sizes import Padding, processing_size
 from ..model.checkpoint import LICENSE_NOTE, Weights, load_model
-from .backend import Backend, check_backend
+from .backend import SPECS, Backend, check_backend
 from .frames import check_timesteps, to_tensor
 from .torch_backend import TorchBackend
 
@@ -62,18 +62,19 @@ class Interpolator:
                           stacklevel=2)
         else:
             source = f"{checkpoint or weights.default_path()} ({LICENSE_NOTE})"
-        if backend != "torch":  # exported on demand, per padded frame size and ds, into the export cache
+        spec = SPECS[backend]
+        if spec.runs_exports:  # exported on demand, per padded frame size and ds, into the export cache
             from ..export.exporter import ExportOptions
-            from .on_demand import ORT_SPLAT, OnDemandBackend
+            from .on_demand import OnDemandBackend
 
             export_options = ExportOptions(
                 variant=weights.value.variant, random_weights=random_weights, seed=seed,
                 checkpoint=None if checkpoint is None else str(checkpoint), precision=precision,
-                splat=ORT_SPLAT if backend == "onnxruntime" else "plugin")
+                splat=spec.splat)
             on_demand = OnDemandBackend(model, backend=backend, device=device, export_options=export_options,
                                         options=options)
             return cls(on_demand, variant=weights.value.variant, weights=source,
-                       max_batch=max_batch or (export_options.max_timesteps if backend == "tensorrt" else None))
+                       max_batch=max_batch or (export_options.max_timesteps if spec.batch_bound else None))
         return cls(TorchBackend(model, device=device, precision=precision), variant=weights.value.variant,
                    weights=source, max_batch=max_batch)
 
@@ -96,7 +97,7 @@ class Interpolator:
         from .on_demand import open_export
 
         be = open_export(export_dir, backend=backend, device=device, options=options)
-        if max_batch is None and backend == "tensorrt":
+        if max_batch is None and SPECS[backend].batch_bound:
             max_batch = be.info.max_timesteps
         weights = be.info.weights
         if weights.startswith("random"):

@@ -20,10 +20,9 @@ from ..export.exporter import ExportOptions, WeightsSource, export, export_key, 
 from .backend import OPTIONS, SPECS, Backend, check_backend
 from .exported_backend import ExportedBackend
 
-__all__ = ["EXPORTED_BACKENDS", "ORT_SPLAT", "open_export", "cache_root", "OnDemandBackend"]
+__all__ = ["EXPORTED_BACKENDS", "open_export", "cache_root", "OnDemandBackend"]
 
 EXPORTED_BACKENDS = tuple(name for name, spec in SPECS.items() if spec.runs_exports)
-ORT_SPLAT = "portable"  # stock ORT runs it on any provider; the custom op is a Python callback on the CPU
 
 
 def _options(backend: str, options):
@@ -40,14 +39,15 @@ def open_export(export_dir, *, backend: str = "onnxruntime", device="cpu", optio
     """The backend that runs ``export_dir``; ``options``: ``OrtOptions`` or ``TrtOptions`` for ``backend``."""
     if backend not in EXPORTED_BACKENDS:
         raise InputError(f"backend {backend!r} does not run exports: choose one of {', '.join(EXPORTED_BACKENDS)}")
-    options = _options(backend, options)
-    if backend == "onnxruntime":
-        from .ort_backend import OrtBackend
+    return _classes()[backend](export_dir, device=device, options=_options(backend, options))
 
-        return OrtBackend(export_dir, device=device, options=options)
+
+def _classes() -> dict:
+    """The exported backends by name (imported on use: TensorRT's loads TensorRT)."""
+    from .ort_backend import OrtBackend
     from .trt_backend import TrtBackend
 
-    return TrtBackend(export_dir, device=device, options=options)
+    return {cls.name: cls for cls in (OrtBackend, TrtBackend)}
 
 
 def cache_root() -> Path:
@@ -77,10 +77,7 @@ class OnDemandBackend(Backend):
             raise InputError(f"backend {backend!r} does not run exports: choose one of {', '.join(EXPORTED_BACKENDS)}")
         self.name = backend
         self.device = check_backend(backend, device, export_options.precision)
-        if backend == "onnxruntime":
-            from ..export.ort import providers_for
-
-            providers_for(self.device)  # no CUDA provider: said now, not after an export
+        _classes()[backend].check_device(self.device)  # e.g. no CUDA provider: said now, not after an export
         self.model = model
         self.export_options = export_options
         self.options = _options(backend, options)

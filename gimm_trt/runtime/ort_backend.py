@@ -28,6 +28,10 @@ class OrtBackend(ExportedBackend):
                          for s in STAGES}
         self._outputs = {s: [(o["name"], o["shape"]) for o in self.info.stages[s]["outputs"]] for s in STAGES}
 
+    @classmethod
+    def check_device(cls, device) -> None:
+        providers_for(device)  # DeviceError when CUDA is asked for and this ORT has no CUDA provider
+
     def _run(self, stage: str, feed: dict) -> dict:
         inputs, outputs = IO[stage]
         feed = {k: feed[k] for k in inputs}

@@ -1,0 +1,33 @@
+"""The README's Python examples, run as they are (in order, one namespace, in a temporary directory)."""
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def python_blocks() -> list:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_the_readme_has_python_examples():
+    assert len(python_blocks()) >= 3
+
+
+@pytest.mark.slow
+def test_the_readme_examples_run(tmp_path, capsys):
+    namespace = {"__name__": "readme"}
+    cwd = os.getcwd()
+    os.chdir(tmp_path)  # the examples write ./exports
+    try:
+        for i, block in enumerate(python_blocks()):
+            exec(compile(block, f"README.md python block {i + 1}", "exec"), namespace)
+    finally:
+        os.chdir(cwd)
+    printed = capsys.readouterr().out.splitlines()
+    # what the comments in the examples say they print
+    assert printed[:2] == ["torch.Size([3, 3, 128, 224])", "9"]
+    assert printed[2].startswith("img0 and img1 differ in size")
+    assert printed[3] == "torch.Size([1, 3, 128, 224])"
