@@ -202,7 +202,8 @@ def export(options: ExportOptions, out="exports", *, model=None, weights: Option
             "schema": manifest.SCHEMA,
             "variant": options.variant,
             "weights": weights.label,
-            "checkpoint_sha256": weights.sha256,  # None for random weights: "weights" says which
+            # kept as the manifest has always had it: the file's sha256, or the label of random weights
+            "checkpoint_sha256": weights.identity,
             "precision": options.precision,
             "resolution": {"name": options.frame.name, "width": options.frame.width, "height": options.frame.height},
             "padded_size": list(padded),
