@@ -196,8 +196,9 @@ def _check_gimm(state_dict: dict, path: Path, weights: Weights) -> None:
     keys = set(state_dict)
     if not keys & (set(layouts["r"]) | set(layouts["f"])):
         flows = {a: _layout(a)[1] for a in ("r", "f")}
-        if keys & (set(flows["r"]) | set(flows["f"])):  # the estimator file given in place of the GIMM file
-            arch = _closest(keys, flows)
+        alone = set(_own_keys(state_dict))
+        if alone & (set(flows["r"]) | set(flows["f"])):  # the estimator file given in place of the GIMM file
+            arch = _closest(alone, flows)
             raise CheckpointError(f"{path} is a {ESTIMATORS[arch]} flow estimator alone (GIMM-VFI-{_variants(arch)}),"
                                   f" not GIMM weights: pass the GIMM file (e.g. gimmvfi_{arch}_arb_lpips_fp32."
                                   "safetensors) as --checkpoint and this one as --flow-checkpoint")
