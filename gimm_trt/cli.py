@@ -57,9 +57,14 @@ def model_options(fn=None, *, device: str = "cpu"):
     options = [
         click.option("--variant", type=click.Choice(VARIANTS), default="R-P", show_default=True,
                      help="GIMM-VFI variant: R/R-P use RAFT flow, F/F-P FlowFormer; -P = perceptual (LPIPS) weights."),
-        click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
-                     help="Official .pt or .safetensors file. Default: the official file name in "
+        click.option("--checkpoint", type=click.Path(), default=None,
+                     help="Official .pt or .safetensors file, ComfyUI-GIMM-VFI's GIMM file, or a folder holding the "
+                          "variant's files (picked by name). Default: the official file name in "
                           "$GIMM_TRT_CHECKPOINTS or ./pretrained_ckpt."),
+        click.option("--flow-checkpoint", type=click.Path(dir_okay=False), default=None,
+                     help="Flow estimator file of a split pair (raft-things_fp32.safetensors for R/R-P, "
+                          "flowformer_sintel_fp32.safetensors for F/F-P); its weights replace the GIMM file's. "
+                          "Default: such a file beside the GIMM file, if any."),
         click.option("--random-weights", is_flag=True,
                      help="Seeded synthetic weights instead of a checkpoint (speed work and tests: the frames "
                           "are not meaningful)."),
@@ -71,7 +76,7 @@ def model_options(fn=None, *, device: str = "cpu"):
     return fn
 
 
-def _interpolator(variant, checkpoint, random_weights, device, *, backend, precision, export):
+def _interpolator(variant, checkpoint, random_weights, device, *, backend, precision, export, flow_checkpoint=None):
     """A factory of the ``Interpolator`` (from a checkpoint, or from a gimm-export directory ``export``), with
     the backend checked now; it says on stderr what runs when it is called."""
     import warnings
@@ -91,7 +96,8 @@ def _interpolator(variant, checkpoint, random_weights, device, *, backend, preci
             warnings.simplefilter("ignore")  # said once on stderr below instead
             if export is None:
                 interp = Interpolator.from_checkpoint(checkpoint, variant=variant, backend=backend, device=device,
-                                                      precision=precision, random_weights=random_weights)
+                                                      precision=precision, random_weights=random_weights,
+                                                      flow_checkpoint=flow_checkpoint)
             else:
                 interp = Interpolator.from_export(export, backend=backend, device=device)
         _log(f"GIMM-VFI-{interp.variant} on {interp.device} ({interp.backend.name}): {interp.weights}")
@@ -120,7 +126,7 @@ def _interpolator(variant, checkpoint, random_weights, device, *, backend, preci
 @model_options
 @user_errors
 def interpolate(paths, factor, fps, ds_scale, backend, precision, export_dir, overwrite, demo, variant, checkpoint,
-                random_weights, device):
+                flow_checkpoint, random_weights, device):
     """Interpolate a video or a folder of frames (INPUT) into a video or a folder (OUTPUT) at FACTOR times the
     frame rate.
 
@@ -145,9 +151,15 @@ def interpolate(paths, factor, fps, ds_scale, backend, precision, export_dir, ov
         raise InputError("give INPUT and OUTPUT (each a video file or a folder of images), or --demo and OUTPUT")
     source = ImageFrames(demo_frames(), name="the demo clip") if demo else paths[0]
     make = _interpolator(variant, checkpoint, random_weights, device, backend=backend, precision=precision,
+<<<<<<< HEAD
                          export=export_dir)
     if ds_scale is None and export_dir is None:
         ds_scale = 1.0  # the default without an export, known before the model loads: a bad size fails first
+=======
+                         export=export_dir, flow_checkpoint=flow_checkpoint)
+    if ds_scale is None and backend == "torch":
+        ds_scale = 1.0  # the torch backend's default, known before the model loads: a bad size fails first
+>>>>>>> split-ckpt
     result = interpolate_video(source, paths[-1], interpolator=make, factor=factor, fps=fps, ds_scale=ds_scale,
                                overwrite=overwrite, progress=True)
     for note in result.notes:
@@ -182,7 +194,7 @@ def _split(text: str) -> tuple:
 @model_options(device=None)
 @user_errors
 def bench(resolution, backends, precisions, factor, pairs, warmup, ds_scale, seed, json_path, plot_path, overwrite,
-          variant, checkpoint, random_weights, device):
+          variant, checkpoint, flow_checkpoint, random_weights, device):
     """Benchmark the PyTorch reference (the model called the official way: fp32, one timestep per call) and each
     backend x precision on the same seeded frame pairs: latency, per-stage latency, frames/s, peak memory,
     accuracy and speed-up against the reference. onnxruntime and tensorrt rows export the model on demand (cached
@@ -197,7 +209,8 @@ def bench(resolution, backends, precisions, factor, pairs, warmup, ds_scale, see
 
     config = BenchConfig(resolution=resolution, variant=variant, backends=_split(backends),
                          precisions=_split(precisions), device=device, factor=factor, pairs=pairs, warmup=warmup,
-                         checkpoint=checkpoint, random_weights=random_weights, seed=seed, ds_scale=ds_scale)
+                         checkpoint=checkpoint, flow_checkpoint=flow_checkpoint, random_weights=random_weights,
+                         seed=seed, ds_scale=ds_scale)
     table, written = bench_to_files(config, json_path=json_path, plot_path=plot_path, overwrite=overwrite, log=_log)
     click.echo(table)
     for path in written:
@@ -229,7 +242,7 @@ def bench(resolution, backends, precisions, factor, pairs, warmup, ds_scale, see
 @model_options(device=None)
 @user_errors
 def export(fp16, resolution, ds_scale, splat, out, build_engines, max_timesteps, opset, check, force, variant,
-           checkpoint, random_weights, device):
+           checkpoint, flow_checkpoint, random_weights, device):
     """Export GIMM-VFI to ONNX: flow, motion and synthesis graphs plus manifest.json (and TensorRT engines).
 
     Re-running with the same inputs reuses the directory; a changed input re-exports only the stages it
@@ -243,7 +256,8 @@ def export(fp16, resolution, ds_scale, splat, out, build_engines, max_timesteps,
     from .engines.prepare import prepare
     from .export.exporter import ExportOptions
 
-    options = ExportOptions(variant=variant, checkpoint=checkpoint, random_weights=random_weights,
+    options = ExportOptions(variant=variant, checkpoint=checkpoint, flow_checkpoint=flow_checkpoint,
+                            random_weights=random_weights,
                             precision="fp16" if fp16 else "fp32", resolution=resolution, ds_scale=ds_scale,
                             splat=splat, opset=opset, max_timesteps=max_timesteps)
     result = prepare(options, out, check=check, build_engines=build_engines, device=device, force=force, log=_log)

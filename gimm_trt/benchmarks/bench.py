@@ -61,6 +61,7 @@ class BenchConfig:
     pairs: int = 10
     warmup: int = 2
     checkpoint: Optional[str] = None
+    flow_checkpoint: Optional[str] = None
     random_weights: bool = False
     seed: int = 0
     ds_scale: Optional[float] = None
@@ -153,7 +154,7 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
 def _load(config: BenchConfig, backend: str, precision: str, device) -> Interpolator:
     return Interpolator.from_checkpoint(config.checkpoint, variant=config.variant, backend=backend, device=device,
                                         precision=precision, random_weights=config.random_weights, seed=config.seed,
-                                        max_batch=config.max_batch)
+                                        max_batch=config.max_batch, flow_checkpoint=config.flow_checkpoint)
 
 
 def _open(config: BenchConfig, backend: str, precision: str, device) -> Interpolator:

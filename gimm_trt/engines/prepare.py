@@ -45,7 +45,8 @@ def prepare(options: ExportOptions, out="exports", *, check: bool = False, build
         from ..model.checkpoint import load_model
 
         log("checking: each graph in ONNX Runtime against PyTorch (fp32) on a synthetic pair, same inputs")
-        model = load_model(options.checkpoint, variant=options.variant, random_weights=options.random_weights,
+        model = load_model(options.checkpoint, variant=options.variant, flow_checkpoint=options.flow_checkpoint,
+                           random_weights=options.random_weights,
                            seed=options.seed)
         result.check = compare_export(result.export_dir, model)
     if build_engines:

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Optional
 
 from ..core import deps
-from ..core.errors import CheckpointError, InputError
+from ..core.errors import InputError
 from ..core.files import atomic_write, file_lock, sha256_file
 from ..core.sizes import parse_resolution, processing_size
 from ..core.stages import STAGES, T_AXIS, T_INPUTS, T_OUTPUTS, TimestepProfile
-from ..model.checkpoint import WEIGHTS_URL, Weights
+from ..model.checkpoint import Weights, checkpoint_files
 from ..plugins import schema
 from . import graphs, manifest
 
@@ -37,8 +37,10 @@ class ExportOptions:
 
     Args:
         variant: ``"R"``, ``"R-P"``, ``"F"``, ``"F-P"``.
-        checkpoint: official ``.pt``/``.safetensors``; None = the official file name in ``$GIMM_TRT_CHECKPOINTS``
-            or ``./pretrained_ckpt``. ``random_weights=True`` (with ``seed``) uses synthetic weights instead.
+        checkpoint: official ``.pt``/``.safetensors``, a ComfyUI-GIMM-VFI GIMM file or models folder; None = the
+            official file name in ``$GIMM_TRT_CHECKPOINTS`` or ``./pretrained_ckpt``. ``random_weights=True``
+            (with ``seed``) uses synthetic weights instead.
+        flow_checkpoint: the flow estimator file of a split pair (default: one beside the GIMM file by name).
         precision: ``"fp32"`` or ``"fp16"`` (fp16 convolutions/matmuls, fp32 islands, fp32 graph I/O).
         resolution: ``"4k"``, ``"2k"``, ``"1080p"``, ``"720p"`` or ``"WxH"``: the frame size served (any frame
             that pads to the same multiple of 32).
@@ -50,6 +52,7 @@ class ExportOptions:
 
     variant: str = "R-P"
     checkpoint: Optional[str] = None
+    flow_checkpoint: Optional[str] = None
     random_weights: bool = False
     seed: int = 0
     precision: str = "fp32"
@@ -61,7 +64,7 @@ class ExportOptions:
 
     def __post_init__(self):
         Weights.verify(self.variant)
-        if self.checkpoint is not None and self.random_weights:
+        if (self.checkpoint is not None or self.flow_checkpoint is not None) and self.random_weights:
             raise InputError("pass either a checkpoint or random weights, not both")
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
@@ -101,11 +104,13 @@ class ExportOptions:
 
 @dataclass(frozen=True, kw_only=True)
 class WeightsSource:
-    """Where the weights come from: ``label`` for people, ``sha256`` of the file (None for random weights)."""
+    """Where the weights come from: ``label`` for people, ``sha256`` of the file (None for random weights; for a
+    split pair, of both files' digests)."""
 
     label: str
     sha256: Optional[str] = None
     path: Optional[str] = None
+    flow_path: Optional[str] = None  # the flow estimator file of a split pair
 
     @property
     def identity(self) -> str:
@@ -113,14 +118,14 @@ class WeightsSource:
 
 
 def weights_of(options: ExportOptions) -> WeightsSource:
-    """The weights ``options`` names; CheckpointError when the file is missing."""
+    """The weights ``options`` names; CheckpointError when a file is missing."""
     if options.random_weights:
         return WeightsSource(label=f"random weights (seed {options.seed})")
-    path = Path(options.checkpoint) if options.checkpoint else Weights.verify(options.variant).default_path()
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path} (download the official files from {WEIGHTS_URL} into "
-                              "./pretrained_ckpt or $GIMM_TRT_CHECKPOINTS, pass --checkpoint, or use --random-weights)")
-    return WeightsSource(label=str(path), sha256=sha256_file(path), path=str(path))
+    files = checkpoint_files(options.checkpoint, options.variant, flow_checkpoint=options.flow_checkpoint)
+    digests = [sha256_file(p) for p in files.paths]
+    sha = digests[0] if len(digests) == 1 else hashlib.sha256(" ".join(digests).encode()).hexdigest()
+    return WeightsSource(label=str(files), sha256=sha, path=str(files.gimm),
+                         flow_path=None if files.flow is None else str(files.flow))
 
 
 def _fields(options: ExportOptions, weights: WeightsSource) -> dict:
@@ -267,6 +272,7 @@ class _Sources:
 
             self.log(f"loading GIMM-VFI-{self.options.variant} ({self.weights.label})")
             self._model = load_model(self.weights.path, variant=self.options.variant,
+                                     flow_checkpoint=self.weights.flow_path,
                                      random_weights=self.options.random_weights, seed=self.options.seed)
         return self._model
 

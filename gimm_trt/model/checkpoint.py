@@ -1,21 +1,24 @@
 """Official GIMM-VFI checkpoints: the four released variants, strict loading with clear errors.
 
 The official files are ``torch.save({"state_dict": ...})`` (``.pt``); flat ``.safetensors`` conversions of
-the same state_dict load too. Keys are mapped from the official flat names to our stage modules by
-prefix, then loaded with ``strict=True``; every mismatch is reported in one short message.
+the same state_dict load too, and so do ComfyUI-GIMM-VFI's split pairs (GIMM file + flow estimator file, see
+``checkpoint_files``). Keys are mapped from the official flat names to our stage modules by prefix, then
+loaded with ``strict=True``; every mismatch is reported in one short message naming the file.
 """
 import enum
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import torch
 
 from ..core.errors import CheckpointError, InputError
+from .checkpoint_files import ESTIMATORS, FLOW_NAMES, WEIGHTS_URL, CheckpointFiles, locate, variant_of_name
 from .synthetic import manifest, synthetic_state_dict
 
-WEIGHTS_URL = "https://huggingface.co/GSean/GIMM-VFI"
 LICENSE_NOTE = "weights: S-Lab License 1.0 (non-commercial use only)"
+FLOW = "flow_estimator."  # the official prefix of the flow estimator's keys
 
 
 @dataclass(frozen=True)
@@ -111,17 +114,43 @@ def read_state_dict(path) -> dict:
     return data
 
 
-def check_state_dict(state_dict: dict, weights: Weights, source: str = "checkpoint") -> None:
-    """Raise one short CheckpointError unless ``state_dict`` has exactly the keys and shapes of ``weights``."""
-    arch = weights.value.arch
-    expected = {e["key"]: tuple(e["shape"]) for e in manifest(arch)["entries"]}
+def upcast(state_dict: dict) -> dict:
+    """fp16 and bf16 tensors as float32 (exactly: every half value is a float32 value); others as they are."""
+    return {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in state_dict.items()}
+
+
+def _layout(arch: str) -> tuple:
+    """(GIMM part, flow estimator part) of ``arch``'s official layout as key -> shape; the estimator's keys
+    as the estimator itself names them (no ``flow_estimator.`` prefix)."""
+    gimm, flow = {}, {}
+    for e in manifest(arch)["entries"]:
+        key = e["key"]
+        if key.startswith(FLOW):
+            flow[key[len(FLOW):]] = tuple(e["shape"])
+        else:
+            gimm[key] = tuple(e["shape"])
+    return gimm, flow
+
+
+def _closest(keys: set, layouts: dict) -> str:
+    """The arch (``"r"``/``"f"``) whose layout ``keys`` differ least from."""
+    return min(layouts, key=lambda arch: len(keys ^ set(layouts[arch])))
+
+
+def _variants(arch: str) -> str:
+    return "R or R-P" if arch == "r" else "F or F-P"
+
+
+def _named(path, arch: str) -> str:
+    """``" (its name says R-P)"`` when the file name tells the variant of ``arch`` it is, else ``""``."""
+    variant = variant_of_name(path) if path is not None else None
+    return f" (its name says {variant})" if variant and variant[0].lower() == arch else ""
+
+
+def _check_keys(state_dict: dict, expected: dict, source: str, what: str) -> None:
+    """One short CheckpointError unless ``state_dict`` has exactly the keys and shapes of ``expected``."""
     keys = set(state_dict)
     if keys != set(expected):
-        other = "f" if arch == "r" else "r"
-        other_keys = {e["key"] for e in manifest(other)["entries"]}
-        if len(keys & other_keys) > len(keys & set(expected)):
-            found = "F or F-P" if other == "f" else "R or R-P"
-            raise CheckpointError(f"{source} is a GIMM-VFI-{found} checkpoint, not {weights.value.variant}")
         missing = sorted(set(expected) - keys)
         unexpected = sorted(keys - set(expected))
         parts = []
@@ -129,11 +158,95 @@ def check_state_dict(state_dict: dict, weights: Weights, source: str = "checkpoi
             parts.append(f"{len(missing)} missing keys ({_some(missing)})")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected keys ({_some(unexpected)})")
-        raise CheckpointError(f"{source} does not match GIMM-VFI-{weights.value.variant}: {'; '.join(parts)}")
+        raise CheckpointError(f"{source} does not match {what}: {'; '.join(parts)}")
     for key, shape in expected.items():
         if tuple(state_dict[key].shape) != shape:
-            raise CheckpointError(f"{source} does not match GIMM-VFI-{weights.value.variant}: {key} has shape "
-                                  f"{tuple(state_dict[key].shape)}, expected {shape}")
+            raise CheckpointError(f"{source} does not match {what}: {key} has shape {tuple(state_dict[key].shape)}, "
+                                  f"expected {shape}")
+
+
+def _check_arch(keys: set, layouts: dict, weights: Weights, source: str, path=None) -> None:
+    """A CheckpointError naming the variant ``keys`` belong to when that is not ``weights``' arch."""
+    found = _closest(keys, layouts)
+    if found != weights.value.arch:
+        raise CheckpointError(f"{source} is a GIMM-VFI-{_variants(found)} checkpoint, not {weights.value.variant}"
+                              f"{_named(path, found)}")
+
+
+def check_state_dict(state_dict: dict, weights: Weights, source: str = "checkpoint", path=None) -> None:
+    """Raise one short CheckpointError unless ``state_dict`` has exactly the keys and shapes of ``weights``."""
+    layouts = {a: {e["key"]: tuple(e["shape"]) for e in manifest(a)["entries"]} for a in ("r", "f")}
+    if set(state_dict) != set(layouts[weights.value.arch]):
+        _check_arch(set(state_dict), layouts, weights, source, path)
+    _check_keys(state_dict, layouts[weights.value.arch], source, f"GIMM-VFI-{weights.value.variant}")
+
+
+def _own_keys(state_dict: dict) -> dict:
+    """A flow estimator file's keys as the estimator names them: a prefix on every key is dropped, ``module.``
+    (the original RAFT/FlowFormer releases were saved from DataParallel) or ``flow_estimator.``."""
+    for prefix in ("module.", FLOW):
+        if state_dict and all(k.startswith(prefix) for k in state_dict):
+            state_dict = {k[len(prefix):]: v for k, v in state_dict.items()}
+    return state_dict
+
+
+def _check_gimm(state_dict: dict, path: Path, weights: Weights) -> None:
+    """The GIMM part (everything but the estimator) of a split pair's GIMM file, strictly."""
+    layouts = {a: _layout(a)[0] for a in ("r", "f")}
+    keys = set(state_dict)
+    if not keys & (set(layouts["r"]) | set(layouts["f"])):
+        flows = {a: _layout(a)[1] for a in ("r", "f")}
+        alone = set(_own_keys(state_dict))
+        if alone & (set(flows["r"]) | set(flows["f"])):  # the estimator file given in place of the GIMM file
+            arch = _closest(alone, flows)
+            raise CheckpointError(f"{path} is a {ESTIMATORS[arch]} flow estimator alone (GIMM-VFI-{_variants(arch)}),"
+                                  f" not GIMM weights: pass the GIMM file (e.g. gimmvfi_{arch}_arb_lpips_fp32."
+                                  "safetensors) as --checkpoint and this one as --flow-checkpoint")
+    _check_arch(keys, layouts, weights, str(path), path)
+    _check_keys(state_dict, layouts[weights.value.arch], str(path), f"the GIMM weights of GIMM-VFI-"
+                f"{weights.value.variant}")
+
+
+def _check_flow(state_dict: dict, path: Path, weights: Weights) -> None:
+    """A flow estimator file (keys already as the estimator names them), strictly."""
+    arch = weights.value.arch
+    gimm_keys = set(_layout("r")[0]) | set(_layout("f")[0])
+    if set(state_dict) & gimm_keys:
+        raise CheckpointError(f"flow checkpoint {path} holds GIMM weights, not a flow estimator alone: pass it as "
+                              "--checkpoint")
+    flows = {a: _layout(a)[1] for a in ("r", "f")}
+    found = _closest(set(state_dict), flows)
+    if found != arch:
+        raise CheckpointError(f"flow checkpoint {path} is the {ESTIMATORS[found]} estimator (GIMM-VFI-"
+                              f"{_variants(found)}), not the {ESTIMATORS[arch]} one GIMM-VFI-{weights.value.variant} "
+                              f"needs ({FLOW_NAMES[arch][0]})")
+    _check_keys(state_dict, flows[arch], f"flow checkpoint {path}",
+                f"the {ESTIMATORS[arch]} estimator of GIMM-VFI-{weights.value.variant}")
+
+
+def read_checkpoint(files: CheckpointFiles, weights: Weights) -> dict:
+    """The official-layout state_dict (fp16/bf16 upcast to float32) that ``files`` hold for ``weights``.
+
+    With a flow estimator file, its weights replace any the GIMM file holds (as ComfyUI-GIMM-VFI's loader
+    does); each part is checked strictly against its own file, so an error names the file at fault.
+    """
+    gimm = upcast(read_state_dict(files.gimm))
+    if files.flow is None:
+        if not any(k.startswith(FLOW) for k in gimm):
+            _check_gimm(gimm, files.gimm, weights)  # the right variant's GIMM weights, only the estimator missing
+            arch = weights.value.arch
+            named = _named(files.gimm, arch) or f" (GIMM-VFI-{_variants(arch)})"
+            raise CheckpointError(f"{files.gimm}{named}: GIMM weights found, flow estimator missing: put "
+                                  f"{FLOW_NAMES[arch][0]} beside it or pass --flow-checkpoint")
+        check_state_dict(gimm, weights, str(files.gimm), files.gimm)
+        return gimm
+    rest = {k: v for k, v in gimm.items() if not k.startswith(FLOW)}
+    _check_gimm(rest, files.gimm, weights)
+    flow = _own_keys(upcast(read_state_dict(files.flow)))
+    _check_flow(flow, files.flow, weights)
+    merged = {**rest, **{FLOW + k: v for k, v in flow.items()}}
+    check_state_dict(merged, weights, str(files))  # every key of the model exactly once, from one of the files
+    return merged
 
 
 def _some(keys, n: int = 3) -> str:
@@ -159,21 +272,41 @@ def build_model(arch: str, **kwargs):
     return GIMMVFI(flow=flow, motion=MotionNetwork(splat_impl=splat_impl), synthesis=Synthesis(**kwargs))
 
 
-def load_model(checkpoint=None, *, variant="R-P", random_weights: bool = False, seed: int = 0, **kwargs):
-    """A ``GIMMVFI`` in eval mode with the weights of ``checkpoint`` (strictly checked against ``variant``).
+def checkpoint_files(checkpoint=None, variant="R-P", *, flow_checkpoint=None,
+                     random_weights: bool = False) -> Optional[CheckpointFiles]:
+    """The files ``load_model`` reads for these arguments (None for random weights); found by name only.
 
-    ``checkpoint=None`` looks for the official file name in ``$GIMM_TRT_CHECKPOINTS`` or ``./pretrained_ckpt``;
-    ``random_weights=True`` (with ``checkpoint=None``) uses seeded synthetic weights instead.
+    ``checkpoint``: a GIMM file (official ``.pt``, flat ``.safetensors``, or ComfyUI-GIMM-VFI's), a folder
+    holding one (picked by the variant's names), a ``CheckpointFiles``, or None for the official name in
+    ``$GIMM_TRT_CHECKPOINTS`` or ``./pretrained_ckpt``. ``flow_checkpoint``: the flow estimator file; by default
+    one with ComfyUI-GIMM-VFI's name beside the GIMM file (``raft-things_fp32.safetensors``, ...) is used.
     """
     weights = Weights.verify(variant)
-    if checkpoint is not None and random_weights:
-        raise InputError("pass either checkpoint or random_weights=True, not both")
     if random_weights:
-        state_dict, source = synthetic_state_dict(weights.value.arch, seed), f"random weights (seed {seed})"
+        if checkpoint is not None or flow_checkpoint is not None:
+            raise InputError("pass either checkpoint or random_weights=True, not both")
+        return None
+    if isinstance(checkpoint, CheckpointFiles):
+        if flow_checkpoint is not None:
+            raise InputError("a CheckpointFiles names its flow estimator file itself: pass no flow_checkpoint")
+        return checkpoint
+    return locate(checkpoint, weights.value, flow_checkpoint)
+
+
+def load_model(checkpoint=None, *, variant="R-P", flow_checkpoint=None, random_weights: bool = False, seed: int = 0,
+               **kwargs):
+    """A ``GIMMVFI`` in eval mode with the weights of ``checkpoint`` (strictly checked against ``variant``).
+
+    ``checkpoint`` and ``flow_checkpoint`` as in ``checkpoint_files``; ``random_weights=True`` (with
+    ``checkpoint=None``) uses seeded synthetic weights instead.
+    """
+    weights = Weights.verify(variant)
+    files = checkpoint_files(checkpoint, weights, flow_checkpoint=flow_checkpoint, random_weights=random_weights)
+    if files is None:
+        state_dict = synthetic_state_dict(weights.value.arch, seed)
+        check_state_dict(state_dict, weights, f"random weights (seed {seed})")
     else:
-        path = Path(checkpoint) if checkpoint is not None else weights.default_path()
-        state_dict, source = read_state_dict(path), str(path)
-    check_state_dict(state_dict, weights, source)
+        state_dict = read_checkpoint(files, weights)
     model = build_model(weights.value.arch, **kwargs)
     model.load_state_dict(to_model_keys(state_dict), strict=True)
     return model.eval().requires_grad_(False)

@@ -7,7 +7,7 @@ import torch
 
 from ..core.errors import InputError
 from ..core.sizes import Padding, processing_size
-from ..model.checkpoint import LICENSE_NOTE, Weights, load_model
+from ..model.checkpoint import LICENSE_NOTE, Weights, checkpoint_files, load_model
 from .backend import SPECS, Backend, check_backend
 from .frames import check_timesteps, to_tensor
 from .torch_backend import TorchBackend
@@ -30,19 +30,24 @@ class Interpolator:
             raise InputError(f"max_batch must be an integer >= 1, got {max_batch!r}")
         self.backend = backend
         self.variant = variant
-        self.weights = weights  # where the weights came from; "random ..." for synthetic weights
+        self.weights = weights  # the files the weights came from (or the export's); "random ..." for synthetic
         self.max_batch = max_batch  # None: all timesteps at once, halved on CUDA out-of-memory
         self._batch_cap = None  # the batch that last fit, when max_batch is None
 
     @classmethod
     def from_checkpoint(cls, checkpoint=None, *, variant: str = "R-P", backend: str = "torch", device="cpu",
                         precision: str = "fp32", random_weights: bool = False, seed: int = 0,
-                        max_batch: Optional[int] = None, options=None) -> "Interpolator":
-        """Load an official checkpoint (``.pt`` or ``.safetensors``) and run it on ``backend``.
+                        max_batch: Optional[int] = None, options=None, flow_checkpoint=None) -> "Interpolator":
+        """Load an official checkpoint (``.pt`` or ``.safetensors``), or ComfyUI-GIMM-VFI's split files, and run
+        it on ``backend``.
 
         Args:
-            checkpoint: path, or None to look up the official file name of ``variant`` in
+            checkpoint: a GIMM file; a folder (such as ``ComfyUI/models/interpolation/gimm-vfi``), where the
+                variant's file is picked by name; or None to look up the official file name of ``variant`` in
                 ``$GIMM_TRT_CHECKPOINTS`` or ``./pretrained_ckpt`` (an error says where to get it).
+            flow_checkpoint: the flow estimator file (``raft-things_fp32.safetensors`` for R/R-P,
+                ``flowformer_sintel_fp32.safetensors`` for F/F-P), whose weights replace the GIMM file's; None
+                takes such a file from beside the GIMM file when there is one. ``weights`` names the files used.
             variant: ``"R"``, ``"R-P"``, ``"F"`` or ``"F-P"``; the checkpoint must match it.
             backend: ``"torch"``; ``"onnxruntime"`` and ``"tensorrt"`` export the model on demand, at the first
                 pair of each padded frame size and ds, into ``$GIMM_TRT_CACHE`` (default ``~/.cache/gimm_trt``;
@@ -55,13 +60,14 @@ class Interpolator:
         """
         weights = Weights.verify(variant)
         check_backend(backend, device, precision)  # before the model loads
-        model = load_model(checkpoint, variant=weights.value.variant, random_weights=random_weights, seed=seed)
+        files = checkpoint_files(checkpoint, weights, flow_checkpoint=flow_checkpoint, random_weights=random_weights)
+        model = load_model(files, variant=weights.value.variant, random_weights=random_weights, seed=seed)
         if random_weights:
             source = f"random weights (seed {seed}), not a trained model"
             warnings.warn(f"GIMM-VFI-{weights.value.variant} runs with {source}: outputs are not meaningful",
                           stacklevel=2)
         else:
-            source = f"{checkpoint or weights.default_path()} ({LICENSE_NOTE})"
+            source = f"{files} ({LICENSE_NOTE})"
         spec = SPECS[backend]
         if spec.runs_exports:  # exported on demand, per padded frame size and ds, into the export cache
             from ..export.exporter import ExportOptions
@@ -69,7 +75,8 @@ class Interpolator:
 
             export_options = ExportOptions(
                 variant=weights.value.variant, random_weights=random_weights, seed=seed,
-                checkpoint=None if checkpoint is None else str(checkpoint), precision=precision,
+                checkpoint=None if files is None else str(files.gimm), precision=precision,
+                flow_checkpoint=None if files is None or files.flow is None else str(files.flow),
                 splat=spec.splat)
             on_demand = OnDemandBackend(model, backend=backend, device=device, export_options=export_options,
                                         options=options)
