@@ -151,15 +151,9 @@ def interpolate(paths, factor, fps, ds_scale, backend, precision, export_dir, ov
         raise InputError("give INPUT and OUTPUT (each a video file or a folder of images), or --demo and OUTPUT")
     source = ImageFrames(demo_frames(), name="the demo clip") if demo else paths[0]
     make = _interpolator(variant, checkpoint, random_weights, device, backend=backend, precision=precision,
-<<<<<<< HEAD
-                         export=export_dir)
+                         export=export_dir, flow_checkpoint=flow_checkpoint)
     if ds_scale is None and export_dir is None:
         ds_scale = 1.0  # the default without an export, known before the model loads: a bad size fails first
-=======
-                         export=export_dir, flow_checkpoint=flow_checkpoint)
-    if ds_scale is None and backend == "torch":
-        ds_scale = 1.0  # the torch backend's default, known before the model loads: a bad size fails first
->>>>>>> split-ckpt
     result = interpolate_video(source, paths[-1], interpolator=make, factor=factor, fps=fps, ds_scale=ds_scale,
                                overwrite=overwrite, progress=True)
     for note in result.notes:
