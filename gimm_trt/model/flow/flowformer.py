@@ -4,10 +4,9 @@ Pipeline per direction: Twins features of both frames -> all-pairs cost volume (
 source pixel's cost map is embedded into tokens and summarised by 8 latent tokens (the cost memory) ->
 32 GMA/GRU iterations, each querying the memory with a token built from a 9x9 cost window.
 
-Both directions run as one batch of two: each frame goes through each Twins encoder once (``encode``, per
-frame, reusable by the next pair of a video). The 1->0 cost maps hold the same numbers as the 0->1 ones
-transposed, but FlowFormer encodes one cost map per source pixel, so both directions are encoded together
-(``estimate``, per pair).
+Both directions run as one batch of two (``BidirectionalEstimator``): each frame goes through each Twins encoder
+once. The 1->0 cost maps hold the same numbers as the 0->1 ones transposed, but FlowFormer encodes one cost map
+per source pixel, so both directions are encoded together.
 
 Memory stays proportional to h*w (the 1/8 grid) at large sizes: the cost maps are built from the features
 and embedded in slices of bounded size (``CostEncoder``), and once the (h*w)^2 quantities outgrow
@@ -25,8 +24,8 @@ import torch.nn.functional as F
 
 from .._utils import fp32
 from . import _utils
-from ._utils import ConvexUpsample, Correlation, coords_grid
-from .raft import FlowHead, MotionEncoder, SepConvGRU, mask_head
+from ._utils import BidirectionalEstimator, Correlation, Encoding, coords_grid
+from .raft import UpdateBlock
 from .twins import (Block, TwinsEncoder, UnusedWeights, attend, ffn, from_windows, merge_heads, pad_to_multiple,
                     split_heads, to_windows)
 
@@ -93,128 +92,137 @@ class CostPatchEmbed(nn.Module):
         return self.norm(x.flatten(2).transpose(1, 2))
 
 
-class LatentCrossAttention(nn.Module):
-    """The learned latent tokens (shared by all pixels) attend to each pixel's cost tokens, then a feed-forward."""
+class AttentionLayer(nn.Module):
+    """Pre-norm multi-head attention of ``dim``-wide queries over ``kv_dim``-wide tokens, an output projection
+    from ``proj_in`` channels, then a pre-norm feed-forward; residuals around both."""
 
-    def __init__(self, *, dim: int = 128, token_dim: int = 128, heads: int = 8):
+    def __init__(self, *, dim: int, kv_dim: int, heads: int, proj_in: int):
         super().__init__()
         self.heads = heads
         self.scale = (dim / heads) ** -0.5
         self.norm1 = nn.LayerNorm(dim)
         self.norm2 = nn.LayerNorm(dim)
         self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(token_dim, dim)
-        self.v = nn.Linear(token_dim, dim)
-        self.proj = nn.Linear(dim, dim)
+        self.k = nn.Linear(kv_dim, dim)
+        self.v = nn.Linear(kv_dim, dim)
+        self.proj = nn.Linear(proj_in, dim)
         self.ffn = ffn(dim)
 
-    def forward(self, latents: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        # latents [1,K,D], tokens [M,T,Dt] -> [M,K,D]
-        q = split_heads(self.q(self.norm1(latents)), self.heads)  # [1,heads,K,d], broadcast over M
-        k = split_heads(self.k(tokens), self.heads)
-        v = split_heads(self.v(tokens), self.heads)
-        x = latents + self.proj(merge_heads(attend(q, k, v, self.scale)))
+    def keys_values(self, tokens: torch.Tensor):
+        """[..., L, kv_dim] -> keys, values [..., heads, L, dim/heads]."""
+        return split_heads(self.k(tokens), self.heads), split_heads(self.v(tokens), self.heads)
+
+    def attention(self, queries: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Queries [..., Lq, dim] (before ``q``), ``keys_values`` -> the heads' results [..., Lq, dim]."""
+        return merge_heads(attend(split_heads(self.q(queries), self.heads), k, v, self.scale))
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.ffn(self.norm2(x))
 
 
-class SelfAttentionLayer(nn.Module):
+class LatentCrossAttention(AttentionLayer):
+    """The learned latent tokens (shared by all pixels) attend to each pixel's cost tokens, then a feed-forward."""
+
+    def __init__(self, *, dim: int = 128, token_dim: int = 128, heads: int = 8):
+        super().__init__(dim=dim, kv_dim=token_dim, heads=heads, proj_in=dim)
+
+    def forward(self, latents: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        # latents [1,K,D], tokens [M,T,Dt] -> [M,K,D]; the queries [1,heads,K,d] broadcast over M
+        x = latents + self.proj(self.attention(self.norm1(latents), *self.keys_values(tokens)))
+        return self.feed_forward(x)
+
+
+class SelfAttentionLayer(AttentionLayer):
     """Self-attention among the K latent tokens of one pixel, then a feed-forward."""
 
     def __init__(self, *, dim: int = 128, heads: int = 8):
-        super().__init__()
-        self.heads = heads
-        self.scale = (dim / heads) ** -0.5
-        self.norm1 = nn.LayerNorm(dim)
-        self.norm2 = nn.LayerNorm(dim)
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(dim, dim)
-        self.v = nn.Linear(dim, dim)
-        self.proj = nn.Linear(dim, dim)
-        self.ffn = ffn(dim)
+        super().__init__(dim=dim, kv_dim=dim, heads=heads, proj_in=dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x [M,K,D] -> [M,K,D]
         y = self.norm1(x)
-        q, k, v = (split_heads(f(y), self.heads) for f in (self.q, self.k, self.v))
-        x = x + self.proj(merge_heads(attend(q, k, v, self.scale)))
-        return x + self.ffn(self.norm2(x))
+        return self.feed_forward(x + self.proj(self.attention(y, *self.keys_values(y))))
 
 
-def _append_context(x: torch.Tensor, context: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
-    """[B*K,N,C] tokens and the [B,Cc,h,w] context of their pixels -> [B*K,N,C+vc]: proj(context) appended."""
-    bk, n, _ = x.shape
-    b = context.shape[0]
-    c = proj(context.flatten(2).transpose(1, 2))  # [B,N,vc]
-    c = c.unsqueeze(1).expand(b, bk // b, n, c.shape[-1]).reshape(bk, n, c.shape[-1])
-    return torch.cat([x, c], dim=-1)
+class ContextAttention(nn.Module):
+    """Attention among the cost tokens of many pixels (one latent index at a time) whose queries and keys also
+    see the pixels' context, projected to ``vert_dim`` channels; keys are ``key_dim`` wide.
 
-
-class LocalContextAttn(nn.Module):
-    """Attention among the cost tokens of pixels in the same ws x ws window (one latent index at a time).
-
-    Queries and keys see the tokens, the projected context and a sine encoding of the position inside the
-    window; values only the tokens. The map is zero-padded right/bottom to whole windows (after the context
-    projection, so padded positions carry zeros there too).
+    ``padded`` appends the projected context and zero-pads the token map right/bottom to whole cells (after the
+    projection, so padded positions carry zeros there too); ``cropped`` drops the padding and projects.
     """
 
-    def __init__(self, *, dim: int = 128, heads: int = 8, ws: int = 7, context_dim: int = 256, vert_dim: int = 64):
+    def __init__(self, *, dim: int, heads: int, context_dim: int, vert_dim: int, key_dim: int):
         super().__init__()
         self.heads = heads
-        self.ws = ws
         self.scale = (dim // heads) ** -0.5
         self.context_proj = nn.Linear(context_dim, vert_dim)
         self.q = nn.Linear(dim + vert_dim, dim)
-        self.k = nn.Linear(dim + vert_dim, dim)
+        self.k = nn.Linear(key_dim, dim)
         self.v = nn.Linear(dim, dim)
         self.proj = nn.Linear(dim, dim)
 
+    def padded(self, x: torch.Tensor, size, context: torch.Tensor, cell: int):
+        """[B*K,h*w,C] tokens, [B,Cc,h,w] context -> [B*K,hp,wp,C+vert_dim] tokens with context, [B*K,hp,wp,C]
+        tokens; hp, wp: h, w rounded up to multiples of ``cell``."""
+        bk, n, c = x.shape
+        b = context.shape[0]
+        h, w = size
+        ctx = self.context_proj(context.flatten(2).transpose(1, 2))  # [B,h*w,vert_dim]
+        ctx = ctx.unsqueeze(1).expand(b, bk // b, n, ctx.shape[-1]).reshape(bk, n, ctx.shape[-1])
+        xqk = torch.cat([x, ctx], dim=-1).reshape(bk, h, w, -1)
+        return pad_to_multiple(xqk, cell), pad_to_multiple(x.reshape(bk, h, w, c), cell)
+
+    def cropped(self, x: torch.Tensor, size) -> torch.Tensor:
+        """[B*K,hp,wp,C] -> ``proj`` of the unpadded tokens [B*K,h*w,C]."""
+        h, w = size
+        return self.proj(x[:, :h, :w].reshape(x.shape[0], h * w, x.shape[-1]))
+
+
+class LocalContextAttn(ContextAttention):
+    """Attention among the pixels of each ws x ws window.
+
+    Queries and keys see the tokens, the projected context and a sine encoding of the position inside the
+    window; values only the tokens.
+    """
+
+    def __init__(self, *, dim: int = 128, heads: int = 8, ws: int = 7, context_dim: int = 256, vert_dim: int = 64):
+        super().__init__(dim=dim, heads=heads, context_dim=context_dim, vert_dim=vert_dim, key_dim=dim + vert_dim)
+        self.ws = ws
+
     def forward(self, x, size, context):
         # x [B*K,h*w,C], context [B,Cc,h,w] -> [B*K,h*w,C]
-        bk, n, c = x.shape
-        h, w = size
         ws = self.ws
-        xqk = pad_to_multiple(_append_context(x, context, self.context_proj).reshape(bk, h, w, -1), ws)
-        x = pad_to_multiple(x.reshape(bk, h, w, c), ws)
+        xqk, x = self.padded(x, size, context, ws)
         hp, wp = x.shape[1:3]
         xqk = to_windows(xqk, ws) + sine_encoding(grid_points(ws, ws, device=x.device), xqk.shape[-1])
         q = split_heads(self.q(xqk), self.heads)
         k = split_heads(self.k(xqk), self.heads)
         v = split_heads(self.v(to_windows(x, ws)), self.heads)
-        x = from_windows(merge_heads(attend(q, k, v, self.scale)), hp, wp, ws)
-        return self.proj(x[:, :h, :w].reshape(bk, n, c))
+        return self.cropped(from_windows(merge_heads(attend(q, k, v, self.scale)), hp, wp, ws), size)
 
 
-class GlobalContextAttn(nn.Module):
-    """Every pixel's token attends to an sr x sr strided-conv summary of all pixels (one latent index at a time).
+class GlobalContextAttn(ContextAttention):
+    """Every pixel's token attends to an sr x sr strided-conv summary of all pixels.
 
     Queries: tokens + projected context + sine encoding of the pixel; keys: the summary of [tokens, context]
     (``sr_key``) + sine encoding of the summary cell's corner; values: the summary of the tokens
-    (``sr_value``); both summaries share one LayerNorm. The map is zero-padded to multiples of sr first.
+    (``sr_value``); both summaries share one LayerNorm.
     """
 
     def __init__(self, *, dim: int = 128, heads: int = 8, sr_ratio: int = 4, context_dim: int = 256,
                  vert_dim: int = 64):
-        super().__init__()
-        self.heads = heads
+        super().__init__(dim=dim, heads=heads, context_dim=context_dim, vert_dim=vert_dim, key_dim=dim)
         self.sr = sr_ratio
-        self.scale = (dim // heads) ** -0.5
-        self.context_proj = nn.Linear(context_dim, vert_dim)
-        self.q = nn.Linear(dim + vert_dim, dim)
-        self.k = nn.Linear(dim, dim)
-        self.v = nn.Linear(dim, dim)
-        self.proj = nn.Linear(dim, dim)
         self.sr_key = nn.Conv2d(dim + vert_dim, dim, sr_ratio, stride=sr_ratio)
         self.sr_value = nn.Conv2d(dim, dim, sr_ratio, stride=sr_ratio)
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x, size, context):
         # x [B*K,h*w,C], context [B,Cc,h,w] -> [B*K,h*w,C]
-        bk, n, c = x.shape
-        h, w = size
         sr = self.sr
-        xqk = pad_to_multiple(_append_context(x, context, self.context_proj).reshape(bk, h, w, -1), sr)
-        x = pad_to_multiple(x.reshape(bk, h, w, c), sr)
-        hp, wp = x.shape[1:3]
+        xqk, x = self.padded(x, size, context, sr)
+        bk, hp, wp, c = x.shape
         pe = sine_encoding(grid_points(hp, wp, device=x.device), xqk.shape[-1])
         q = split_heads(self.q(xqk.reshape(bk, hp * wp, -1) + pe), self.heads)
         key = self.norm(self.sr_key(xqk.permute(0, 3, 1, 2)).flatten(2).transpose(1, 2))
@@ -222,8 +230,7 @@ class GlobalContextAttn(nn.Module):
         pe = sine_encoding(grid_points(hp // sr, wp // sr, device=x.device) * sr, c)
         k = split_heads(self.k(key + pe), self.heads)
         v = split_heads(self.v(value), self.heads)
-        x = merge_heads(attend(q, k, v, self.scale)).reshape(bk, hp, wp, c)
-        return self.proj(x[:, :h, :w].reshape(bk, n, c))
+        return self.cropped(merge_heads(attend(q, k, v, self.scale)).reshape(bk, hp, wp, c), size)
 
 
 class VerticalLayer(nn.Module):
@@ -271,7 +278,7 @@ class CostEncoder(nn.Module):
         Returns:
             [B*h*w,K,D], row b*h*w + p for source pixel p of batch item b.
         """
-        b, c, h, w = fsrc.shape
+        b, _, h, w = fsrc.shape
         n, k = h * w, self.latent_tokens.shape[1]
         rows = max(1, self.embed_bytes // (16 * n))  # the first conv's output is 4*h*w floats per map
         if rows >= b * n:
@@ -385,49 +392,29 @@ class Aggregate(nn.Module):
         return x + self.gamma * out.transpose(1, 2).reshape(b, c, h, w)
 
 
-class GMAUpdateBlock(nn.Module):
-    """RAFT's update step with a globally aggregated copy of the motion features as extra GRU input."""
+class GMAUpdateBlock(UpdateBlock):
+    """RAFT's update step with a globally aggregated copy of the motion features as extra GRU input; every
+    update takes the ``MotionAttention`` of the estimate."""
 
     def __init__(self, *, corr_channels: int, hidden: int = 128):
-        super().__init__()
-        self.encoder = MotionEncoder(corr_channels=corr_channels)
-        self.gru = SepConvGRU(hidden=hidden, inputs=3 * hidden)
-        self.flow_head = FlowHead(inputs=hidden)
-        self.mask = mask_head(hidden)
+        super().__init__(corr_channels=corr_channels, hidden=hidden, gru_inputs=3 * hidden)
         self.aggregator = Aggregate(dim=hidden)
 
-    def forward(self, net, inp, corr, flow, attn):
-        # the upsampling mask is computed by the caller after the last iteration only
-        motion = self.encoder(flow, corr)
-        net = self.gru(net, torch.cat([inp, motion, self.aggregator(attn, motion)], dim=1))
-        return net, self.flow_head(net)
+    def gru_input(self, inp: torch.Tensor, motion: torch.Tensor, attn: MotionAttention) -> torch.Tensor:
+        return torch.cat([inp, motion, self.aggregator(attn, motion)], dim=1)
 
 
-class FlowTokenAttention(nn.Module):
+class FlowTokenAttention(AttentionLayer):
     """A pixel's flow token (+ sine encoding of its current target position) queries its K memory tokens."""
 
     def __init__(self, *, dim: int = 64, memory_dim: int = 128, heads: int = 8):
-        super().__init__()
+        super().__init__(dim=dim, kv_dim=memory_dim, heads=heads, proj_in=2 * dim)
         self.dim = dim
-        self.heads = heads
-        self.scale = (dim / heads) ** -0.5
-        self.norm1 = nn.LayerNorm(dim)
-        self.norm2 = nn.LayerNorm(dim)
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(memory_dim, dim)
-        self.v = nn.Linear(memory_dim, dim)
-        self.proj = nn.Linear(2 * dim, dim)
-        self.ffn = ffn(dim)
-
-    def memory_kv(self, memory: torch.Tensor):
-        """[M,K,Dm] -> keys, values [M,heads,K,d]: the same for every iteration, so computed once."""
-        return split_heads(self.k(memory), self.heads), split_heads(self.v(memory), self.heads)
 
     def forward(self, query, coords, k, v):
-        # query [M,1,D], coords [M,1,2] (x, y at 1/8), k and v from memory_kv -> [M,1,D]
-        q = split_heads(self.q(self.norm1(query) + sine_encoding(coords, self.dim)), self.heads)
-        x = query + self.proj(torch.cat([merge_heads(attend(q, k, v, self.scale)), query], dim=-1))
-        return x + self.ffn(self.norm2(x))
+        # query [M,1,D], coords [M,1,2] (x, y at 1/8), k and v: ``keys_values`` of the memory -> [M,1,D]
+        y = self.attention(self.norm1(query) + sine_encoding(coords, self.dim), k, v)
+        return self.feed_forward(query + self.proj(torch.cat([y, query], dim=-1)))
 
 
 class MemoryDecoderLayer(nn.Module):
@@ -457,7 +444,6 @@ class MemoryDecoder(nn.Module):
         window = (2 * radius + 1) ** 2
         self.iters = iters
         self.radius = radius
-        self.hidden = hidden
         self.corr_mode = corr_mode
         self.flow_token_encoder = nn.Sequential(nn.Conv2d(window, query_dim, 1), nn.GELU(),
                                                 nn.Conv2d(query_dim, query_dim, 1))
@@ -465,37 +451,34 @@ class MemoryDecoder(nn.Module):
         self.decoder_layer = MemoryDecoderLayer(dim=query_dim)
         self.update_block = GMAUpdateBlock(corr_channels=query_dim + window, hidden=hidden)
         self.att = GlobalMotionAttention(dim=hidden)
-        self.upsample = ConvexUpsample(8)
 
     def forward(self, memory, fsrc, ftgt, context):
         # memory [B*h*w,K,128], fsrc/ftgt [B,256,h,w] (cost = <fsrc(p), ftgt(q)>), context [B,256,h,w]
         # -> flow [B,2,8h,8w]
-        b, _, h, w = context.shape
-        net, inp = torch.split(self.proj(context), [self.hidden, context.shape[1] - self.hidden], dim=1)
-        net = torch.tanh(net)
-        inp = torch.relu(inp)
+        net, inp = self.update_block.initial_state(self.proj(context))
         attn = MotionAttention(*self.att(inp), mode=self.corr_mode)
-        corr_fn = Correlation(fsrc, ftgt, levels=1, radius=self.radius, scale=1.0, mode=self.corr_mode)
-        k, v = self.decoder_layer.cross_attend.memory_kv(memory)
-        coords0 = coords_grid(b, h, w, device=context.device)
-        coords1 = coords0
-        for _ in range(self.iters):
-            cost = corr_fn(coords1)  # [B,81,h,w]
-            glob = self.decoder_layer(self.flow_token_encoder(cost), coords1, k, v)  # [B,64,h,w]
-            net, delta = self.update_block(net, inp, torch.cat([glob, cost], dim=1), coords1 - coords0, attn)
-            coords1 = coords1 + delta
-        mask = 0.25 * self.update_block.mask(net)
-        return self.upsample(coords1 - coords0, mask)
+        corr = Correlation(fsrc, ftgt, levels=1, radius=self.radius, scale=1.0, mode=self.corr_mode)
+        k, v = self.decoder_layer.cross_attend.keys_values(memory)
+
+        def lookup(coords):
+            # the update reads the memory's answer [B,64,h,w] and the cost window [B,81,h,w] around coords
+            cost = corr(coords)
+            return torch.cat([self.decoder_layer(self.flow_token_encoder(cost), coords, k, v), cost], dim=1)
+
+        return self.update_block.refine(net, inp, lookup, attn, iters=self.iters)
 
 
 # -------------------------------------------------------------------------------------------------- estimator
 
 
-class FlowFormer(nn.Module):
+class FlowFormer(BidirectionalEstimator):
     """Bidirectional FlowFormer flow estimator.
 
     Parts (keyword-only): ``memory_encoder`` (Twins features, cost volume, cost memory), ``memory_decoder``
     (recurrent decoding) and ``context_encoder`` (Twins context features, also returned for synthesis).
+
+    ``encode`` returns fmap [N,256,h,w] (after ``channel_convertor``) and the context encoder's stage-1 map as
+    feat4 [N,128,2h,2w] and stage-2 map as both context and feat8 [N,256,h,w].
     """
 
     def __init__(self, *, memory_encoder: MemoryEncoder, memory_decoder: MemoryDecoder, context_encoder: nn.Module):
@@ -504,48 +487,12 @@ class FlowFormer(nn.Module):
         self.memory_decoder = memory_decoder
         self.context_encoder = context_encoder
 
-    def encode(self, img: torch.Tensor):
-        """Per-frame work, reusable by the next pair of a video.
-
-        Args:
-            img: [N,3,H,W] float32 in [0,1]; H and W multiples of 8 and >= 128.
-
-        Returns:
-            (fmap [N,256,H/8,W/8] correlation features, context [N,256,H/8,W/8] (the stage-2 map),
-            feat4 [N,128,H/4,W/4] (the stage-1 map)).
-        """
-        # the official model feeds 255*img and computes 2*(v/255)-1; kept for float parity
-        x = 2 * ((255 * img) / 255.0) - 1.0
+    def frame_features(self, x: torch.Tensor) -> Encoding:
         feat4, context = self.context_encoder(x)
-        return self.memory_encoder.features(x), context, feat4
+        return Encoding(self.memory_encoder.features(x), context, feat4, context)
 
-    def estimate(self, enc0, enc1):
-        """Flows both ways from two frames' ``encode`` outputs; returns what ``forward`` returns."""
-        fmap0, ctx0, feat4_0 = enc0
-        fmap1, ctx1, feat4_1 = enc1
-        n = fmap0.shape[0]
-        # batch item k < n solves 0->1 (frame 0 is the source), k >= n solves 1->0
-        fsrc, ftgt = torch.cat([fmap0, fmap1], dim=0), torch.cat([fmap1, fmap0], dim=0)
-        context = torch.cat([ctx0, ctx1], dim=0)
-        memory = self.memory_encoder(fsrc, ftgt, context)
-        flow = self.memory_decoder(memory, fsrc, ftgt, context)
-        return flow[:n], flow[n:], fmap0, fmap1, feat4_0, feat4_1, ctx0, ctx1
-
-    def forward(self, img0: torch.Tensor, img1: torch.Tensor):
-        """Flow in both directions between two frames, plus the features GIMM-VFI reuses.
-
-        Args:
-            img0, img1: [N,3,H,W] float32 in [0,1]; H and W multiples of 8 and >= 128.
-
-        Returns:
-            flow01, flow10: [N,2,H,W] pixels (x then y).
-            fmap0, fmap1: [N,256,H/8,W/8] correlation features of each frame (after ``channel_convertor``).
-            feat4_0, feat4_1: [N,128,H/4,W/4] context encoder stage-1 maps of each frame.
-            feat8_0, feat8_1: [N,256,H/8,W/8] context encoder stage-2 maps of each frame.
-        """
-        n = img0.shape[0]
-        enc = self.encode(torch.cat([img0, img1], dim=0))  # both frames in one batch
-        return self.estimate(tuple(e[:n] for e in enc), tuple(e[n:] for e in enc))
+    def pair_flow(self, fsrc: torch.Tensor, ftgt: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return self.memory_decoder(self.memory_encoder(fsrc, ftgt, context), fsrc, ftgt, context)
 
 
 def flowformer(*, iters: int = 32, corr_mode: str = "auto") -> FlowFormer:

@@ -1,13 +1,13 @@
 """RAFT ("raft-things", the large model) as GIMM-VFI-R uses it: bidirectional flow plus context features.
 
-Both directions run as one batch of two: the 0->1 and 1->0 problems share their feature maps (the
-1->0 correlation volume is the transpose of the 0->1 one), so each frame is encoded once, not twice.
+Both directions run as one batch of two (``BidirectionalEstimator``): the 0->1 and 1->0 problems share their
+feature maps (the 1->0 correlation volume is the transpose of the 0->1 one), so each frame is encoded once.
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._utils import ConvexUpsample, Correlation, coords_grid
+from ._utils import BidirectionalEstimator, ConvexUpsample, Correlation, Encoding, coords_grid
 
 
 class ResidualBlock(nn.Module):
@@ -62,6 +62,8 @@ class BasicEncoder(nn.Module):
 
 
 class MotionEncoder(nn.Module):
+    """Correlation [B,corr_channels,h,w] and flow [B,2,h,w] -> motion features [B,128,h,w] (the flow last)."""
+
     def __init__(self, *, corr_channels: int):
         super().__init__()
         self.convc1 = nn.Conv2d(corr_channels, 256, 1)
@@ -104,6 +106,8 @@ class SepConvGRU(nn.Module):
 
 
 class FlowHead(nn.Module):
+    """Hidden state [B,inputs,h,w] -> flow update [B,2,h,w]."""
+
     def __init__(self, *, inputs: int = 128, hidden: int = 256):
         super().__init__()
         self.conv1 = nn.Conv2d(inputs, hidden, 3, padding=1)
@@ -114,37 +118,75 @@ class FlowHead(nn.Module):
         return self.conv2(self.relu(self.conv1(x)))
 
 
-def mask_head(hidden: int = 128, factor: int = 8) -> nn.Sequential:
-    """Predicts the convex-upsampling weights (scaled by 0.25 by the caller)."""
-    return nn.Sequential(nn.Conv2d(hidden, 256, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(256, 9 * factor**2, 1))
-
-
 class UpdateBlock(nn.Module):
-    def __init__(self, *, corr_channels: int, hidden: int = 128):
-        super().__init__()
-        self.encoder = MotionEncoder(corr_channels=corr_channels)
-        self.gru = SepConvGRU(hidden=hidden, inputs=128 + hidden)
-        self.flow_head = FlowHead(inputs=hidden)
-        self.mask = mask_head(hidden)
+    """RAFT's recurrent update: the motion features of (flow, correlation) and the context input drive a
+    SepConvGRU whose hidden state predicts a flow update; ``mask`` predicts the weights of the final x8 convex
+    upsampling.
 
-    def forward(self, net, inp, corr, flow):
-        # returns the new hidden state and the flow update; the upsampling mask is computed by the
-        # caller after the last iteration only (the official loop computes it every time and drops it)
-        net = self.gru(net, torch.cat([inp, self.encoder(flow, corr)], dim=1))
+    ``gru_input(inp, motion, *extra)`` forms the GRU input, ``gru_inputs`` channels wide (here the 128-channel
+    context input and the 128 motion channels); a subclass may widen it.
+    """
+
+    def __init__(self, *, corr_channels: int, hidden: int = 128, gru_inputs: int = 256):
+        super().__init__()
+        self.hidden = hidden
+        self.encoder = MotionEncoder(corr_channels=corr_channels)
+        self.gru = SepConvGRU(hidden=hidden, inputs=gru_inputs)
+        self.flow_head = FlowHead(inputs=hidden)
+        self.mask = nn.Sequential(nn.Conv2d(hidden, 256, 3, padding=1), nn.ReLU(inplace=True),
+                                  nn.Conv2d(256, 9 * 8**2, 1))
+        self.upsample = ConvexUpsample(8)
+
+    def initial_state(self, context: torch.Tensor):
+        """Context [B,C,h,w] -> hidden state tanh(first ``hidden`` channels), GRU input relu(the others)."""
+        net, inp = torch.split(context, [self.hidden, context.shape[1] - self.hidden], dim=1)
+        return torch.tanh(net), torch.relu(inp)
+
+    def gru_input(self, inp: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+        return torch.cat([inp, motion], dim=1)
+
+    def forward(self, net, inp, corr, flow, *extra):
+        """One update: hidden state net [B,hidden,h,w], context input inp, what the motion encoder reads corr
+        [B,corr_channels,h,w], current flow [B,2,h,w] and ``gru_input``'s extra arguments -> (new hidden
+        state, flow update [B,2,h,w])."""
+        net = self.gru(net, self.gru_input(inp, self.encoder(flow, corr), *extra))
         return net, self.flow_head(net)
 
+    def refine(self, net: torch.Tensor, inp: torch.Tensor, lookup, *extra, iters: int) -> torch.Tensor:
+        """``iters`` updates from zero flow, then x8 convex upsampling.
 
-class RAFT(nn.Module):
+        Args:
+            net, inp: ``initial_state`` of the context, [B,*,h,w].
+            lookup: target coordinates [B,2,h,w] (pixels, x then y) -> ``corr`` of the update.
+            extra: passed to every update.
+
+        Returns:
+            flow [B,2,8h,8w] in pixels.
+        """
+        b, _, h, w = net.shape
+        coords0 = coords_grid(b, h, w, device=net.device)
+        coords1 = coords0
+        for _ in range(iters):
+            net, delta = self(net, inp, lookup(coords1), coords1 - coords0, *extra)
+            coords1 = coords1 + delta
+        # the mask of the last hidden state only: the official loop computes one every iteration and drops it
+        return self.upsample(coords1 - coords0, 0.25 * self.mask(net))
+
+
+class RAFT(BidirectionalEstimator):
     """Bidirectional RAFT flow estimator.
 
     Parts (keyword-only): ``fnet`` (correlation features, instance norm), ``cnet`` (context, batch norm,
     ``hidden + context`` output channels), ``update_block``. ``iters`` recurrent refinements over a
     ``levels``-level, radius ``radius`` all-pairs correlation pyramid scaled by 1/sqrt(channels);
     ``corr_mode`` picks how it is computed (see ``Correlation``).
+
+    ``encode`` returns fmap [N,256,h,w], context [N,256,h,w], feat4 [N,96,2h,2w] and feat8 [N,128,h,w] (the
+    context encoder's layer2 and layer3 maps).
     """
 
     def __init__(self, *, fnet: BasicEncoder, cnet: BasicEncoder, update_block: UpdateBlock, iters: int = 20,
-                 levels: int = 4, radius: int = 4, hidden: int = 128, corr_mode: str = "auto"):
+                 levels: int = 4, radius: int = 4, corr_mode: str = "auto"):
         super().__init__()
         self.fnet = fnet
         self.cnet = cnet
@@ -152,66 +194,18 @@ class RAFT(nn.Module):
         self.iters = iters
         self.levels = levels
         self.radius = radius
-        self.hidden = hidden
         self.corr_mode = corr_mode
-        self.upsample = ConvexUpsample(8)
 
-    def encode(self, img: torch.Tensor):
-        """Per-frame work, reusable by the next pair of a video.
-
-        Args:
-            img: [N,3,H,W] float32 in [0,1]; H and W multiples of 8 and >= 128.
-
-        Returns:
-            (fmap [N,256,H/8,W/8] correlation features, ctx [N,256,H/8,W/8] context, feat4 [N,96,H/4,W/4],
-            feat8 [N,128,H/8,W/8] context encoder layer2/layer3 maps).
-        """
-        # the official model feeds 255*img and computes 2*(v/255)-1; kept for float parity
-        x = 2 * ((255 * img) / 255.0) - 1.0
+    def frame_features(self, x: torch.Tensor) -> Encoding:
         fmap, _, _ = self.fnet(x)
         ctx, feat4, feat8 = self.cnet(x)
-        return fmap, ctx, feat4, feat8
+        return Encoding(fmap, ctx, feat4, feat8)
 
-    def estimate(self, enc0, enc1):
-        """Flows both ways from two frames' ``encode`` outputs; returns what ``forward`` returns."""
-        fmap0, ctx0, feat4_0, feat8_0 = enc0
-        fmap1, ctx1, feat4_1, feat8_1 = enc1
-        n = fmap0.shape[0]
-        # batch item k < n solves 0->1 (frame 0 is the source), k >= n solves 1->0
-        fmap = torch.cat([fmap0, fmap1], dim=0)
-        scale = 1.0 / float(fmap.shape[1]) ** 0.5
-        corr_fn = Correlation(fmap, torch.cat([fmap1, fmap0], dim=0), levels=self.levels, radius=self.radius,
-                              scale=scale, mode=self.corr_mode)
-        ctx = torch.cat([ctx0, ctx1], dim=0)
-        net, inp = torch.split(ctx, [self.hidden, ctx.shape[1] - self.hidden], dim=1)
-        net = torch.tanh(net)
-        inp = torch.relu(inp)
-
-        b, _, h, w = fmap.shape
-        coords0 = coords_grid(b, h, w, device=fmap.device)
-        coords1 = coords0
-        for _ in range(self.iters):
-            net, delta = self.update_block(net, inp, corr_fn(coords1), coords1 - coords0)
-            coords1 = coords1 + delta
-        mask = 0.25 * self.update_block.mask(net)
-        flow = self.upsample(coords1 - coords0, mask)
-        return flow[:n], flow[n:], fmap0, fmap1, feat4_0, feat4_1, feat8_0, feat8_1
-
-    def forward(self, img0: torch.Tensor, img1: torch.Tensor):
-        """Flow in both directions between two frames, plus the features GIMM-VFI reuses.
-
-        Args:
-            img0, img1: [N,3,H,W] float32 in [0,1]; H and W multiples of 8 and >= 128.
-
-        Returns:
-            flow01, flow10: [N,2,H,W] pixels (x then y).
-            fmap0, fmap1: [N,256,H/8,W/8] correlation features of each frame.
-            feat4_0, feat4_1: [N,96,H/4,W/4] context encoder layer2 maps of each frame.
-            feat8_0, feat8_1: [N,128,H/8,W/8] context encoder layer3 maps of each frame.
-        """
-        n = img0.shape[0]
-        enc = self.encode(torch.cat([img0, img1], dim=0))  # both frames in one batch
-        return self.estimate(tuple(e[:n] for e in enc), tuple(e[n:] for e in enc))
+    def pair_flow(self, fsrc: torch.Tensor, ftgt: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        scale = 1.0 / float(fsrc.shape[1]) ** 0.5
+        corr = Correlation(fsrc, ftgt, levels=self.levels, radius=self.radius, scale=scale, mode=self.corr_mode)
+        net, inp = self.update_block.initial_state(context)
+        return self.update_block.refine(net, inp, corr, iters=self.iters)
 
 
 def raft_large(*, iters: int = 20) -> RAFT:

@@ -5,7 +5,6 @@ sub-sampled attention, position convs) and the window / head reshapes that FlowF
 Attention is plain ``matmul -> softmax -> matmul`` so that every block exports to ONNX as is.
 """
 from collections import OrderedDict
-from typing import Tuple
 
 import torch
 import torch.nn as nn
@@ -114,7 +113,7 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = Mlp(dim=dim, hidden=dim * mlp_ratio)
 
-    def forward(self, x: torch.Tensor, size: Tuple[int, int], *extra) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, size: tuple[int, int], *extra) -> torch.Tensor:
         x = x + self.attn(self.norm1(x), size, *extra)
         return x + self.mlp(self.norm2(x))
 
@@ -156,7 +155,7 @@ class GlobalSubSampleAttn(nn.Module):
 
     def forward(self, x, size):
         # x [B,H*W,C] -> [B,H*W,C]; the summary has floor(H/sr)*floor(W/sr) tokens
-        b, n, c = x.shape
+        b, _, c = x.shape
         q = split_heads(self.q(x), self.heads)
         s = self.sr(x.transpose(1, 2).reshape(b, c, *size)).flatten(2).transpose(1, 2)
         k, v = split_heads(self.kv(self.norm(s)), 2 * self.heads).chunk(2, dim=1)
@@ -172,7 +171,7 @@ class PosConv(nn.Module):
 
     def forward(self, x, size):
         # x [B,H*W,C] -> [B,H*W,C]
-        b, n, c = x.shape
+        b, _, c = x.shape
         m = x.transpose(1, 2).reshape(b, c, *size)
         return (self.proj(m) + m).flatten(2).transpose(1, 2)
 
