@@ -198,7 +198,8 @@ def test_unsupported_input_type():
 
 def test_input_without_a_shape_is_imported_as_a_scalar():
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "g",
-                              [helper.make_tensor_value_info("x", F32, None)], [helper.make_empty_tensor_value_info("y")])
+                              [helper.make_tensor_value_info("x", F32, None)],
+                              [helper.make_empty_tensor_value_info("y")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     f = only(model, "x")
     assert f.op == "input" and "adds it as a scalar" in f.reason
