@@ -236,8 +236,8 @@ def _doctor_export(ctx: Context) -> Path:
 
         options = ExportOptions(variant=DOCTOR_VARIANT, random_weights=True, resolution=DOCTOR_RESOLUTION,
                                 splat="plugin", precision="fp32")
-        ctx.log(f"doctor: exporting GIMM-VFI-{DOCTOR_VARIANT} (random weights) at {DOCTOR_RESOLUTION} into "
-                f"{ctx.work / 'exports'} (minutes the first time; reused after)")
+        ctx.log(f"doctor: the export of GIMM-VFI-{DOCTOR_VARIANT} (random weights) at {DOCTOR_RESOLUTION} in "
+                f"{ctx.work / 'exports'} (made once, in minutes; reused after)")
         ctx.made["export"] = export(options, ctx.work / "exports", log=ctx.log)
     return ctx.made["export"]
 

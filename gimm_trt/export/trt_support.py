@@ -44,8 +44,8 @@ _OUTPUT_TYPED = {"Cast", "CastLike", "Constant", "ConstantOfShape", "EyeLike", "
 _DATA_INPUT = {"Where": 1}  # input 0 is the condition
 
 # onnx-tensorrt onnxOpImporters.cpp (GridSample): any other mode string silently becomes kNEAREST, any other
-# padding_mode kFILL; opset 20 renamed bilinear/bicubic to linear/cubic (onnx-tensorrt PR #1060, open: seen with
-# TensorRT 11.1).
+# padding_mode kFILL. Opset 20 renamed bilinear/bicubic to linear/cubic, which the parser still does not know
+# (reproduced upstream with TensorRT 11.1).
 GRIDSAMPLE_MODES = ("bilinear", "nearest", "bicubic")
 GRIDSAMPLE_PADDING = ("zeros", "border", "reflection")
 # the Resize row of the table (both versions)
