@@ -189,6 +189,14 @@ def test_cumsum_axis_must_be_an_initializer():
     assert "input 1 (axis) must be an initializer" in only(make_model(nodes), "cs").reason
 
 
+def test_outputs_the_parser_does_not_make():
+    nodes = [helper.make_node("LayerNormalization", ["x", "scale"], ["y", "mean"], name="ln", axis=-1)]
+    model = make_model(nodes, inits=[("scale", np.ones(8, np.float32))], outputs=("y", "mean"))
+    assert "uses output(s) 'mean': the parser makes only the first 1" in only(model, "ln").reason
+    nodes = [helper.make_node("LayerNormalization", ["x", "scale"], ["y"], name="ln", axis=-1)]
+    assert found(make_model(nodes, inits=[("scale", np.ones(8, np.float32))])) == []
+
+
 def test_unsupported_input_type():
     model = make_model([helper.make_node("Floor", ["i"], ["y"], name="fl")], inputs=[("i", TensorProto.INT64, [4])])
     assert "INT64 input 'i': the parser supports Floor for FP32, FP16, BF16" in only(model, "fl").reason

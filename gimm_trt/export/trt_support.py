@@ -66,6 +66,8 @@ _CONSTANT_INPUTS = {
 }
 # inputs that must be known when the network is built: a value computed from a graph input's values is not
 _STATIC_INPUTS = {"Squeeze": {1: "axes"}, "Unsqueeze": {1: "axes"}}
+# outputs the parser produces: the table's "only the first output" and "`Indices` output unsupported"
+_OUTPUTS_MADE = {"LayerNormalization": 1, "MaxPool": 1}
 
 
 @dataclass(frozen=True)
@@ -209,12 +211,18 @@ def _typed_value(node) -> Optional[str]:
 
 
 def _constant_rules(g: _Graph, node, attrs: dict) -> list:
-    """Inputs the parser must read as weights (initializer or Constant) or resolve when building."""
+    """Inputs the parser must read as weights (initializer or Constant) or resolve when building; outputs it
+    does not make."""
     issues = []
     for index, what in _CONSTANT_INPUTS.get(node.op_type, {}).items():
         if len(node.input) > index and node.input[index] and not g.is_constant(node.input[index]):
             issues.append((f"input {index} ({what}) must be an initializer or a Constant, got the computed value "
                            f"{node.input[index]!r}", g.targets))
+    made = _OUTPUTS_MADE.get(node.op_type)
+    used = [o for o in node.output[made:] if o] if made else []
+    if used:
+        issues.append((f"uses output(s) {', '.join(map(repr, used))}: the parser makes only the first {made}",
+                       g.targets))
     for index, what in _STATIC_INPUTS.get(node.op_type, {}).items():
         if len(node.input) > index and g.depends_on_input_values(node.input[index]):
             issues.append((f"input {index} ({what}) must resolve to a constant when the engine is built; it is "
