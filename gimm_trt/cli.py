@@ -264,3 +264,36 @@ def export(fp16, resolution, ds_scale, splat, out, build_engines, max_timesteps,
     for stage, plan in result.plans.items():
         _log(f"{stage}: {plan}")
     click.echo(str(result.export_dir))
+
+
+@click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--device", default=None, help="cpu, cuda or cuda:N.  [default: cuda if available, else cpu]")
+@click.option("--export", "export_dir", type=click.Path(file_okay=False), default=None,
+              help="Only check this gimm-export directory against TensorRT's ONNX parser (static; no GPU needed).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the gimm-doctor/1 document here.")
+@click.option("--work", type=click.Path(file_okay=False), default=None,
+              help="Where the doctor's export and engines go.  [default: $GIMM_TRT_CACHE/doctor]")
+@user_errors
+def doctor(device, export_dir, json_path, work):
+    """Check this machine: library versions, then each path against the PyTorch reference, each check passing,
+    failing or skipped with the reason. Exits 1 when a check fails.
+
+    \b
+    On a CUDA GPU: the splat op in Triton and CuPy (3 modes), torch fp16 vs fp32, ONNX Runtime's CUDA provider,
+    the TensorRT plugin and a single-node engine, an R-P engine set (256x256) vs torch fp32, CUDA-graph replay vs
+    eager. Everywhere: the Triton interpreter (CPU), ONNX Runtime on the CPU and TensorRT's parser (static) on the
+    doctor's export (random weights; made once, then reused).
+
+    \b
+    Examples:
+        gimm-doctor --json doctor.json
+        gimm-doctor --export exports/R-P-fp16-4k
+    """
+    from .benchmarks.doctor import format_table, run_checks, write_json
+
+    doc = run_checks(device=device, export_dir=export_dir, work=work, log=_log)
+    click.echo(format_table(doc))
+    if json_path:
+        _log(f"wrote {write_json(doc, json_path)}")
+    if not doc["ok"]:
+        sys.exit(1)
