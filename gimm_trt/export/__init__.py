@@ -13,6 +13,7 @@ _EXPORTS = {
     "to_fp16": "fp16", "Fp16Report": "fp16",
     "stage_module": "graphs", "trace": "graphs",
     "compare_export": "compare", "ort_session": "ort", "providers_for": "ort",
+    "check_export": "trt_support", "require_parsable": "trt_support",
 }
 __all__ = sorted(_EXPORTS)
 
