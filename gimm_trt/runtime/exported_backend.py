@@ -23,6 +23,7 @@ class ExportedBackend(Backend):
     def __init__(self, export_dir, *, device):
         self.info = ExportInfo.read(export_dir)
         self.device = check_backend(self.name, device, self.info.precision)
+        self.info.verify_files()  # before any graph is parsed or run
         self.precision = self.info.precision
         self.ds_scale = self.info.ds_scale
 
