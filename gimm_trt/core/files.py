@@ -74,8 +74,10 @@ def check_writable(path) -> None:
     except OSError as e:
         raise InputError(f"cannot write {path}: {folder} is not writable ({e.strerror or e}); "
                          "choose another place") from None
-    os.close(fd)
-    os.unlink(probe)
+    try:
+        os.close(fd)
+    finally:
+        os.unlink(probe)
 
 
 def _umask() -> int:

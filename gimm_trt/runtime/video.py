@@ -9,9 +9,11 @@ only when closed after success: leaving the ``with`` block by an exception (an i
 partial result and leaves any earlier output as it was.
 """
 import contextlib
+import hashlib
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from fractions import Fraction
@@ -272,9 +274,43 @@ class _Sink(_Closing):
         """Drop what was written; an earlier output under ``path`` stays as it was."""
 
 
-def _partial_name(path: Path) -> str:
-    """Hidden, so no glob for the output's own names matches it; unique, so two writers never share one."""
-    return f".{path.stem}.partial-{os.getpid()}-{os.urandom(4).hex()}{path.suffix}"
+def _partial_prefix(path: Path) -> str:
+    """Where a writer of ``path`` writes first: hidden (no glob for the output's own names matches it), and
+    named after this host and process, so a later writer can tell the leftovers of a killed one."""
+    return f".{path.name}.partial-{_host()}-{os.getpid()}-"
+
+
+def _host() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _sweep(path: Path) -> None:
+    """Remove what killed writers of ``path`` on this host left beside it; an earlier output that a killed swap
+    had moved aside (and not replaced) is put back. POSIX only: it asks whether each writer still runs."""
+    if os.name != "posix" or not path.parent.is_dir():
+        return
+    mine = re.compile(rf"\.{re.escape(path.name)}\.partial-{_host()}-([0-9]+)-")
+    for entry in path.parent.iterdir():
+        found = mine.match(entry.name)
+        if not found or _alive(int(found.group(1))):
+            continue
+        with contextlib.suppress(OSError):  # another writer may be sweeping too
+            if entry.name.endswith(".old") and not path.exists():
+                os.replace(entry, path)
+            elif entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 class VideoWriter(_Sink):
@@ -293,7 +329,9 @@ class VideoWriter(_Sink):
         av = _av()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.partial = self.path.with_name(_partial_name(self.path))
+        _sweep(self.path)
+        self.partial = self.path.with_name(f"{_partial_prefix(self.path)}{os.urandom(4).hex()}{self.path.suffix}")
+        self._container = None
         self.codec = codec or default_codec()
         rate = Fraction(fps)
         if self.codec == "mpeg4":
@@ -389,20 +427,22 @@ _FRAME_NAME = re.compile(r"[0-9]{6}\.png")
 class ImageWriter(_Sink):
     """Writes frames as ``000000.png``, ``000001.png``, ... into ``folder`` (created if needed).
 
-    The frames go into a hidden folder beside ``folder``; ``close()`` swaps it in, so ``folder`` holds the
-    earlier frames until this run has written all of its own, and never a part of them. ``replace=True`` lets
-    this run's frames replace numbered frames already in ``folder`` (other files there are kept); without it
-    such frames are an error.
+    The frames go into a hidden folder beside ``folder``, so ``folder`` keeps the earlier frames until this run
+    has written all of its own. ``close()`` then swaps the two folders (two renames) when ``folder`` holds only
+    numbered frames; when it holds other files too, those stay and the new frames are moved in one by one
+    (each file whole). ``replace=True`` lets this run's frames replace numbered frames already in ``folder``;
+    without it such frames are an error.
     """
 
     def __init__(self, folder, *, replace: bool = False):
         self.path = Path(folder)
         if self.path.exists() and not self.path.is_dir():
             raise InputError(f"{self.path} is a file: a folder of frames cannot be written there")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _sweep(self.path)
         if not replace and self.path.is_dir() and any(_FRAME_NAME.fullmatch(p.name) for p in self.path.iterdir()):
             raise InputError(f"{self.path} holds numbered frames already (use --overwrite / replace=True)")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.partial = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}.partial-"))
+        self.partial = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=_partial_prefix(self.path)))
         self._n = 0
 
     def write(self, frame: np.ndarray) -> None:
@@ -416,31 +456,27 @@ class ImageWriter(_Sink):
         if not self.partial.exists():
             return
         try:
-            if self.path.is_symlink() or self.path.is_mount():
-                self._move_in()  # renaming would replace the link or fail across file systems
+            if not self.path.exists():
+                os.replace(self.partial, self.path)
+            elif self.path.is_symlink() or self.path.is_mount() or not self._frames_only():
+                self._move_in()  # renaming would replace the link, fail across file systems, or move user files
             else:
-                self._swap()
+                old = self.path.with_name(f"{self.partial.name}.old")  # put back by _sweep if killed here
+                os.replace(self.path, old)
+                os.replace(self.partial, self.path)
+                shutil.rmtree(old, ignore_errors=True)
         finally:
             self.abort()
 
-    def _swap(self) -> None:
-        if self.path.is_dir():
-            for other in self.path.iterdir():  # what is not a frame of ours travels with the new frames
-                if not _FRAME_NAME.fullmatch(other.name):
-                    os.replace(other, self.partial / other.name)
-            old = self.path.with_name(f"{self.partial.name}.old")
-            os.replace(self.path, old)
-            os.replace(self.partial, self.path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self.partial, self.path)
+    def _frames_only(self) -> bool:
+        return all(_FRAME_NAME.fullmatch(p.name) and p.is_file() for p in self.path.iterdir())
 
     def _move_in(self) -> None:
-        for old in self.path.iterdir():
-            if _FRAME_NAME.fullmatch(old.name):
-                old.unlink()
         for new in sorted(self.partial.iterdir()):
-            shutil.move(new, self.path / new.name)
+            shutil.move(new, self.path / new.name)  # a rename, or a copy across file systems
+        for old in self.path.iterdir():
+            if _FRAME_NAME.fullmatch(old.name) and int(old.name[:6]) >= self._n:
+                old.unlink()
 
     def abort(self) -> None:
         shutil.rmtree(self.partial, ignore_errors=True)
