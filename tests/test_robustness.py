@@ -262,6 +262,49 @@ def test_overwrite_replaces_the_frames_and_keeps_other_files(tmp_path):
     assert np.array_equal(np.asarray(Image.open(out / "000004.png")), gradient_frames(3)[2])
 
 
+def _dead_pid() -> int:
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX: leftovers are told by their writer's pid")
+def test_leftovers_of_a_killed_writer_are_swept_and_a_moved_aside_output_put_back(tmp_path):
+    from gimm_trt.runtime.video import ImageWriter, VideoWriter, _partial_prefix
+
+    dead = _dead_pid()
+    out = tmp_path / "frames"
+    prefix = _partial_prefix(out).replace(f"-{os.getpid()}-", f"-{dead}-")
+    aside = tmp_path / f"{prefix}abc.old"  # a swap killed between its two renames
+    aside.mkdir()
+    (aside / "000000.png").write_bytes(b"earlier frame")
+    (tmp_path / f"{prefix}xyz").mkdir()  # the new frames of that run
+    live = tmp_path / f"{_partial_prefix(out)}live"  # a writer of this process, still running
+    live.mkdir()
+    writer = ImageWriter(out, replace=True)
+    assert (out / "000000.png").read_bytes() == b"earlier frame"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, writer.partial.name, "frames"])
+    writer.abort()
+    video = tmp_path / "clip.mp4"
+    stub = tmp_path / (_partial_prefix(video).replace(f"-{os.getpid()}-", f"-{dead}-") + "abcd.mp4")
+    stub.write_bytes(b"half a video")
+    VideoWriter(video, fps=24, width=128, height=128).abort()
+    assert not stub.exists() and not video.exists()
+
+
+def test_a_new_output_folder_is_readable_by_others(tmp_path):
+    src = _save_pngs(tmp_path / "in", gradient_frames(2))
+    old = os.umask(0o022)
+    try:
+        interpolate_video(src, tmp_path / "new", interpolator=crossfade())
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "new" / "000000.png").stat().st_mode & 0o777 == 0o644
+
+
 def test_a_failed_video_run_leaves_no_stub(tmp_path):
     src = _save_pngs(tmp_path / "in", gradient_frames(3))
     out = tmp_path / "clip.mp4"

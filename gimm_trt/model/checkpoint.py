@@ -116,9 +116,9 @@ def _unreadable(path: Path, err: Exception) -> str:
     """One line on why ``path`` did not load: pickled code that loading would run, or damage."""
     found = re.search(r"GLOBAL ([\w.]+)", str(err)) if isinstance(err, pickle.UnpicklingError) else None
     if found:
-        return (f"refusing checkpoint {path}: it holds pickled Python objects ({found.group(1)}) that loading would "
-                f"run code for; only tensors are loaded (use the official files from {WEIGHTS_URL}, or convert a "
-                "file you trust to .safetensors)")
+        return (f"cannot read checkpoint {path}: it holds pickled Python objects ({found.group(1)}) that loading "
+                f"would run code for, so it is refused (use the official files from {WEIGHTS_URL}, or convert a file "
+                "you trust to .safetensors)")
     return f"cannot read checkpoint {path}: truncated or not a checkpoint ({_clause(str(err)) or type(err).__name__})"
 
 

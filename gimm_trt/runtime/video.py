@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import socket
-import tempfile
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -442,7 +441,8 @@ class ImageWriter(_Sink):
         _sweep(self.path)
         if not replace and self.path.is_dir() and any(_FRAME_NAME.fullmatch(p.name) for p in self.path.iterdir()):
             raise InputError(f"{self.path} holds numbered frames already (use --overwrite / replace=True)")
-        self.partial = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=_partial_prefix(self.path)))
+        self.partial = self.path.with_name(f"{_partial_prefix(self.path)}{os.urandom(4).hex()}")
+        self.partial.mkdir()  # not mkdtemp: its 0700 would become the output folder's mode
         self._n = 0
 
     def write(self, frame: np.ndarray) -> None:
