@@ -4,8 +4,11 @@ function (``interpolate_video``, ``benchmarks.run``, ``engines.prepare``).
 Every command exits 0 on success and 2 with one line on stderr for a user mistake (a ``GimmError`` or a
 usage error), never a traceback; anything else is a bug and shows its traceback.
 """
+import contextlib
 import functools
+import signal
 import sys
+import threading
 
 import click
 
@@ -37,13 +40,39 @@ class OneLineErrors(click.Command):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with _terminate_unwinds():
+                return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as e:
             click.echo(f"error: {e.format_message()}", err=True)
             sys.exit(e.exit_code)
         except click.Abort:
             click.echo("error: interrupted", err=True)
             sys.exit(130)
+        except Terminated:
+            click.echo("error: terminated", err=True)
+            sys.exit(128 + signal.SIGTERM)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that writers remove their partial output on the way out (the
+    default action would end the process on the spot). A BaseException: ``except Exception`` never stops it."""
+
+
+@contextlib.contextmanager
+def _terminate_unwinds():
+    """While a command runs, SIGTERM raises ``Terminated`` (as Ctrl-C raises KeyboardInterrupt)."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        yield
+        return
+
+    def raise_terminated(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _log(message: str) -> None:

@@ -5,9 +5,11 @@ not counted twice): warm-up pairs (excluded), then the timed pairs. The first ro
 the model called the official way (``reference.interpolate_official_way``); the others are compared with it.
 A backend or precision that is not available here is listed under ``skipped`` with the reason.
 """
+import contextlib
 import datetime
 import functools
 import gc
+import os
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -18,12 +20,14 @@ from typing import Optional
 import torch
 
 from ..core.errors import GimmError, InputError
+from ..core.files import check_writable
 from ..core.sizes import parse_resolution, processing_size
 from ..core.stages import STAGES
 from ..model.checkpoint import Weights
 from ..model.synthetic import synthetic_pair
 from ..runtime import Interpolator
 from ..runtime.backend import BACKENDS, PRECISIONS, resolve_device, unavailable
+from ..runtime.frames import check_ds, check_max_batch
 from .env import environment
 from .measure import Accuracy, PeakMemory, StageTimer, TimedBackend, summary, synchronize
 from .official_way import interpolate_official_way
@@ -78,6 +82,8 @@ class BenchConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
+        check_ds(self.ds_scale)
+        check_max_batch(self.max_batch)
 
 
 def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> dict:
@@ -88,6 +94,7 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
     device = resolve_device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     processing_size(res.height, res.width, ds)  # a size the model cannot run fails before any loading
     memory = PeakMemory(device)  # before any CUDA context exists: NVML's baseline must not include ours
+    check_memory(res.width, res.height, config.factor, device)
     timesteps = [i / config.factor for i in range(1, config.factor)]
     # made on demand, never stored: 10 pairs of 4K frames would add 2 GB to the host memory being measured
     pair = lambda i: synthetic_pair(res.height, res.width, seed=config.seed, index=i % config.pairs)  # noqa: E731
@@ -120,7 +127,8 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
             doc["notes"].append("random weights: frames are not meaningful; timings and accuracy still are")
         timed = TimedBackend(interp.backend, StageTimer(device))
         call = functools.partial(interpolate_official_way, timed, timesteps=timesteps, ds_scale=ds)
-        ref = _row(call, timed.timer, pair, config, device, memory, saved / "reference")
+        with allocation_errors(res.width, res.height, device):
+            ref = _row(call, timed.timer, pair, config, device, memory, saved / "reference")
         ref.update(name="reference", backend="torch", precision="fp32", mode="official-way", weights=interp.weights,
                    accuracy={"psnr_db": None, "max_abs": 0.0}, speedup=1.0)
         doc["rows"].append(_ordered(ref))
@@ -133,7 +141,8 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
                     interp = _timed(_open(config, backend, precision, device), StageTimer(device))
                     log(f"{name}: {config.warmup} warm-up + {config.pairs} pairs")
                     call = functools.partial(interp.interpolate, timesteps=timesteps, ds_scale=ds)
-                    row = _row(call, interp.backend.timer, pair, config, device, memory, saved / name)
+                    with allocation_errors(res.width, res.height, device):
+                        row = _row(call, interp.backend.timer, pair, config, device, memory, saved / name)
                 except (Skip, GimmError) as e:  # GimmError: an on-demand export failed
                     log(f"{name}: skipped: {e}")
                     doc["skipped"].append({"name": name, "backend": backend, "precision": precision, "reason": str(e)})
@@ -149,6 +158,53 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
     if memory.source:  # known once sampled: NVML may turn out not to see this process
         doc["notes"].append(f"device memory: {memory.source}")
     return doc
+
+
+def frames_bytes(width: int, height: int, factor: int) -> int:
+    """A lower bound of the memory one pair takes: its two float32 frames and the ``factor - 1`` new ones
+    (the model's own working memory comes on top)."""
+    return 3 * 4 * width * height * (factor + 1)
+
+
+def available_bytes(device) -> Optional[int]:
+    """Free memory where the frames live (the GPU's for CUDA, the host's otherwise); None when unknown."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        import psutil
+
+        return psutil.virtual_memory().available
+    except ImportError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(width: int, height: int, factor: int, device) -> None:
+    """InputError, before any model loads, when the frames alone of ``width`` x ``height`` exceed free memory."""
+    need, free = frames_bytes(width, height, factor), available_bytes(device)
+    if free is not None and need > free:
+        where = "the GPU" if device.type == "cuda" else "this machine"
+        raise InputError(f"{width}x{height} frames need over {need / 2**30:.1f} GiB for the frames alone (factor "
+                         f"{factor}), more than the {free / 2**30:.1f} GiB free on {where}: use a smaller --resolution")
+
+
+_ALLOCATION_FAILURES = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory")
+
+
+@contextlib.contextmanager
+def allocation_errors(width: int, height: int, device):
+    """A failed allocation as an InputError naming the size (a row that hits it is skipped with the reason)."""
+    try:
+        yield
+    except RuntimeError as e:  # torch.cuda.OutOfMemoryError is one too
+        text = str(e).lower()
+        if not isinstance(e, torch.cuda.OutOfMemoryError) and not any(s in text for s in _ALLOCATION_FAILURES):
+            raise
+        raise InputError(f"out of memory on {device} at {width}x{height}: use a smaller --resolution, a smaller "
+                         "--factor or --ds-scale") from None
 
 
 def _load(config: BenchConfig, backend: str, precision: str, device) -> Interpolator:
@@ -233,16 +289,20 @@ def bench_to_files(config: BenchConfig, *, json_path=None, plot_path=None, overw
                    log: Optional[Callable[[str], None]] = None) -> tuple:
     """``run(config)``, then its table, and the JSON and PNG written where asked: (table, [paths written]).
 
-    Output paths are checked before the benchmark runs: an existing file without ``overwrite`` is refused.
+    Output paths are checked before the benchmark runs: an existing file without ``overwrite``, a folder, or a
+    place that cannot be written is refused. Each file is written atomically: an earlier one stays whole until
+    the new one replaces it.
     """
     from .report import format_table, write_json, write_plot
 
     outputs = [(path, write) for path, write in ((json_path, write_json), (plot_path, write_plot)) if path]
     for path, _ in outputs:
+        if Path(path).is_dir():
+            raise InputError(f"{path} is a folder: give a file name")
         if Path(path).exists() and not overwrite:
             raise InputError(f"{path} exists (use --overwrite to replace it)")
+        check_writable(path)
     doc = run(config, log=log)
     for path, write in outputs:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
         write(doc, path)
     return format_table(doc), [path for path, _ in outputs]

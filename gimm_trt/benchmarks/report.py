@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+from ..core.files import atomic_write
 from ..core.stages import STAGES
 
 
@@ -53,8 +54,9 @@ def _mib(v) -> str:
 
 
 def write_json(doc: dict, path) -> None:
+    """Atomically: an earlier file stays whole until the new one replaces it."""
     # allow_nan=False: a NaN would make the file unreadable by strict JSON parsers; fail here instead
-    Path(path).write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    atomic_write(path, (json.dumps(doc, indent=2, allow_nan=False) + "\n").encode())
 
 
 def write_plot(doc: dict, path) -> None:
@@ -89,4 +91,5 @@ def write_plot(doc: dict, path) -> None:
     c = doc["config"]
     fig.suptitle(f"GIMM-VFI-{c['variant']} {c['width']}x{c['height']} ds {c['ds_scale']} x{c['factor']} on "
                  f"{doc['environment']['gpu'] or doc['environment']['cpu']}", fontsize="medium")
-    fig.savefig(path, dpi=110)
+    kind = Path(path).suffix.lstrip(".").lower() or "png"  # savefig would take it from the name, not a file object
+    atomic_write(path, lambda f: fig.savefig(f, format=kind, dpi=110))

@@ -8,7 +8,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-__all__ = ["sha256_file", "atomic_write", "remove_stale_tmp", "file_lock", "tmp_prefix"]
+from .errors import InputError
+
+__all__ = ["sha256_file", "atomic_write", "remove_stale_tmp", "file_lock", "tmp_prefix", "check_writable"]
 
 
 def sha256_file(path, chunk_bytes: int = 1 << 20) -> str:
@@ -53,6 +55,29 @@ def atomic_write(path, data, *, mode: int = 0o644) -> Path:
         raise
     _fsync_dir(path.parent)  # make the rename itself durable
     return path
+
+
+def check_writable(path) -> None:
+    """InputError unless a file can be created beside ``path`` (in its folder, or in the nearest existing folder
+    above it when that folder is still to be made): for checking an output before the work, not after it.
+
+    The check creates and removes a file there: permission bits alone do not tell (a read-only file system,
+    root, ACLs).
+    """
+    folder = Path(path).absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"cannot write {path}: {folder} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".gimm-write-check-")
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {folder} is not writable ({e.strerror or e}); "
+                         "choose another place") from None
+    try:
+        os.close(fd)
+    finally:
+        os.unlink(probe)
 
 
 def _umask() -> int:

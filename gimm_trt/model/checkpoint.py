@@ -7,6 +7,8 @@ loaded with ``strict=True``; every mismatch is reported in one short message nam
 """
 import enum
 import os
+import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -104,14 +106,45 @@ def read_state_dict(path) -> dict:
             data = load_file(str(path), device="cpu")
         else:
             data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # any failure to parse means a damaged or foreign file
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: truncated or not a checkpoint ({reason})") from None
+    except Exception as e:  # any failure to parse means a damaged, foreign or unsafe file
+        raise CheckpointError(_unreadable(path, e)) from None
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise CheckpointError(f"{path} holds no state_dict (expected {{'state_dict': ...}} or flat tensors)")
     return data
+
+
+def _unreadable(path: Path, err: Exception) -> str:
+    """One line on why ``path`` did not load: pickled code that loading would run, or damage."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(err)) if isinstance(err, pickle.UnpicklingError) else None
+    if found:
+        return (f"cannot read checkpoint {path}: it holds pickled Python objects ({found.group(1)}) that loading "
+                f"would run code for, so it is refused (use the official files from {WEIGHTS_URL}, or convert a file "
+                "you trust to .safetensors)")
+    return f"cannot read checkpoint {path}: truncated or not a checkpoint ({_clause(str(err)) or type(err).__name__})"
+
+
+def _clause(text: str, limit: int = 160) -> str:
+    """The first line of ``text``, shortened at a word boundary (never mid-word) when longer than ``limit``."""
+    line = text.strip().splitlines()[0].strip() if text.strip() else ""
+    if len(line) <= limit:
+        return line
+    return line[:limit].rsplit(" ", 1)[0].rstrip(" ,;:") + " ..."
+
+
+def _check_values(state_dict: dict, arch: str, source: str) -> None:
+    """CheckpointError naming the first tensor whose values cannot be the model's: an integer tensor where float
+    weights belong (or the reverse), or NaN/infinite weights (every frame would be NaN)."""
+    dtypes = {e["key"]: e["dtype"] for e in manifest(arch)["entries"]}
+    for key, value in state_dict.items():
+        want_float = dtypes.get(key, "float32").startswith("float")
+        if value.is_floating_point() != want_float:
+            raise CheckpointError(f"{source}: {key} holds {value.dtype} values, expected {dtypes.get(key)} "
+                                  "(a damaged or wrongly converted checkpoint)")
+        if want_float and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{source}: {key} holds NaN or infinite values (a damaged checkpoint, or one "
+                                  "saved from a diverged training run)")
 
 
 def upcast(state_dict: dict) -> dict:
@@ -179,6 +212,7 @@ def check_state_dict(state_dict: dict, weights: Weights, source: str = "checkpoi
     if set(state_dict) != set(layouts[weights.value.arch]):
         _check_arch(set(state_dict), layouts, weights, source, path)
     _check_keys(state_dict, layouts[weights.value.arch], source, f"GIMM-VFI-{weights.value.variant}")
+    _check_values(state_dict, weights.value.arch, source)
 
 
 def _own_keys(state_dict: dict) -> dict:

@@ -24,6 +24,7 @@ class ExportedBackend(Backend):
         self.info = ExportInfo.read(export_dir)
         self.device = check_backend(self.name, device, self.info.precision)
         self.check_device(self.device)
+        self.info.verify_files()  # before any graph is parsed or run
         self.precision = self.info.precision
         self.ds_scale = self.info.ds_scale
 

@@ -9,7 +9,7 @@ from ..core.errors import InputError
 from ..core.sizes import Padding, processing_size
 from ..model.checkpoint import LICENSE_NOTE, Weights, checkpoint_files, load_model
 from .backend import SPECS, Backend, check_backend
-from .frames import check_timesteps, to_tensor
+from .frames import check_ds, check_factor, check_max_batch, check_timesteps, to_tensor
 from .torch_backend import TorchBackend
 
 
@@ -26,12 +26,10 @@ class Interpolator:
     def __init__(self, backend: Backend, *, variant: str, weights: str, max_batch: Optional[int] = None):
         if not isinstance(backend, Backend):
             raise InputError(f"backend must implement gimm_trt.runtime.Backend, got {type(backend).__name__}")
-        if max_batch is not None and (not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1):
-            raise InputError(f"max_batch must be an integer >= 1, got {max_batch!r}")
         self.backend = backend
         self.variant = variant
         self.weights = weights  # the files the weights came from (or the export's); "random ..." for synthetic
-        self.max_batch = max_batch  # None: all timesteps at once, halved on CUDA out-of-memory
+        self.max_batch = check_max_batch(max_batch)  # None: all timesteps at once, halved on CUDA out-of-memory
         self._batch_cap = None  # the batch that last fit, when max_batch is None
 
     @classmethod
@@ -59,6 +57,7 @@ class Interpolator:
             options: ``OrtOptions`` or ``TrtOptions`` for those backends.
         """
         weights = Weights.verify(variant)
+        max_batch = check_max_batch(max_batch)
         check_backend(backend, device, precision)  # before the model loads
         files = checkpoint_files(checkpoint, weights, flow_checkpoint=flow_checkpoint, random_weights=random_weights)
         model = load_model(files, variant=weights.value.variant, random_weights=random_weights, seed=seed)
@@ -103,6 +102,7 @@ class Interpolator:
         """
         from .on_demand import open_export
 
+        max_batch = check_max_batch(max_batch)
         be = open_export(export_dir, backend=backend, device=device, options=options)
         if max_batch is None and SPECS[backend].batch_bound:
             max_batch = be.info.max_timesteps
@@ -186,8 +186,7 @@ class Interpolator:
         Frames are read one at a time (any iterable: a list, a generator, a video reader), so memory stays
         constant over any length. Yields float32 [3,H,W] in [0,1] on the interpolator's device.
         """
-        if not isinstance(factor, int) or isinstance(factor, bool) or factor < 2:
-            raise InputError(f"factor must be an integer >= 2, got {factor!r}")
+        factor = check_factor(factor)
         ts = [i / factor for i in range(1, factor)]
         prev = enc = None
         for i, frame in enumerate(frames):
@@ -197,7 +196,8 @@ class Interpolator:
                 yield cur[0]
             else:
                 if cur.shape != prev.shape:
-                    raise InputError(f"frame {i} is {tuple(cur.shape[-2:])}, earlier frames are {tuple(prev.shape[-2:])}")
+                    raise InputError(f"frame {i} is {tuple(cur.shape[-2:])}, "
+                                     f"earlier frames are {tuple(prev.shape[-2:])}")
                 # each frame is encoded once: its encoding serves as frame 0 of the next pair
                 new, enc = self._pair(prev, cur, ts, ds, enc0=enc, reuse=True)
                 yield from new
@@ -206,11 +206,12 @@ class Interpolator:
 
     def _ds(self, ds_scale):
         fixed = self.backend.ds_scale
+        ds_scale = check_ds(ds_scale)
         if ds_scale is None:
             return fixed if fixed is not None else 1.0
-        if fixed is not None and float(ds_scale) != fixed:
+        if fixed is not None and ds_scale != fixed:
             raise InputError(f"this {self.backend.name} export was built for ds_scale={fixed}; got ds_scale={ds_scale}")
-        return float(ds_scale)
+        return ds_scale
 
     def __repr__(self):
         return (f"Interpolator(variant={self.variant!r}, backend={self.backend.name!r}, device={str(self.device)!r}, "

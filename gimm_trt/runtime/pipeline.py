@@ -1,12 +1,11 @@
 """``interpolate_video``: a video file or a folder of images in, a video file or a folder of PNGs out.
 
-Frames stream decoder -> ``Interpolator.stream`` -> encoder, so memory stays flat over any length. A video
-output is written under a hidden partial name and renamed when complete, so the output path only ever holds
-a whole result.
+Frames stream decoder -> ``Interpolator.stream`` -> encoder, so memory stays flat over any length. The output
+(a video file or a folder of PNGs) is written beside its path, under a hidden partial name, and put in place
+only when the run succeeds: a failed or interrupted run leaves an earlier output as it was.
 """
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +14,9 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ..core.errors import InputError
+from ..core.files import check_writable
 from ..core.sizes import processing_size
+from .frames import check_ds, check_factor, check_fps
 from .interpolator import Interpolator
 from .video import IMAGE_FPS, ImageFrames, ImageWriter, VideoWriter, is_video, open_frames, to_uint8
 
@@ -33,8 +34,8 @@ class VideoResult:
 
 
 def check_output(output, *, overwrite: bool, source=None) -> bool:
-    """Refuse, before any work, an output that would replace something without ``overwrite`` or that is the
-    input; True when ``output`` is a video file (else a folder of PNGs)."""
+    """Refuse, before any work, an output that would replace something without ``overwrite``, that is the input,
+    or that cannot be written there; True when ``output`` is a video file (else a folder of PNGs)."""
     out = Path(output)
     video_out = is_video(out) and not out.is_dir()
     if source is not None and Path(source).exists() and out.exists() and out.samefile(source):
@@ -46,6 +47,7 @@ def check_output(output, *, overwrite: bool, source=None) -> bool:
         raise InputError(f"{out} is a file: OUTPUT must be a video (.mp4, .mkv, .mov, .avi) or a folder")
     elif out.is_dir() and any(out.iterdir()) and not overwrite:
         raise InputError(f"{out} exists and is not empty (use --overwrite to replace its frames)")
+    check_writable(out)  # both outputs are written beside their path first
     return video_out
 
 
@@ -60,13 +62,14 @@ def interpolate_video(source, output, *, interpolator: Union[Interpolator, Calla
         interpolator: an ``Interpolator``, or a callable making one: it is called after the input and output
             have been checked, so a bad path fails before any model loads.
         factor: frame-rate multiplier (``factor - 1`` new frames per pair).
-        fps: frame rate of a video output; default the input's times ``factor`` (images count as 24 fps).
+        fps: frame rate of a video output (a number, a Fraction or ``"30000/1001"``); default the input's times
+            ``factor`` (images count as 24 fps).
         ds_scale: processing scale; checked against the frame size before the model loads when given.
-        overwrite: replace an existing output (a folder: its numbered frames).
+        overwrite: replace an existing output (a folder: its numbered frames); the earlier output stays until
+            this run has succeeded.
         progress: show a progress bar on stderr.
     """
-    if not isinstance(factor, int) or isinstance(factor, bool) or factor < 2:
-        raise InputError(f"factor must be an integer >= 2, got {factor!r}")
+    factor, fps, ds_scale = check_factor(factor), check_fps(fps), check_ds(ds_scale)
     src_path = None if isinstance(source, ImageFrames) else source
     video_out = check_output(output, overwrite=overwrite, source=src_path)
     out = Path(output)
@@ -78,25 +81,18 @@ def interpolate_video(source, output, *, interpolator: Union[Interpolator, Calla
             processing_size(src.height, src.width, ds_scale)
         interp = interpolator() if callable(interpolator) and not isinstance(interpolator, Interpolator) \
             else interpolator
-        rate = Fraction(str(fps)) if fps else (src.fps or IMAGE_FPS) * factor
+        rate = fps or (src.fps or IMAGE_FPS) * factor
         notes = []
-        partial = out.with_name(f".{out.stem}.partial{out.suffix}") if video_out else None
-        try:
-            sink = _sink(out, partial, src, rate, overwrite, notes, fps_given=bool(fps),
-                         comment=f"gimm-trt: GIMM-VFI-{interp.variant} x{factor}, {interp.weights}")
-            frames = _Counted(src.frames(on_audio=sink.write_audio))
-            total = (src.frame_count - 1) * factor + 1 if src.frame_count else None  # a video's count is an estimate
-            with sink, _bar(progress, total) as bar:
-                for frame in interp.stream(frames, factor=factor, ds_scale=ds_scale):
-                    sink.write(to_uint8(frame))
-                    bar.update()
+        sink = _sink(out, video_out, src, rate, overwrite, notes, fps_given=fps is not None,
+                     comment=f"gimm-trt: GIMM-VFI-{interp.variant} x{factor}, {interp.weights}")
+        frames = _Counted(src.frames(on_audio=sink.write_audio))
+        total = (src.frame_count - 1) * factor + 1 if src.frame_count else None  # a video's count is an estimate
+        with sink, _bar(progress, total) as bar:  # the sink puts its output in place only if this block succeeds
+            for frame in interp.stream(frames, factor=factor, ds_scale=ds_scale):
+                sink.write(to_uint8(frame))
+                bar.update()
             if frames.n < 2:
                 raise InputError(f"{name} has {frames.n} frame: at least 2 are needed")
-            if partial:
-                os.replace(partial, out)
-        finally:
-            if partial:
-                partial.unlink(missing_ok=True)
     return VideoResult(output=out, frames=sink.frames_written, fps=rate if video_out else None, notes=notes)
 
 
@@ -118,12 +114,11 @@ class _Counted:
             yield item
 
 
-def _sink(out: Path, partial, src, rate, overwrite: bool, notes: list, *, fps_given: bool, comment: str):
-    """A VideoWriter on ``partial`` (a video OUTPUT) or an ImageWriter on ``out``; notes what the video changes."""
-    if partial is None:
+def _sink(out: Path, video_out: bool, src, rate, overwrite: bool, notes: list, *, fps_given: bool, comment: str):
+    """A VideoWriter (a video OUTPUT) or an ImageWriter on ``out``; notes what the video changes."""
+    if not video_out:
         return ImageWriter(out, replace=overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sink = VideoWriter(partial, fps=rate, width=src.width, height=src.height, audio=src.audio, comment=comment)
+    sink = VideoWriter(out, fps=rate, width=src.width, height=src.height, audio=src.audio, comment=comment)
     if src.fps is None and not fps_given:
         notes.append(f"images have no frame rate: {IMAGE_FPS} fps assumed, so the video is {float(rate):g} fps "
                      "(set it with --fps)")

@@ -3,8 +3,17 @@
 Sources yield uint8 [H,W,3] RGB frames one at a time and sinks write them one at a time, so a video of any
 length goes decoder -> ``Interpolator.stream`` -> encoder in constant memory. Audio is not decoded: its packets
 are copied into the output as they are demuxed (``VideoReader.frames(on_audio=VideoWriter.write_audio)``).
+
+Sinks write beside their output (a hidden partial file or folder) and put the result under the output's name
+only when closed after success: leaving the ``with`` block by an exception (an interrupt included) removes the
+partial result and leaves any earlier output as it was.
 """
+import contextlib
+import hashlib
+import os
 import re
+import shutil
+import socket
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -59,8 +68,10 @@ class VideoReader(_Closing):
     """Decodes a video file one frame at a time.
 
     Opening decodes the first frame, so an empty, damaged or foreign file fails here, before any model work.
-    Attributes: ``width``, ``height``, ``fps`` (Fraction or None), ``frame_count`` (the container's estimate or
-    None), ``audio`` (the first audio stream or None).
+    Attributes: ``width``, ``height``, ``fps`` (Fraction or None), ``frame_count`` (what the container claims:
+    its frame count, or its duration times the frame rate; None when it says neither), ``audio`` (the first
+    audio stream or None). A file that decodes to fewer frames than it claims (truncated or damaged) is an
+    error when its frames run out, so it is never processed in part without a word.
     """
 
     def __init__(self, path):
@@ -82,7 +93,7 @@ class VideoReader(_Closing):
         self._video.thread_type = "AUTO"
         self.audio = streams.audio[0] if streams.audio else None
         self.fps = self._video.average_rate or self._video.guessed_rate or None
-        self.frame_count = self._video.frames or None
+        self.frame_count = _claimed_frames(self._container, self._video, self.fps)
         self._held = []  # audio demuxed while peeking at the first frame, handed over by frames()
         self._on_audio = self._held.append
         self._decoded = self._decode()
@@ -113,10 +124,48 @@ class VideoReader(_Closing):
             self._on_audio(packet)
         self._held = []
         yield self._first
-        yield from self._decoded
+        n = 1
+        for frame in self._decoded:
+            n += 1
+            yield frame
+        self._check_count(n)
+
+    def _check_count(self, decoded: int) -> None:
+        claimed = self.frame_count
+        # a duration-based claim can be off by a frame (rounding, a last frame's duration), not by more
+        if claimed is not None and decoded < claimed - max(1, claimed // 100):
+            raise InputError(f"{self.path} decoded to {decoded} of the {claimed} frames its container claims: the "
+                             "file is truncated or damaged (to use the frames that decode, re-encode it first, e.g. "
+                             "ffmpeg -i IN OUT.mkv)")
 
     def close(self):
         self._container.close()
+
+
+def _claimed_frames(container, video, fps) -> Optional[int]:
+    """How many frames ``video`` says it holds: its frame count, else its duration (the stream's, its DURATION
+    tag, or the container's when no other stream could make that longer) times ``fps``; None if unknown."""
+    if video.frames:
+        return int(video.frames)
+    seconds = None
+    if video.duration and video.time_base:
+        seconds = float(video.duration * video.time_base)
+    elif "DURATION" in video.metadata:
+        seconds = _hms(video.metadata["DURATION"])
+    elif container.duration and len(container.streams) == 1:
+        seconds = container.duration / 1_000_000  # AV_TIME_BASE
+    if not seconds or not fps:
+        return None
+    return round(seconds * float(fps))
+
+
+def _hms(text: str) -> Optional[float]:
+    """``"00:00:02.500000000"`` (a Matroska DURATION tag) -> 2.5; None when it is not that."""
+    try:
+        h, m, sec = text.strip().split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        return None
 
 
 class ImageFrames(_Closing):
@@ -130,8 +179,6 @@ class ImageFrames(_Closing):
     audio = None
 
     def __init__(self, images, *, name: str = "frames"):
-        from PIL import Image
-
         if isinstance(images, (str, Path)):
             folder = Path(images)
             if not folder.is_dir():
@@ -146,11 +193,8 @@ class ImageFrames(_Closing):
             if isinstance(img, np.ndarray):
                 sizes.append(img.shape[1::-1])
                 continue
-            try:
-                with Image.open(img) as im:
-                    sizes.append(im.size)
-            except OSError as e:
-                raise InputError(f"cannot read image {img}: {e}") from None
+            with _opened(img) as im:
+                sizes.append(im.size)
         for img, size in zip(self._images, sizes):
             if size != sizes[0]:
                 raise InputError(f"frames differ in size: {_label(img)} is {size[0]}x{size[1]}, "
@@ -160,14 +204,45 @@ class ImageFrames(_Closing):
         self.name = name
 
     def frames(self, on_audio=None) -> Iterator[np.ndarray]:
-        from PIL import Image
-
         for img in self._images:
             if isinstance(img, np.ndarray):
                 yield img
             else:
-                with Image.open(img) as im:
-                    yield np.asarray(im.convert("RGB"))
+                with _opened(img) as im:
+                    rgb = _rgb8(im, img)
+                yield rgb
+
+
+@contextlib.contextmanager
+def _opened(path):
+    """``PIL.Image.open(path)``; any failure to read or decode it is an InputError naming the file."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            yield im
+    except InputError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise InputError(f"cannot read image {path}: {e} (a truncated or damaged file?)") from None
+
+
+def _rgb8(im, path) -> np.ndarray:
+    """uint8 [H,W,3] RGB of an open image (a writable array: torch takes it without a copy or a warning).
+
+    16-bit images are scaled to 8 bits (65535 -> 255); PIL's own conversion would clip them at 255.
+    """
+    im.load()  # decode now, inside the caller's error handling
+    if im.mode.startswith("I"):  # "I;16*" or "I": how PIL opens 16-bit grayscale
+        wide = np.asarray(im).astype(np.int64)
+        if wide.min(initial=0) < 0 or wide.max(initial=0) > 65535:
+            raise InputError(f"cannot read image {path}: 32-bit integer pixels (save it as an 8- or 16-bit image)")
+        gray = ((wide * 255 + 32767) // 65535).astype(np.uint8)  # rounded
+        return np.repeat(gray[..., None], 3, axis=2)
+    if im.mode == "F":
+        raise InputError(f"cannot read image {path}: 32-bit float pixels have no defined range (save it as an 8- or "
+                         "16-bit image)")
+    return np.array(im.convert("RGB"))
 
 
 def _natural(path: Path):
@@ -183,8 +258,66 @@ def default_codec() -> str:
     return "libx264" if "libx264" in _av().codecs_available else "mpeg4"
 
 
-class VideoWriter(_Closing):
+class _Sink(_Closing):
+    """A writer whose result appears under ``path`` only when it is closed without an exception."""
+
+    path: Path
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop what was written; an earlier output under ``path`` stays as it was."""
+
+
+def _partial_prefix(path: Path) -> str:
+    """Where a writer of ``path`` writes first: hidden (no glob for the output's own names matches it), and
+    named after this host and process, so a later writer can tell the leftovers of a killed one."""
+    return f".{path.name}.partial-{_host()}-{os.getpid()}-"
+
+
+def _host() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _sweep(path: Path) -> None:
+    """Remove what killed writers of ``path`` on this host left beside it; an earlier output that a killed swap
+    had moved aside (and not replaced) is put back. POSIX only: it asks whether each writer still runs."""
+    if os.name != "posix" or not path.parent.is_dir():
+        return
+    mine = re.compile(rf"\.{re.escape(path.name)}\.partial-{_host()}-([0-9]+)-")
+    for entry in path.parent.iterdir():
+        found = mine.match(entry.name)
+        if not found or _alive(int(found.group(1))):
+            continue
+        with contextlib.suppress(OSError):  # another writer may be sweeping too
+            if entry.name.endswith(".old") and not path.exists():
+                os.replace(entry, path)
+            elif entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+class VideoWriter(_Sink):
     """Encodes uint8 [H,W,3] RGB frames (yuv420p) and copies audio packets unchanged into one file.
+
+    The file is written under a hidden partial name beside ``path`` and renamed to ``path`` by ``close()``, so
+    ``path`` only ever holds a whole video (an earlier one until then); ``abort()`` or leaving the ``with``
+    block by an exception removes the partial file.
 
     yuv420p, which every player decodes, needs even sizes: an odd width or height is padded by one
     replicated column/row (``padded`` says so) rather than cropped, so no picture is lost.
@@ -194,13 +327,29 @@ class VideoWriter(_Closing):
                  comment: Optional[str] = None):
         av = _av()
         self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _sweep(self.path)
+        self.partial = self.path.with_name(f"{_partial_prefix(self.path)}{os.urandom(4).hex()}{self.path.suffix}")
+        self._container = None
         self.codec = codec or default_codec()
         rate = Fraction(fps)
         if self.codec == "mpeg4":
             rate = rate.limit_denominator(65535)  # MPEG-4 part 2 stores the time base in 16 bits
         self.width, self.height = width + width % 2, height + height % 2
         self.padded = (self.width, self.height) != (width, height)
-        self._container = av.open(str(self.path), "w")
+        try:
+            self._container = av.open(str(self.partial), "w", format=_muxer(self.path))
+        except (OSError, av.FFmpegError) as e:
+            raise InputError(f"cannot write {self.path}: {getattr(e, 'strerror', None) or e}") from None
+        try:
+            self._add_streams(rate, audio, comment)
+        except BaseException:
+            self.abort()
+            raise
+        self._n = 0
+        self._started = False
+
+    def _add_streams(self, rate, audio, comment) -> None:
         if comment:
             self._container.metadata["comment"] = comment
         self._video = self._container.add_stream(self.codec, rate=rate)
@@ -211,8 +360,6 @@ class VideoWriter(_Closing):
             self._video.bit_rate = max(2_000_000, int(self.width * self.height * float(rate) * 0.2))
         self._audio = self._container.add_stream_from_template(audio) if audio is not None else None
         self._audio_codec = audio.codec_context.name if audio is not None else None
-        self._n = 0
-        self._started = False
 
     def write(self, frame: np.ndarray) -> None:
         av = _av()
@@ -248,32 +395,91 @@ class VideoWriter(_Closing):
         return self._n
 
     def close(self) -> None:
+        """Flush the encoder, close the file and rename it to ``path``."""
+        if self._container is None:
+            return
         try:
             for packet in self._video.encode(None):
                 self._mux(packet)
-        finally:
             self._container.close()
+            self._container = None
+            os.replace(self.partial, self.path)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        if self._container is not None:
+            with contextlib.suppress(Exception):  # the file is being dropped: a failing close changes nothing
+                self._container.close()
+            self._container = None
+        self.partial.unlink(missing_ok=True)
 
 
-class ImageWriter(_Closing):
-    """Writes frames as ``000000.png``, ``000001.png``, ... into a folder (created if needed).
+def _muxer(path: Path) -> Optional[str]:
+    """FFmpeg's muxer for ``path``'s suffix (the partial name ends in it too; named so no guess is involved)."""
+    return {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi"}.get(path.suffix.lower())
 
-    ``replace=True`` first deletes the numbered frames an earlier run left there, so none outlives this one.
+
+_FRAME_NAME = re.compile(r"[0-9]{6}\.png")
+
+
+class ImageWriter(_Sink):
+    """Writes frames as ``000000.png``, ``000001.png``, ... into ``folder`` (created if needed).
+
+    The frames go into a hidden folder beside ``folder``, so ``folder`` keeps the earlier frames until this run
+    has written all of its own. ``close()`` then swaps the two folders (two renames) when ``folder`` holds only
+    numbered frames; when it holds other files too, those stay and the new frames are moved in one by one
+    (each file whole). ``replace=True`` lets this run's frames replace numbered frames already in ``folder``;
+    without it such frames are an error.
     """
 
     def __init__(self, folder, *, replace: bool = False):
         self.path = Path(folder)
-        self.path.mkdir(parents=True, exist_ok=True)
-        if replace:
-            for old in self.path.glob("[0-9][0-9][0-9][0-9][0-9][0-9].png"):
-                old.unlink()
+        if self.path.exists() and not self.path.is_dir():
+            raise InputError(f"{self.path} is a file: a folder of frames cannot be written there")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _sweep(self.path)
+        if not replace and self.path.is_dir() and any(_FRAME_NAME.fullmatch(p.name) for p in self.path.iterdir()):
+            raise InputError(f"{self.path} holds numbered frames already (use --overwrite / replace=True)")
+        self.partial = self.path.with_name(f"{_partial_prefix(self.path)}{os.urandom(4).hex()}")
+        self.partial.mkdir()  # not mkdtemp: its 0700 would become the output folder's mode
         self._n = 0
 
     def write(self, frame: np.ndarray) -> None:
         from PIL import Image
 
-        Image.fromarray(frame).save(self.path / f"{self._n:06d}.png")
+        Image.fromarray(frame).save(self.partial / f"{self._n:06d}.png")
         self._n += 1
+
+    def close(self) -> None:
+        """Put the frames under ``path``: earlier numbered frames go, other files there stay."""
+        if not self.partial.exists():
+            return
+        try:
+            if not self.path.exists():
+                os.replace(self.partial, self.path)
+            elif self.path.is_symlink() or self.path.is_mount() or not self._frames_only():
+                self._move_in()  # renaming would replace the link, fail across file systems, or move user files
+            else:
+                old = self.path.with_name(f"{self.partial.name}.old")  # put back by _sweep if killed here
+                os.replace(self.path, old)
+                os.replace(self.partial, self.path)
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            self.abort()
+
+    def _frames_only(self) -> bool:
+        return all(_FRAME_NAME.fullmatch(p.name) and p.is_file() for p in self.path.iterdir())
+
+    def _move_in(self) -> None:
+        for new in sorted(self.partial.iterdir()):
+            shutil.move(new, self.path / new.name)  # a rename, or a copy across file systems
+        for old in self.path.iterdir():
+            if _FRAME_NAME.fullmatch(old.name) and int(old.name[:6]) >= self._n:
+                old.unlink()
+
+    def abort(self) -> None:
+        shutil.rmtree(self.partial, ignore_errors=True)
 
     def write_audio(self, packet) -> None:
         pass  # a folder of images has nowhere to put sound
