@@ -117,6 +117,26 @@ def test_outputs_for_names_and_collisions(tmp_path):
         outputs_for([tmp_path / "x" / "a.mp4", tmp_path / "y" / "a.mp4"], tmp_path / "out")
 
 
+@pytest.mark.parametrize("args, expected", [
+    (["{a}", "{b}", "{tmp}/out.mp4"], "OUTPUT must be a folder"),
+    (["--demo", "{tmp}/out", "--workers", "2"], "--demo runs in one process"),
+    (["{a}", "{tmp}/out", "--ray-address", "127.0.0.1:1"], "--ray-address needs --workers"),
+    (["{a}", "{b}", "{tmp}/out"], "no images"),  # several INPUTs are all checked before any work
+])
+def test_cli_refuses_before_any_work(tmp_path, args, expected):
+    from click.testing import CliRunner
+
+    from gimm_trt.cli import interpolate
+
+    _write_pngs(tmp_path / "a", _frames(2))
+    (tmp_path / "b").mkdir()
+    paths = {"a": tmp_path / "a", "b": tmp_path / "b", "tmp": tmp_path}
+    result = CliRunner().invoke(interpolate, [arg.format(**paths) for arg in args])
+    assert result.exit_code == 2, result.output
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+        line for line in result.stderr.splitlines() if expected in line], result.stderr
+
+
 # ---- on Ray ----
 
 @pytest.fixture(scope="module")
@@ -186,6 +206,22 @@ def test_cluster_listens_on_loopback_only(cluster, home):
                        if c.laddr.ip not in ("127.0.0.1", "::ffff:127.0.0.1", "::1")]
     assert not open_to_network
     assert not (home / ".ray").exists(), "Ray saved its token into the home directory"
+
+
+@needs_ray
+def test_cli_workers_runs_on_the_cluster(cluster, inputs, reference, tmp_path):
+    """gimm-interpolate --workers joins the session that is already up (a second cluster is never started)."""
+    from click.testing import CliRunner
+
+    from gimm_trt.cli import interpolate
+
+    out = tmp_path / "frames"
+    result = CliRunner().invoke(interpolate, [str(inputs["short"]), str(out), "--workers", "1", "--variant", "R",
+                                              "--random-weights", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(out)
+    # one Ray worker reserves one CPU and so runs one torch thread, like the reference
+    assert list(_pngs(out).values()) == list(_pngs(reference).values())[:3 * FACTOR + 1]
 
 
 @needs_ray

@@ -5,9 +5,9 @@ machine's network address. Ray only keeps the loopback address when it is told t
 cluster (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, which is how Ray runs on a laptop); gimm-trt sets that for a
 cluster it starts itself. Joining other machines is always an explicit ``address``.
 
-Ray also turns on token authentication for a new cluster and saves the token under ``~/.ray``; a cluster
-started here gets its token in the environment instead (inherited by the processes Ray starts), so nothing
-is written into the home directory.
+Ray also turns on token authentication for a new cluster and saves a new token under ``~/.ray``; a cluster
+started here gets its token from the environment instead (``RAY_AUTH_TOKEN``, inherited by the processes
+Ray starts), so nothing is written into the home directory.
 """
 from __future__ import annotations
 
@@ -81,20 +81,27 @@ def _start_loopback(ray, num_cpus, num_gpus, log_to_driver: bool) -> None:
 
 @contextlib.contextmanager
 def _environment(local: bool):
-    """The variables a cluster started here needs, for this process and the ones Ray starts; restored after."""
-    wanted = {_ONE_NODE: "0"} if local else {}
-    if local and "RAY_AUTH_MODE" not in os.environ:  # a mode the user chose is theirs
-        wanted.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
-    saved = {name: os.environ.get(name) for name in wanted}
-    os.environ.update(wanted)
+    """What a cluster started here needs in the environment, which the processes Ray starts inherit.
+
+    The one-node switch is restored afterwards. The token stays: Ray keeps the token it loaded for the life of
+    this process, so a later cluster started here must get the same one. Ray itself turns token mode on
+    (unless ``RAY_AUTH_MODE`` says otherwise), and a token the user provides is used as it is.
+    """
+    if not local:
+        yield
+        return
+    if os.environ.get("RAY_AUTH_MODE", "token") == "token" and not (
+            os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    saved = os.environ.get(_ONE_NODE)
+    os.environ[_ONE_NODE] = "0"
     try:
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        if saved is None:
+            os.environ.pop(_ONE_NODE, None)
+        else:
+            os.environ[_ONE_NODE] = saved
 
 
 def gpu_count(ray) -> int:
