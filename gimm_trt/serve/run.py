@@ -73,7 +73,8 @@ def _wait_running(serve, deadline) -> None:
 
 
 def serve_forever(log=print) -> None:
-    """Block until interrupted (Ctrl-C), then take the service down."""
+    """Block until interrupted (Ctrl-C), then delete this application (Serve and other applications on a
+    joined cluster keep running)."""
     from ray import serve
 
     try:
@@ -82,4 +83,4 @@ def serve_forever(log=print) -> None:
     except KeyboardInterrupt:
         log("stopping")
     finally:
-        serve.shutdown()
+        serve.delete(APP)

@@ -62,6 +62,8 @@ class FrameService:
             return _error(400, str(e))
         self.stats["requests"] += 1
         frames = await self._run_batch((img0, img1, timesteps))
+        if isinstance(frames, GimmError):  # e.g. a ds_scale this export was not built for
+            return _error(400, str(frames))
         if isinstance(frames, Exception):
             return _error(500, f"interpolation failed: {type(frames).__name__}: {frames}")
         return Response(encode_response(frames), media_type="application/octet-stream")
