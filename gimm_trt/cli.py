@@ -152,10 +152,16 @@ def _interpolator(variant, checkpoint, random_weights, device, *, backend, preci
               help="A gimm-export directory to run, with --backend onnxruntime or tensorrt.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT (a folder: its numbered frames).")
 @click.option("--demo", is_flag=True, help="Use a built-in 3-frame clip as INPUT (then give only OUTPUT).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Run on N Ray workers (one GPU each with --device cuda): a video is cut into segments, several "
+                   "INPUTs run at once. Needs gimm-trt[ray].")
+@click.option("--ray-address", default=None,
+              help="With --workers: join this Ray cluster (what `ray start --head` prints) instead of starting one "
+                   "on this machine, which listens on 127.0.0.1 only.")
 @model_options
 @user_errors
-def interpolate(paths, factor, fps, ds_scale, backend, precision, export_dir, overwrite, demo, variant, checkpoint,
-                flow_checkpoint, random_weights, device):
+def interpolate(paths, factor, fps, ds_scale, backend, precision, export_dir, overwrite, demo, workers, ray_address,
+                variant, checkpoint, flow_checkpoint, random_weights, device):
     """Interpolate a video or a folder of frames (INPUT) into a video or a folder (OUTPUT) at FACTOR times the
     frame rate.
 
@@ -170,9 +176,16 @@ def interpolate(paths, factor, fps, ds_scale, backend, precision, export_dir, ov
         gimm-interpolate clip.mp4 clip_x8.mp4 --factor 8 --variant R-P --device cuda
         gimm-interpolate frames/ out/ --factor 2
         gimm-interpolate --demo demo.mp4 --factor 4 --random-weights
+        gimm-interpolate a.mp4 b.mp4 frames/ out/ --workers 2 --device cuda
     """
     from .core.errors import InputError
     from .runtime.demo import demo_frames
+
+    if workers is not None or ray_address is not None or len(paths) > 2:
+        return _interpolate_many(paths, factor=factor, fps=fps, ds_scale=ds_scale, backend=backend,
+                                 precision=precision, export=export_dir, overwrite=overwrite, demo=demo,
+                                 workers=workers, ray_address=ray_address, variant=variant, checkpoint=checkpoint,
+                                 flow_checkpoint=flow_checkpoint, random_weights=random_weights, device=device)
     from .runtime.pipeline import interpolate_video
     from .runtime.video import ImageFrames
 
@@ -191,6 +204,44 @@ def interpolate(paths, factor, fps, ds_scale, backend, precision, export_dir, ov
     _log(f"wrote {result.frames} frames{rate_note} to {result.output}"
          + (" (random weights: not a trained model)" if random_weights else ""))
     click.echo(str(result.output))
+
+
+def _interpolate_many(paths, *, factor, fps, ds_scale, backend, precision, export, overwrite, demo, workers,
+                      ray_address, variant, checkpoint, flow_checkpoint, random_weights, device):
+    """Several INPUTs into the folder OUTPUT, or any INPUT on --workers Ray workers (``interpolate_videos``)."""
+    from pathlib import Path
+
+    from .core.errors import InputError
+    from .distributed import WorkerSpec, interpolate_videos
+    from .runtime.video import is_video
+
+    if demo:
+        raise InputError("--demo runs in one process: drop --workers and extra paths")
+    if ray_address is not None and workers is None:
+        raise InputError("--ray-address needs --workers N")
+    if len(paths) < 2:
+        raise InputError("give INPUT... OUTPUT (each INPUT a video file or a folder of images)")
+    if export is not None and not SPECS[backend].runs_exports:
+        raise InputError("--export DIR runs on --backend onnxruntime or tensorrt")
+    *inputs, output = paths
+    if len(inputs) > 1 and (Path(output).is_file() or is_video(output)):
+        raise InputError(f"with several INPUTs, OUTPUT must be a folder (each result is OUTPUT/<name>), got {output}")
+    spec = WorkerSpec(variant=variant, checkpoint=checkpoint, flow_checkpoint=flow_checkpoint,
+                      random_weights=random_weights, backend=backend,
+                      precision=precision, device=device, export=export)
+    if ds_scale is None and export is None:
+        ds_scale = 1.0  # as for one INPUT: a size the model cannot run fails before any worker starts
+    items = [(inputs[0], output)] if len(inputs) == 1 else inputs
+    results = interpolate_videos(items, None if len(inputs) == 1 else output, factor=factor, spec=spec, fps=fps,
+                                 ds_scale=ds_scale, overwrite=overwrite, workers=workers, ray_address=ray_address,
+                                 progress=True)
+    for result in results:
+        for note in result.notes:
+            _log(f"note: {note}")
+        rate_note = f" at {float(result.fps):.6g} fps" if result.fps is not None else ""
+        _log(f"wrote {result.frames} frames{rate_note} to {result.output}"
+             + (" (random weights: not a trained model)" if random_weights else ""))
+        click.echo(str(result.output))
 
 
 def _split(text: str) -> tuple:
@@ -326,3 +377,49 @@ def doctor(device, export_dir, json_path, work):
         _log(f"wrote {write_json(doc, json_path)}")
     if not doc["ok"]:
         sys.exit(1)
+
+
+@click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True)
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True)
+@click.option("--export", "export_dir", type=click.Path(file_okay=False), default=None,
+              help="A gimm-export directory to run, with --backend onnxruntime or tensorrt.")
+@click.option("--ds-scale", type=float, default=None, help="Processing scale. Default: 1.0 (an --export's own).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 opens the service to the network.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--replicas", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Copies of the model (one GPU each where the cluster has GPUs and --device is not cpu).")
+@click.option("--max-batch", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Concurrent requests run as one batch.")
+@click.option("--max-mb", type=click.FloatRange(min=0, min_open=True), default=64, show_default=True,
+              help="Largest request, in MiB (and largest size it may unpack to); 413 beyond.")
+@click.option("--ray-address", default=None,
+              help="Join this Ray cluster instead of starting one on this machine (127.0.0.1 only).")
+@model_options(device=None)
+@user_errors
+def serve(backend, precision, export_dir, ds_scale, host, port, replicas, max_batch, max_mb, ray_address, variant,
+          checkpoint, flow_checkpoint, random_weights, device):
+    """Serve GIMM-VFI over HTTP on Ray Serve: POST /interpolate (an .npz with img0, img1 and timesteps in, an
+    .npz with frames out; see gimm_trt.serve.protocol) and GET /health. Runs until Ctrl-C.
+
+    \b
+    Examples:
+        gimm-serve --variant R-P --device cuda --replicas 2
+        gimm-serve --random-weights --variant R --device cpu --port 8080
+    """
+    from .core.errors import InputError
+    from .distributed import WorkerSpec, ray_session
+    from .serve import ServeOptions, build_app, serve_forever, start
+
+    if export_dir is not None and backend == "torch":
+        raise InputError("--export DIR runs on --backend onnxruntime or tensorrt")
+    spec = WorkerSpec(variant=variant, checkpoint=checkpoint, flow_checkpoint=flow_checkpoint,
+                      random_weights=random_weights, backend=backend,
+                      precision=precision, device=device, export=export_dir)
+    options = ServeOptions(max_bytes=int(max_mb * (1 << 20)), max_batch_size=max_batch, ds_scale=ds_scale)
+    with ray_session(ray_address):
+        url = start(build_app(spec, options, replicas=replicas), host=host, port=port)
+        _log(f"serving GIMM-VFI-{spec.variant}: POST {url}interpolate, GET {url}health (Ctrl-C stops)")
+        click.echo(url)
+        serve_forever(log=_log)

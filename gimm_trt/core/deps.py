@@ -20,6 +20,7 @@ EXTRAS = {
     "triton": "triton", "cupy": "cupy",
     "av": "video", "PIL": "video",
     "psutil": "bench", "matplotlib": "bench", "pynvml": "bench",
+    "ray": "ray",
 }
 _NOTES = {
     "onnxruntime": " (onnxruntime-gpu for CUDA)",

@@ -203,6 +203,10 @@ class ImageFrames(_Closing):
         self.frame_count = len(self._images)
         self.name = name
 
+    def sliced(self, start: int, stop: Optional[int] = None) -> "ImageFrames":
+        """Frames ``start`` to ``stop - 1`` (slice rules), without decoding the others."""
+        return ImageFrames(self._images[start:stop], name=self.name)
+
     def frames(self, on_audio=None) -> Iterator[np.ndarray]:
         for img in self._images:
             if isinstance(img, np.ndarray):
