@@ -412,7 +412,7 @@ def serve(backend, precision, export_dir, ds_scale, host, port, replicas, max_ba
     from .distributed import WorkerSpec, ray_session
     from .serve import ServeOptions, build_app, serve_forever, start
 
-    if export_dir is not None and backend == "torch":
+    if export_dir is not None and not SPECS[backend].runs_exports:
         raise InputError("--export DIR runs on --backend onnxruntime or tensorrt")
     spec = WorkerSpec(variant=variant, checkpoint=checkpoint, flow_checkpoint=flow_checkpoint,
                       random_weights=random_weights, backend=backend,
