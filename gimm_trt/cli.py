@@ -71,7 +71,7 @@ def model_options(fn=None, *, device: str = "cpu"):
     return fn
 
 
-def _interpolator(variant, checkpoint, random_weights, device, *, backend, precision, export):
+def _interpolator(variant, checkpoint, random_weights, device, *, backend, precision, export, max_memory=None):
     """A factory of the ``Interpolator`` (from a checkpoint, or from a gimm-export directory ``export``), with
     the backend checked now; it says on stderr what runs when it is called."""
     import warnings
@@ -91,9 +91,10 @@ def _interpolator(variant, checkpoint, random_weights, device, *, backend, preci
             warnings.simplefilter("ignore")  # said once on stderr below instead
             if export is None:
                 interp = Interpolator.from_checkpoint(checkpoint, variant=variant, backend=backend, device=device,
-                                                      precision=precision, random_weights=random_weights)
+                                                      precision=precision, random_weights=random_weights,
+                                                      max_memory=max_memory)
             else:
-                interp = Interpolator.from_export(export, backend=backend, device=device)
+                interp = Interpolator.from_export(export, backend=backend, device=device, max_memory=max_memory)
         _log(f"GIMM-VFI-{interp.variant} on {interp.device} ({interp.backend.name}): {interp.weights}")
         return interp
 
@@ -117,10 +118,13 @@ def _interpolator(variant, checkpoint, random_weights, device, *, backend, preci
               help="A gimm-export directory to run, with --backend onnxruntime or tensorrt.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT (a folder: its numbered frames).")
 @click.option("--demo", is_flag=True, help="Use a built-in 3-frame clip as INPUT (then give only OUTPUT).")
+@click.option("--max-memory", default=None,
+              help="Memory one pair may use (bytes, or e.g. 6GiB): timesteps per batch and tiles are picked to stay "
+                   "under it. Default: free GPU memory; one timestep per batch on a CPU.")
 @model_options
 @user_errors
-def interpolate(paths, factor, fps, ds_scale, backend, precision, export_dir, overwrite, demo, variant, checkpoint,
-                random_weights, device):
+def interpolate(paths, factor, fps, ds_scale, backend, precision, export_dir, overwrite, demo, max_memory, variant,
+                checkpoint, random_weights, device):
     """Interpolate a video or a folder of frames (INPUT) into a video or a folder (OUTPUT) at FACTOR times the
     frame rate.
 
@@ -144,8 +148,12 @@ def interpolate(paths, factor, fps, ds_scale, backend, precision, export_dir, ov
     if len(paths) != (1 if demo else 2):
         raise InputError("give INPUT and OUTPUT (each a video file or a folder of images), or --demo and OUTPUT")
     source = ImageFrames(demo_frames(), name="the demo clip") if demo else paths[0]
+    if max_memory is not None:
+        from .runtime.budget import parse_bytes
+
+        max_memory = parse_bytes(max_memory)  # a bad value fails before the model loads
     make = _interpolator(variant, checkpoint, random_weights, device, backend=backend, precision=precision,
-                         export=export_dir)
+                         export=export_dir, max_memory=max_memory)
     if ds_scale is None and export_dir is None:
         ds_scale = 1.0  # the default without an export, known before the model loads: a bad size fails first
     result = interpolate_video(source, paths[-1], interpolator=make, factor=factor, fps=fps, ds_scale=ds_scale,
@@ -179,10 +187,17 @@ def _split(text: str) -> tuple:
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Write a PNG here: latency per stage, frames/s, memory.")
 @click.option("--overwrite", is_flag=True, help="Replace existing --json/--plot files.")
+@click.option("--estimate-memory", is_flag=True,
+              help="Predict peak memory per precision instead of running (nothing runs: plans a GPU on any machine; "
+                   "the device is --device, default cuda). Prints JSON.")
+@click.option("--tile", type=click.IntRange(min=16), default=None,
+              help="With --estimate-memory: the synthesis tile in pixels (default untiled).")
+@click.option("--max-memory", default=None,
+              help="Memory budget of the batched rows (bytes, or e.g. 6GiB); see gimm-interpolate --max-memory.")
 @model_options(device=None)
 @user_errors
 def bench(resolution, backends, precisions, factor, pairs, warmup, ds_scale, seed, json_path, plot_path, overwrite,
-          variant, checkpoint, random_weights, device):
+          estimate_memory, tile, max_memory, variant, checkpoint, random_weights, device):
     """Benchmark the PyTorch reference (the model called the official way: fp32, one timestep per call) and each
     backend x precision on the same seeded frame pairs: latency, per-stage latency, frames/s, peak memory,
     accuracy and speed-up against the reference. onnxruntime and tensorrt rows export the model on demand (cached
@@ -197,11 +212,32 @@ def bench(resolution, backends, precisions, factor, pairs, warmup, ds_scale, see
 
     config = BenchConfig(resolution=resolution, variant=variant, backends=_split(backends),
                          precisions=_split(precisions), device=device, factor=factor, pairs=pairs, warmup=warmup,
-                         checkpoint=checkpoint, random_weights=random_weights, seed=seed, ds_scale=ds_scale)
+                         checkpoint=checkpoint, random_weights=random_weights, seed=seed, ds_scale=ds_scale,
+                         max_memory=max_memory)
+    if estimate_memory:
+        _estimate(config, tile, json_path, overwrite)
+        return
     table, written = bench_to_files(config, json_path=json_path, plot_path=plot_path, overwrite=overwrite, log=_log)
     click.echo(table)
     for path in written:
         _log(f"wrote {path}")
+
+
+def _estimate(config, tile, json_path, overwrite) -> None:
+    import json
+    from pathlib import Path
+
+    from .benchmarks import estimate_memory
+    from .core.errors import InputError
+
+    if json_path and Path(json_path).exists() and not overwrite:
+        raise InputError(f"{json_path} exists (use --overwrite to replace it)")
+    text = json.dumps(estimate_memory(config, tile=tile), indent=2)
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(text + "\n")
+        _log(f"wrote {json_path}")
+    click.echo(text)
 
 
 @click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
