@@ -55,6 +55,7 @@ def test_cpu_default_is_one_timestep_per_batch():
 
 
 def test_cli_rejects_a_bad_budget(tmp_path):
-    result = CliRunner().invoke(interpolate, ["--demo", str(tmp_path / "o"), "--random-weights", "--max-memory", "lots"])
+    args = ["--demo", str(tmp_path / "o"), "--random-weights", "--max-memory", "lots"]
+    result = CliRunner().invoke(interpolate, args)
     assert result.exit_code == 2
     assert "max_memory" in result.output

@@ -23,8 +23,8 @@ from ..core.stages import STAGES
 from ..model.checkpoint import Weights
 from ..model.synthetic import synthetic_pair
 from ..runtime import Interpolator
-from ..runtime.budget import parse_bytes
 from ..runtime.backend import BACKENDS, PRECISIONS, resolve_device, unavailable
+from ..runtime.budget import parse_bytes
 from .env import environment
 from .measure import Accuracy, PeakMemory, StageTimer, TimedBackend, summary, synchronize
 from .official_way import interpolate_official_way
