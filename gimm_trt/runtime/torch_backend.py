@@ -68,7 +68,7 @@ class TorchBackend(Backend):
 
     def synthesis(self, img0, img1, feats: dict, flowt, t, ds: float) -> torch.Tensor:
         with self._mode():
-            feats = (feats[k] for k in SYNTHESIS_INPUTS[2:8])
+            pair = [feats[k] for k in SYNTHESIS_INPUTS[2:8]]
             if self.tile is None:
-                return self.model.synthesis(img0, img1, *feats, flowt, t, ds)
-            return self.model.synthesis(img0, img1, *feats, flowt, t, ds, tile=self.tile)
+                return self.model.synthesis(img0, img1, *pair, flowt, t, ds)
+            return self.model.synthesis(img0, img1, *pair, flowt, t, ds, tile=self.tile)
