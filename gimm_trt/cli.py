@@ -105,7 +105,8 @@ def model_options(fn=None, *, device: str = "cpu"):
     return fn
 
 
-def _interpolator(variant, checkpoint, random_weights, device, *, backend, precision, export, flow_checkpoint=None):
+def _interpolator(variant, checkpoint, random_weights, device, *, backend, precision, export, flow_checkpoint=None,
+                  max_memory=None):
     """A factory of the ``Interpolator`` (from a checkpoint, or from a gimm-export directory ``export``), with
     the backend checked now; it says on stderr what runs when it is called."""
     import warnings
@@ -126,9 +127,9 @@ def _interpolator(variant, checkpoint, random_weights, device, *, backend, preci
             if export is None:
                 interp = Interpolator.from_checkpoint(checkpoint, variant=variant, backend=backend, device=device,
                                                       precision=precision, random_weights=random_weights,
-                                                      flow_checkpoint=flow_checkpoint)
+                                                      flow_checkpoint=flow_checkpoint, max_memory=max_memory)
             else:
-                interp = Interpolator.from_export(export, backend=backend, device=device)
+                interp = Interpolator.from_export(export, backend=backend, device=device, max_memory=max_memory)
         _log(f"GIMM-VFI-{interp.variant} on {interp.device} ({interp.backend.name}): {interp.weights}")
         return interp
 
@@ -158,10 +159,13 @@ def _interpolator(variant, checkpoint, random_weights, device, *, backend, preci
 @click.option("--ray-address", default=None,
               help="With --workers: join this Ray cluster (what `ray start --head` prints) instead of starting one "
                    "on this machine, which listens on 127.0.0.1 only.")
+@click.option("--max-memory", default=None,
+              help="Memory one pair may use (bytes, or e.g. 6GiB): timesteps per batch and tiles are picked to stay "
+                   "under it. Default: free GPU memory; one timestep per batch on a CPU.")
 @model_options
 @user_errors
 def interpolate(paths, factor, fps, ds_scale, backend, precision, export_dir, overwrite, demo, workers, ray_address,
-                variant, checkpoint, flow_checkpoint, random_weights, device):
+                max_memory, variant, checkpoint, flow_checkpoint, random_weights, device):
     """Interpolate a video or a folder of frames (INPUT) into a video or a folder (OUTPUT) at FACTOR times the
     frame rate.
 
@@ -192,8 +196,12 @@ def interpolate(paths, factor, fps, ds_scale, backend, precision, export_dir, ov
     if len(paths) != (1 if demo else 2):
         raise InputError("give INPUT and OUTPUT (each a video file or a folder of images), or --demo and OUTPUT")
     source = ImageFrames(demo_frames(), name="the demo clip") if demo else paths[0]
+    if max_memory is not None:
+        from .runtime.budget import parse_bytes
+
+        max_memory = parse_bytes(max_memory)  # a bad value fails before the model loads
     make = _interpolator(variant, checkpoint, random_weights, device, backend=backend, precision=precision,
-                         export=export_dir, flow_checkpoint=flow_checkpoint)
+                         export=export_dir, flow_checkpoint=flow_checkpoint, max_memory=max_memory)
     if ds_scale is None and export_dir is None:
         ds_scale = 1.0  # the default without an export, known before the model loads: a bad size fails first
     result = interpolate_video(source, paths[-1], interpolator=make, factor=factor, fps=fps, ds_scale=ds_scale,
@@ -265,10 +273,17 @@ def _split(text: str) -> tuple:
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Write a PNG here: latency per stage, frames/s, memory.")
 @click.option("--overwrite", is_flag=True, help="Replace existing --json/--plot files.")
+@click.option("--estimate-memory", is_flag=True,
+              help="Predict peak memory per precision instead of running (nothing runs: plans a GPU on any machine; "
+                   "the device is --device, default cuda). Prints JSON.")
+@click.option("--tile", type=click.IntRange(min=16), default=None,
+              help="With --estimate-memory: the synthesis tile in pixels (default untiled).")
+@click.option("--max-memory", default=None,
+              help="Memory budget of the batched rows (bytes, or e.g. 6GiB); see gimm-interpolate --max-memory.")
 @model_options(device=None)
 @user_errors
 def bench(resolution, backends, precisions, factor, pairs, warmup, ds_scale, seed, json_path, plot_path, overwrite,
-          variant, checkpoint, flow_checkpoint, random_weights, device):
+          estimate_memory, tile, max_memory, variant, checkpoint, flow_checkpoint, random_weights, device):
     """Benchmark the PyTorch reference (the model called the official way: fp32, one timestep per call) and each
     backend x precision on the same seeded frame pairs: latency, per-stage latency, frames/s, peak memory,
     accuracy and speed-up against the reference. onnxruntime and tensorrt rows export the model on demand (cached
@@ -284,11 +299,31 @@ def bench(resolution, backends, precisions, factor, pairs, warmup, ds_scale, see
     config = BenchConfig(resolution=resolution, variant=variant, backends=_split(backends),
                          precisions=_split(precisions), device=device, factor=factor, pairs=pairs, warmup=warmup,
                          checkpoint=checkpoint, flow_checkpoint=flow_checkpoint, random_weights=random_weights,
-                         seed=seed, ds_scale=ds_scale)
+                         seed=seed, ds_scale=ds_scale, max_memory=max_memory)
+    if estimate_memory:
+        _estimate(config, tile, json_path, overwrite)
+        return
     table, written = bench_to_files(config, json_path=json_path, plot_path=plot_path, overwrite=overwrite, log=_log)
     click.echo(table)
     for path in written:
         _log(f"wrote {path}")
+
+
+def _estimate(config, tile, json_path, overwrite) -> None:
+    import json
+    from pathlib import Path
+
+    from .benchmarks import estimate_memory
+    from .core.errors import InputError
+
+    if json_path and Path(json_path).exists() and not overwrite:
+        raise InputError(f"{json_path} exists (use --overwrite to replace it)")
+    text = json.dumps(estimate_memory(config, tile=tile), indent=2)
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(text + "\n")
+        _log(f"wrote {json_path}")
+    click.echo(text)
 
 
 @click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})

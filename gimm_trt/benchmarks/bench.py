@@ -28,6 +28,7 @@ from ..model.synthetic import synthetic_pair
 from ..runtime import Interpolator
 from ..runtime.backend import BACKENDS, PRECISIONS, resolve_device, unavailable
 from ..runtime.frames import check_ds, check_max_batch
+from ..runtime.budget import parse_bytes
 from .env import environment
 from .measure import Accuracy, PeakMemory, StageTimer, TimedBackend, summary, synchronize
 from .official_way import interpolate_official_way
@@ -71,6 +72,7 @@ class BenchConfig:
     ds_scale: Optional[float] = None
     max_batch: Optional[int] = None
     accuracy_pairs: int = 2
+    max_memory: Optional[object] = None  # bytes or "6GiB": the batched rows' memory budget
 
     def __post_init__(self):
         parse_resolution(self.resolution)
@@ -84,6 +86,8 @@ class BenchConfig:
                 raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
         check_ds(self.ds_scale)
         check_max_batch(self.max_batch)
+        if self.max_memory is not None:
+            parse_bytes(self.max_memory)
 
 
 def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> dict:
@@ -207,10 +211,27 @@ def allocation_errors(width: int, height: int, device):
                          "--factor or --ds-scale") from None
 
 
+def estimate_memory(config: BenchConfig, *, tile: Optional[int] = None) -> dict:
+    """The memory model instead of a run: one row per precision and timesteps per batch (``factor - 1``, then
+    1), ``estimated_peak_mib`` with the per-stage split, for the device named (CUDA by default: nothing runs)."""
+    from .memory import estimate_peak
+
+    res = parse_resolution(config.resolution)
+    ds = float(config.ds_scale) if config.ds_scale is not None else res.default_ds_scale
+    device = config.device or "cuda"
+    batches = sorted({config.max_batch or config.factor - 1, 1}, reverse=True)
+    rows = [estimate_peak(config.variant, res, ds=ds, precision=p, timesteps_per_batch=n, tile=tile, device=device)
+            for p in config.precisions for n in batches]
+    return {"schema": "gimm-bench-memory/1", "rows": rows,
+            "notes": ["predicted by running the torch backend's stages on fake tensors: shapes only, nothing computed",
+                      "one frame pair; weights, inputs and the pair's flow outputs included; kernel workspaces not"]}
+
+
 def _load(config: BenchConfig, backend: str, precision: str, device) -> Interpolator:
     return Interpolator.from_checkpoint(config.checkpoint, variant=config.variant, backend=backend, device=device,
                                         precision=precision, random_weights=config.random_weights, seed=config.seed,
-                                        max_batch=config.max_batch, flow_checkpoint=config.flow_checkpoint)
+                                        max_batch=config.max_batch, flow_checkpoint=config.flow_checkpoint,
+                                        max_memory=config.max_memory)
 
 
 def _open(config: BenchConfig, backend: str, precision: str, device) -> Interpolator:
@@ -230,8 +251,10 @@ def _open(config: BenchConfig, backend: str, precision: str, device) -> Interpol
 
 def _timed(interp: Interpolator, timer: StageTimer) -> Interpolator:
     """An interpolator like ``interp`` whose backend's stage calls are timed by ``timer``."""
-    return Interpolator(TimedBackend(interp.backend, timer), variant=interp.variant, weights=interp.weights,
-                        max_batch=interp.max_batch)
+    timed = Interpolator(TimedBackend(interp.backend, timer), variant=interp.variant, weights=interp.weights,
+                         max_batch=interp.max_batch)
+    timed.budget = interp.budget
+    return timed
 
 
 def _row(call, timer: StageTimer, pair, config: BenchConfig, device, memory: PeakMemory, save: Path) -> dict:

@@ -49,3 +49,33 @@ def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         [gx + flow[:, 0] / ((x.shape[3] - 1.0) / 2.0), gy + flow[:, 1] / ((x.shape[2] - 1.0) / 2.0)], dim=3
     )
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+@fp32
+def warp_region(x: torch.Tensor, flow: torch.Tensor, top: int, left: int, height: int, width: int) -> torch.Tensor:
+    """``warp(x, full_flow)`` restricted to the window of ``flow`` at (``top``, ``left``) of a ``height`` x
+    ``width`` flow: the grid is sliced from the full-size one, so every sample equals the full warp's.
+
+    Args:
+        x: [N,C,H,W] the whole image (samples may land anywhere in it).
+        flow: [N,2,h,w] the flow of the window.
+    """
+    n, _, h, w = flow.shape
+    gx = torch.linspace(-1.0, 1.0, width, device=flow.device, dtype=flow.dtype)[left:left + w]
+    gy = torch.linspace(-1.0, 1.0, height, device=flow.device, dtype=flow.dtype)[top:top + h]
+    gx, gy = gx.view(1, 1, w).expand(n, h, w), gy.view(1, h, 1).expand(n, h, w)
+    grid = torch.stack(
+        [gx + flow[:, 0] / ((x.shape[3] - 1.0) / 2.0), gy + flow[:, 1] / ((x.shape[2] - 1.0) / 2.0)], dim=3
+    )
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def resize_region(x: torch.Tensor, scale: int, box: tuple) -> torch.Tensor:
+    """``resize(x, scale)[..., y0:y1, x0:x1]`` for an integer ``scale``, from a crop of ``x`` one pixel wider
+    than the window reads: bilinear upsampling by an integer maps crop pixels to the same source offsets."""
+    y0, y1, x0, x1 = box
+    h, w = x.shape[-2:]
+    a, b = max(y0 // scale - 1, 0), min(-(-y1 // scale) + 1, h)
+    c, d = max(x0 // scale - 1, 0), min(-(-x1 // scale) + 1, w)
+    out = resize(x[..., a:b, c:d], float(scale))
+    return out[..., y0 - scale * a:y1 - scale * a, x0 - scale * c:x1 - scale * c]

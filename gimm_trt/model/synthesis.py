@@ -3,11 +3,48 @@
 All T timesteps of a pair run as one batch; what depends only on the pair (upsampled encoder features,
 resized images, the bidirectional correlation pyramids) is computed once per call.
 """
+from typing import Optional
+
 import torch
 import torch.nn as nn
 
-from ._utils import resize, warp
+from ._utils import resize, resize_region, warp, warp_region
 from .flow._utils import Correlation, coords_grid
+
+
+def halo(module: nn.Module) -> int:
+    """Pixels a stack of convolutions reads beyond each side of its output: dilation * (k - 1) / 2 per
+    convolution, times the strides before it. Every convolution of ``module`` counts, as if chained: a bound
+    for blocks whose branches run some of them side by side."""
+    total, stride = 0, 1
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            k, d = max(m.kernel_size), max(m.dilation)
+            total += stride * d * (k - 1) // 2
+            stride *= max(m.stride)
+    return total
+
+
+def tiles(height: int, width: int, tile: int, margin: int):
+    """(y0, y1, x0, x1) output windows of at most ``tile`` pixels a side covering the frame, each with its
+    region read (the window grown by ``margin``, clipped to the frame)."""
+    for y0 in range(0, height, tile):
+        for x0 in range(0, width, tile):
+            y1, x1 = min(y0 + tile, height), min(x0 + tile, width)
+            yield (y0, y1, x0, x1), (max(y0 - margin, 0), min(y1 + margin, height), max(x0 - margin, 0),
+                                     min(x1 + margin, width))
+
+
+def paste(outs, parts, box, region) -> list:
+    """Write the window ``box`` of each of ``parts`` (computed on ``region``) into ``outs`` (made on first use)."""
+    y0, y1, x0, x1 = box
+    ry0, _, rx0, _ = region
+    parts = [p[..., y0 - ry0:y1 - ry0, x0 - rx0:x1 - rx0] for p in parts]
+    if outs is None:
+        return parts  # a single tile: the window is the frame
+    for out, part in zip(outs, parts):
+        out[..., y0:y1, x0:x1] = part
+    return outs
 
 
 def convrelu(cin: int, cout: int, kernel: int = 3, padding: int = 1) -> nn.Sequential:
@@ -139,6 +176,25 @@ class MultiFlowDecoder(nn.Module):
         return (d_flow0 + flow0.repeat(1, k, 1, 1), d_flow1 + flow1.repeat(1, k, 1, 1),
                 torch.sigmoid(d_mask + mask.repeat(1, k, 1, 1)), res)
 
+    def region(self, feat, up0, up1, flow0, flow1, mask, img0, img1, box):
+        """``forward``'s outputs on the window ``box`` = (y0, y1, x0, x1) of the full-size frame; exact within
+        ``halo(self.convblock)`` pixels of the window's sides that are not the frame's."""
+        n, k = flow0.shape[0], self.flows
+        h, w = img0.shape[-2:]
+        y0, y1, x0, x1 = box
+        flow0 = 4.0 * resize_region(flow0, 4, box)
+        flow1 = 4.0 * resize_region(flow1, 4, box)
+        mask = resize_region(mask, 4, box)
+        img0, img1 = img0.expand(n, -1, -1, -1), img1.expand(n, -1, -1, -1)
+        x = torch.cat([
+            resize_region(feat, 4, box), warp_region(up0.expand(n, -1, -1, -1), flow0, y0, x0, h, w),
+            warp_region(up1.expand(n, -1, -1, -1), flow1, y0, x0, h, w), flow0, flow1, mask,
+            img0[..., y0:y1, x0:x1], img1[..., y0:y1, x0:x1],
+            warp_region(img0, flow0, y0, x0, h, w), warp_region(img1, flow1, y0, x0, h, w)], dim=1)
+        d_flow0, d_flow1, d_mask, res = torch.split(self.convblock(x), [2 * k, 2 * k, k, 3 * k], dim=1)
+        return (d_flow0 + flow0.repeat(1, k, 1, 1), d_flow1 + flow1.repeat(1, k, 1, 1),
+                torch.sigmoid(d_mask + mask.repeat(1, k, 1, 1)), res)
+
 
 class Synthesis(nn.Module):
     """Frame synthesis network (AMT decoders, correlation-guided updates, multi-flow combination)."""
@@ -156,7 +212,8 @@ class Synthesis(nn.Module):
         self.combine = nn.Sequential(
             nn.Conv2d(3 * flows, 6 * flows, 7, 1, 3), nn.PReLU(6 * flows), nn.Conv2d(6 * flows, 3, 7, 1, 3))
 
-    def forward(self, img0, img1, feat4_0, feat4_1, feat8_0, feat8_1, corr0, corr1, flowt, t, ds: float = 1.0):
+    def forward(self, img0, img1, feat4_0, feat4_1, feat8_0, feat8_1, corr0, corr1, flowt, t, ds: float = 1.0,
+                tile: Optional[int] = None):
         """Frames at each timestep.
 
         Args:
@@ -168,15 +225,50 @@ class Synthesis(nn.Module):
             t: [T] float32 in (0, 1).
             ds: processing scale of the pair.
 
+            tile: None, or the side in pixels of the spatial tiles the full-size parts (final decoder at the
+                processing size, composition at the frame size) run in, each with a halo of the receptive field
+                of its convolutions: the same frames within float rounding, a fraction of the activations.
+
         Returns:
             [T,3,Hp,Wp] float32 in [0,1].
         """
         x0, x1 = resize(img0, ds), resize(img1, ds)
         flow0, flow1, feat, mask = self.quarter_flows(x0, x1, feat8_0, feat8_1, corr0, corr1, flowt, t)
-        flows0, flows1, masks, res = self.final_decoder(
-            feat, self.final_decoder.upsample(feat4_0), self.final_decoder.upsample(feat4_1),
-            flow0, flow1, mask, 2 * x0 - 1.0, 2 * x1 - 1.0)
-        return self.compose(img0, img1, flows0, flows1, masks, res)
+        args = (feat, self.final_decoder.upsample(feat4_0), self.final_decoder.upsample(feat4_1),
+                flow0, flow1, mask, 2 * x0 - 1.0, 2 * x1 - 1.0)
+        del feat, flow0, flow1, mask
+        if tile is None:
+            return self.compose(img0, img1, *self.final_decoder(*args))
+        return self.compose_tiled(img0, img1, *self.decode_tiled(args, tile), tile)
+
+    def decode_tiled(self, args, tile: int):
+        """``final_decoder(*args)`` computed in ``tile`` x ``tile`` windows of the processing size."""
+        h, w = args[6].shape[-2:]
+        outs = None
+        for box, region in tiles(h, w, tile, halo(self.final_decoder.convblock)):
+            parts = self.final_decoder.region(*args, region)
+            if outs is None and box != (0, h, 0, w):
+                outs = [p.new_empty(p.shape[:2] + (h, w)) for p in parts]
+            outs = paste(outs, parts, box, region)
+        return outs
+
+    def compose_tiled(self, img0, img1, flows0, flows1, masks, res, tile: int):
+        """``compose`` computed in ``tile`` x ``tile`` windows of the frame (whole when the frame size is not an
+        integer multiple of the processing size)."""
+        hp, wp = img0.shape[-2:]
+        h, w = flows0.shape[-2:]
+        if hp % h or wp % w or hp // h != wp // w:
+            return self.compose(img0, img1, flows0, flows1, masks, res)
+        r = hp // h
+        out = None
+        for box, region in tiles(hp, wp, tile, halo(self.combine)):
+            ups = [resize_region(x, r, region) for x in (flows0, flows1, masks, res)]
+            part = self.compose(img0, img1, float(r) * ups[0], float(r) * ups[1], ups[2], ups[3], region=region,
+                                scale=1.0)
+            if out is None and box != (0, hp, 0, wp):
+                out = part.new_empty(part.shape[:2] + (hp, wp))
+            out = paste(None if out is None else [out], [part], box, region)[0]
+        return out
 
     def quarter_flows(self, x0, x1, feat8_0, feat8_1, corr0, corr1, flowt, t):
         """Flows t->0, t->1 at 1/4 after the init decoder and both update blocks.
@@ -213,17 +305,28 @@ class Synthesis(nn.Module):
         d_feat, d_flow = self.update_high(feat, torch.cat([flow0, flow1], dim=1), resize(corr, 2.0))
         return flow0 + d_flow[:, :2], flow1 + d_flow[:, 2:4], feat + d_feat, mask
 
-    def compose(self, img0, img1, flows0, flows1, masks, res):
-        """Blend the candidate warps at full resolution: [T,3,Hp,Wp] in [0,1]."""
+    def compose(self, img0, img1, flows0, flows1, masks, res, region=None, scale=None):
+        """Blend the candidate warps at full resolution: [T,3,Hp,Wp] in [0,1].
+
+        ``region`` (y0, y1, x0, x1): the flows, masks and residuals are already at full resolution
+        (``scale=1.0``) and cover only that window of the frame; the result covers it too.
+        """
         n, k = flows0.shape[0], self.flows
-        r = img0.shape[2] / flows0.shape[2]  # 1/ds, as the ratio of the integer sizes
+        r = img0.shape[2] / flows0.shape[2] if scale is None else scale  # 1/ds, as the ratio of the integer sizes
         flows0, flows1 = r * resize(flows0, r), r * resize(flows1, r)
         masks, res = resize(masks, r), resize(res, r)
-        h, w = img0.shape[-2:]
-        img0 = (2 * img0 - 1.0).unsqueeze(1).expand(n, k, 3, h, w).reshape(n * k, 3, h, w)
-        img1 = (2 * img1 - 1.0).unsqueeze(1).expand(n, k, 3, h, w).reshape(n * k, 3, h, w)
+        hp, wp = img0.shape[-2:]
+        h, w = flows0.shape[-2:]
+        # every candidate warps the same frame: a stride-0 view, not n * k copies of it
+        img0 = (2 * img0 - 1.0).expand(n * k, -1, -1, -1)
+        img1 = (2 * img1 - 1.0).expand(n * k, -1, -1, -1)
         m = masks.reshape(n * k, 1, h, w)
-        warps = m * warp(img0, flows0.reshape(n * k, 2, h, w)) + (1 - m) * warp(img1, flows1.reshape(n * k, 2, h, w))
+        if region is None:
+            warp0, warp1 = warp(img0, flows0.reshape(n * k, 2, h, w)), warp(img1, flows1.reshape(n * k, 2, h, w))
+        else:
+            warp0 = warp_region(img0, flows0.reshape(n * k, 2, h, w), region[0], region[2], hp, wp)
+            warp1 = warp_region(img1, flows1.reshape(n * k, 2, h, w), region[0], region[2], hp, wp)
+        warps = m * warp0 + (1 - m) * warp1
         warps = warps + res.reshape(n * k, 3, h, w)
         warps = warps.view(n, k * 3, h, w)
         out = warps.view(n, k, 3, h, w).mean(dim=1) + self.combine(warps)

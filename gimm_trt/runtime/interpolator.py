@@ -9,6 +9,7 @@ from ..core.errors import InputError
 from ..core.sizes import Padding, processing_size
 from ..model.checkpoint import LICENSE_NOTE, Weights, checkpoint_files, load_model
 from .backend import SPECS, Backend, check_backend
+from .budget import Budget, parse_bytes
 from .frames import check_ds, check_factor, check_max_batch, check_timesteps, to_tensor
 from .torch_backend import TorchBackend
 
@@ -31,11 +32,13 @@ class Interpolator:
         self.weights = weights  # the files the weights came from (or the export's); "random ..." for synthetic
         self.max_batch = check_max_batch(max_batch)  # None: all timesteps at once, halved on CUDA out-of-memory
         self._batch_cap = None  # the batch that last fit, when max_batch is None
+        self.budget = None  # a runtime.budget.Budget: picks timesteps per batch (and tiles) per frame size
 
     @classmethod
     def from_checkpoint(cls, checkpoint=None, *, variant: str = "R-P", backend: str = "torch", device="cpu",
                         precision: str = "fp32", random_weights: bool = False, seed: int = 0,
-                        max_batch: Optional[int] = None, options=None, flow_checkpoint=None) -> "Interpolator":
+                        max_batch: Optional[int] = None, options=None, flow_checkpoint=None,
+                        max_memory=None) -> "Interpolator":
         """Load an official checkpoint (``.pt`` or ``.safetensors``), or ComfyUI-GIMM-VFI's split files, and run
         it on ``backend``.
 
@@ -55,9 +58,14 @@ class Interpolator:
             random_weights: with ``checkpoint=None``, seeded synthetic weights (tests and speed work only:
                 the frames are meaningless, and ``weights`` says so).
             options: ``OrtOptions`` or ``TrtOptions`` for those backends.
+            max_memory: bytes or a size such as ``"6GiB"`` one pair may use: timesteps per batch and (torch) the
+                synthesis tile are picked by the memory model to stay under it. None: on the torch backend, the
+                device's free memory on CUDA, one timestep per batch on a CPU (batching costs memory there and
+                gains no speed); exports keep their own batching.
         """
         weights = Weights.verify(variant)
         max_batch = check_max_batch(max_batch)
+        limit = None if max_memory is None else parse_bytes(max_memory)
         check_backend(backend, device, precision)  # before the model loads
         files = checkpoint_files(checkpoint, weights, flow_checkpoint=flow_checkpoint, random_weights=random_weights)
         model = load_model(files, variant=weights.value.variant, random_weights=random_weights, seed=seed)
@@ -79,14 +87,20 @@ class Interpolator:
                 splat=spec.splat)
             on_demand = OnDemandBackend(model, backend=backend, device=device, export_options=export_options,
                                         options=options)
-            return cls(on_demand, variant=weights.value.variant, weights=source,
-                       max_batch=max_batch or (export_options.max_timesteps if spec.batch_bound else None))
-        return cls(TorchBackend(model, device=device, precision=precision), variant=weights.value.variant,
-                   weights=source, max_batch=max_batch)
+            interp = cls(on_demand, variant=weights.value.variant, weights=source,
+                         max_batch=max_batch or (export_options.max_timesteps if spec.batch_bound else None))
+            if limit is not None:
+                interp.budget = Budget(weights.value.arch, precision=precision, device=interp.device, limit=limit,
+                                       tiles=False)
+            return interp
+        interp = cls(TorchBackend(model, device=device, precision=precision), variant=weights.value.variant,
+                     weights=source, max_batch=max_batch)
+        interp.budget = Budget(weights.value.arch, precision=precision, device=interp.device, limit=limit)
+        return interp
 
     @classmethod
     def from_export(cls, export_dir, *, backend: str = "onnxruntime", device="cpu", max_batch: Optional[int] = None,
-                    options=None) -> "Interpolator":
+                    options=None, max_memory=None) -> "Interpolator":
         """Run a ``gimm-export`` directory (``<out>/<variant>-<precision>-<resolution>``).
 
         Args:
@@ -96,6 +110,7 @@ class Interpolator:
             device: ``"cpu"`` (onnxruntime only), ``"cuda"`` or ``"cuda:N"``.
             max_batch: timesteps per synthesis call; tensorrt defaults to the export's ``max_timesteps``.
             options: ``OrtOptions(threads=...)`` or ``TrtOptions(cuda_graph=..., build=...)``.
+            max_memory: bytes or ``"6GiB"``: timesteps per batch from the memory model (the exports run untiled).
 
         Frames must pad to the export's size and ``ds_scale`` must be the export's: otherwise an ExportError
         names both.
@@ -103,6 +118,7 @@ class Interpolator:
         from .on_demand import open_export
 
         max_batch = check_max_batch(max_batch)
+        limit = None if max_memory is None else parse_bytes(max_memory)
         be = open_export(export_dir, backend=backend, device=device, options=options)
         if max_batch is None and SPECS[backend].batch_bound:
             max_batch = be.info.max_timesteps
@@ -112,7 +128,11 @@ class Interpolator:
             warnings.warn(f"GIMM-VFI-{be.info.variant} runs with {weights}: outputs are not meaningful", stacklevel=2)
         else:
             weights = f"{weights} ({LICENSE_NOTE})"
-        return cls(be, variant=be.info.variant, weights=weights, max_batch=max_batch)
+        interp = cls(be, variant=be.info.variant, weights=weights, max_batch=max_batch)
+        if limit is not None:
+            arch = Weights.verify(be.info.variant).value.arch
+            interp.budget = Budget(arch, precision=be.precision, device=interp.device, limit=limit, tiles=False)
+        return interp
 
     @property
     def device(self) -> torch.device:
@@ -166,6 +186,8 @@ class Interpolator:
             raise RuntimeError("the flow estimator produced non-finite flows (the official model asserts here)")
         t = torch.tensor(ts, dtype=torch.float32, device=self.device)
         step = self.max_batch or self._batch_cap or len(ts)
+        if self.budget is not None:
+            step = min(step, self._plan(x0, ds, len(ts)))
         out, i = [], 0
         while i < len(ts):
             try:
@@ -179,6 +201,16 @@ class Interpolator:
                 step = self._batch_cap = step // 2
                 torch.cuda.empty_cache()
         return (out[0] if len(out) == 1 else torch.cat(out)), enc1
+
+    def _plan(self, x0, ds: float, timesteps: int) -> int:
+        """Timesteps per batch for padded frames like ``x0`` under the budget; sets the torch backend's tile."""
+        batch, tile = self.budget.plan(x0.shape[2], x0.shape[3], ds, timesteps)
+        backend = self.backend
+        while hasattr(backend, "inner"):  # wrappers (timing) around the backend that runs
+            backend = backend.inner
+        if isinstance(backend, TorchBackend):
+            backend.tile = tile
+        return batch
 
     def stream(self, frames: Iterable, factor: int = 2, ds_scale: Optional[float] = None) -> Iterator[torch.Tensor]:
         """Interpolate a video: yields the originals and ``factor - 1`` new frames between each pair, in order.

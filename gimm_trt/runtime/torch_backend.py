@@ -41,6 +41,7 @@ class TorchBackend(Backend):
         self.device = check_backend(self.name, device, precision)
         self.precision = precision
         self.model = model.to(self.device).eval()
+        self.tile = None  # synthesis tile side in pixels (None: untiled), set by a memory budget
 
     @contextlib.contextmanager
     def _mode(self):
@@ -67,4 +68,7 @@ class TorchBackend(Backend):
 
     def synthesis(self, img0, img1, feats: dict, flowt, t, ds: float) -> torch.Tensor:
         with self._mode():
-            return self.model.synthesis(img0, img1, *(feats[k] for k in SYNTHESIS_INPUTS[2:8]), flowt, t, ds)
+            pair = [feats[k] for k in SYNTHESIS_INPUTS[2:8]]
+            if self.tile is None:
+                return self.model.synthesis(img0, img1, *pair, flowt, t, ds)
+            return self.model.synthesis(img0, img1, *pair, flowt, t, ds, tile=self.tile)

@@ -1,0 +1,91 @@
+"""A memory budget: the timesteps per batch and synthesis tile that keep one pair under it, from the memory model."""
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+import torch
+
+from ..core.errors import InputError
+
+__all__ = ["parse_bytes", "Budget", "TILES"]
+
+TILES = (None, 512, 256, 128)  # untiled first: tiles recompute their halos
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20,
+          "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(value) -> int:
+    """Bytes from an integer or a string such as ``"6GiB"``, ``"500MB"``, ``"1.5 gib"``; InputError otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value > 0:
+            return value
+    elif isinstance(value, str):
+        m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([a-zA-Z]*)\s*", value)
+        if m and m[2].lower() in _UNITS and float(m[1]) > 0:
+            return int(float(m[1]) * _UNITS[m[2].lower()])
+    raise InputError(f"max_memory must be a number of bytes > 0 or a size such as '6GiB' or '500MB', got {value!r}")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+class Budget:
+    """Plans pairs of one model under ``limit`` bytes (None: the device's free memory on CUDA; on a CPU, one
+    timestep per batch, the reference's own peak). ``plan(height, width, ds, timesteps) -> (batch, tile)``
+    for padded frames, remembered per size; ``tiles=False`` for backends that cannot tile (exports)."""
+
+    def __init__(self, arch: str, *, precision: str, device: torch.device, limit: Optional[int] = None,
+                 tiles: bool = True):
+        self.arch = arch
+        self.precision = precision
+        self.device = device
+        self.limit = limit
+        self.tiles = TILES if tiles else (None,)
+        self._plans = {}
+        self._fake = None
+
+    def plan(self, height: int, width: int, ds: float, timesteps: int) -> tuple:
+        key = (height, width, ds, timesteps)
+        if key not in self._plans:
+            self._plans[key] = self._search(height, width, ds, timesteps)
+        return self._plans[key]
+
+    def peak(self, height: int, width: int, ds: float, batch: int, tile: Optional[int]) -> int:
+        """Predicted peak bytes of one pair with ``batch`` timesteps per synthesis call."""
+        from torch._subclasses.fake_tensor import FakeTensorMode
+
+        from ..model.memory import estimate, fake_model
+
+        if self._fake is None:
+            mode = FakeTensorMode()
+            self._fake = mode, fake_model(self.arch, mode)
+        mode, model = self._fake
+        return estimate(self.arch, height, width, ds, precision=self.precision, timesteps=batch, tile=tile,
+                        device=self.device.type, model=model, fake_mode=mode).total
+
+    def _limit(self) -> Optional[int]:
+        if self.limit is not None:
+            return self.limit
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            return free + torch.cuda.memory_allocated(self.device)  # what this process holds is ours to reuse
+        return None
+
+    def _search(self, height: int, width: int, ds: float, timesteps: int) -> tuple:
+        limit = self._limit()
+        if limit is None:  # a CPU without a budget: batching costs memory and gains no speed there
+            return 1, None
+        for tile in self.tiles:
+            batch = timesteps
+            while True:
+                if self.peak(height, width, ds, batch, tile) <= limit:
+                    return batch, tile
+                if batch == 1:
+                    break
+                batch = (batch + 1) // 2
+        smallest = self.peak(height, width, ds, 1, self.tiles[-1])
+        raise InputError(f"frames of {width}x{height} at ds_scale={ds} need at least {_gib(smallest)} "
+                         f"(one timestep per batch{', tiles of ' + str(self.tiles[-1]) if self.tiles[-1] else ''}); "
+                         f"the memory budget is {_gib(limit)}: raise max_memory, or use a smaller ds_scale")

@@ -1,0 +1,71 @@
+"""The memory model: the live-bytes tracker against hand-counted bytes, the fake-tensor estimate against the
+same accounting of a real run, and the gimm-bench --estimate-memory rows."""
+import json
+
+import torch
+from click.testing import CliRunner
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from gimm_trt.benchmarks.memory import estimate_peak
+from gimm_trt.cli import bench
+from gimm_trt.model.checkpoint import load_model
+from gimm_trt.model.memory import CUDA_BLOCK, LiveBytes, estimate, fake_model, run_pair
+
+
+def test_tracker_counts_storages_alive_together():
+    tracker = LiveBytes()
+    with FakeTensorMode(), tracker:
+        a = torch.empty(1024)  # 4 KiB
+        b = a * 2  # a and b alive: 8 KiB
+        view = b[:10]  # a view: no new bytes
+        del a
+        c = b + 1  # b and c: 8 KiB
+        del b, c, view
+        d = torch.empty(256)  # 1 KiB alone
+        del d
+        tracker._sample()
+    assert tracker.peak == 8192
+    assert tracker.now == 0
+
+
+def test_tracker_rounds_like_the_cuda_allocator():
+    tracker = LiveBytes(CUDA_BLOCK)
+    with FakeTensorMode(), tracker:
+        a = torch.empty(3)  # 12 bytes -> one 512-byte block
+        b = torch.empty(129)  # 516 bytes -> two blocks
+        assert tracker.now == 3 * 512
+        del a, b
+
+
+def test_fake_estimate_equals_the_real_run_accounting():
+    # the same tracker counting real tensors of a real computation: fake tensors must give the same bytes
+    real = LiveBytes()
+    run_pair(load_model(variant="R-P", random_weights=True), real, 128, 224, 1.0, timesteps=3)
+    est = estimate("r", 128, 224, 1.0, timesteps=3)
+    assert est.total == real.peak
+    assert est.stages == real.peaks
+    assert est.weights == real.fixed > 70 * 2**20  # R-P holds ~75 MiB of fp32 parameters
+
+
+def test_estimate_grows_with_the_batch_and_shrinks_with_fp16():
+    fake = FakeTensorMode()
+    model = fake_model("r", fake)
+    one = estimate("r", 128, 224, 1.0, timesteps=1, model=model, fake_mode=fake)
+    four = estimate("r", 128, 224, 1.0, timesteps=4, model=model, fake_mode=fake)
+    half = estimate("r", 128, 224, 1.0, timesteps=4, precision="fp16", model=model, fake_mode=fake)
+    assert four.stages["synthesis"] > 2 * one.stages["synthesis"]
+    assert abs(four.stages["flow"] - one.stages["flow"]) < 64  # the flow stage sees only the timesteps vector
+    assert half.stages["synthesis"] < 0.8 * four.stages["synthesis"]
+
+
+def test_bench_estimate_memory_cli(tmp_path):
+    path = tmp_path / "mem.json"
+    result = CliRunner().invoke(bench, ["--estimate-memory", "--resolution", "224x128", "--precision", "fp32",
+                                        "--factor", "3", "--json", str(path)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(path.read_text())["rows"]
+    assert [r["timesteps_per_batch"] for r in rows] == [2, 1]
+    assert rows[0]["device"] == "cuda"
+    direct = estimate_peak("R-P", "224x128", ds=1.0, timesteps_per_batch=2, device="cuda")
+    assert rows[0]["estimated_peak_mib"] == direct["estimated_peak_mib"]
+    assert rows[0]["estimated_peak_mib"] >= max(rows[0]["stages_mib"].values())
