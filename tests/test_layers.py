@@ -2,7 +2,7 @@
 
 Every ``import`` and ``from ... import`` in ``gimm_trt`` counts, the ones inside functions too (a lazy import
 is still a dependency). Layers, lowest first: core; plugins and model; export; engines; runtime; benchmarks
-and the packages above the runtime; cli.
+and distributed (both above the runtime); serve (uses distributed's cluster); cli.
 """
 import ast
 from pathlib import Path
@@ -19,9 +19,9 @@ LAYERS = {  # subpackage or top-level module -> layer; a module may import its o
     "runtime": 4,
     "benchmarks": 5,
     "distributed": 5,
-    "serve": 5,
-    "cli": 6,
-    "__init__": 6,  # gimm_trt/__init__.py re-exports the Interpolator
+    "serve": 6,
+    "cli": 7,
+    "__init__": 7,  # gimm_trt/__init__.py re-exports the Interpolator
 }
 ALLOWED_SAME_LAYER = {("plugins", "model"): False, ("model", "plugins"): True}  # the model splats; never the reverse
 
