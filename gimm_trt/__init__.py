@@ -3,6 +3,7 @@
 The data flows checkpoint -> model -> export (ONNX) -> engines (TensorRT) -> runtime -> benchmarks;
 each arrow is one subpackage. ``Interpolator`` is the public entry point.
 """
+
 from .core.version import __version__
 
 __all__ = ["Interpolator", "__version__"]

@@ -4,6 +4,7 @@ function (``interpolate_video``, ``benchmarks.run``, ``engines.prepare``).
 Every command exits 0 on success and 2 with one line on stderr for a user mistake (a ``GimmError`` or a
 usage error), never a traceback; anything else is a bug and shows its traceback.
 """
+
 import contextlib
 import functools
 import signal
@@ -84,29 +85,50 @@ def model_options(fn=None, *, device: str = "cpu"):
     if fn is None:
         return functools.partial(model_options, device=device)
     options = [
-        click.option("--variant", type=click.Choice(VARIANTS), default="R-P", show_default=True,
-                     help="GIMM-VFI variant: R/R-P use RAFT flow, F/F-P FlowFormer; -P = perceptual (LPIPS) weights."),
-        click.option("--checkpoint", type=click.Path(), default=None,
-                     help="Official .pt or .safetensors file, ComfyUI-GIMM-VFI's GIMM file, or a folder holding the "
-                          "variant's files (picked by name). Default: the official file name in "
-                          "$GIMM_TRT_CHECKPOINTS or ./pretrained_ckpt."),
-        click.option("--flow-checkpoint", type=click.Path(dir_okay=False), default=None,
-                     help="Flow estimator file of a split pair (raft-things_fp32.safetensors for R/R-P, "
-                          "flowformer_sintel_fp32.safetensors for F/F-P); its weights replace the GIMM file's. "
-                          "Default: such a file beside the GIMM file, if any."),
-        click.option("--random-weights", is_flag=True,
-                     help="Seeded synthetic weights instead of a checkpoint (speed work and tests: the frames "
-                          "are not meaningful)."),
-        click.option("--device", default=device, show_default=device is not None,
-                     help="cpu, cuda or cuda:N." + ("" if device else "  [default: cuda if available, else cpu]")),
+        click.option(
+            "--variant",
+            type=click.Choice(VARIANTS),
+            default="R-P",
+            show_default=True,
+            help="GIMM-VFI variant: R/R-P use RAFT flow, F/F-P FlowFormer; -P = perceptual (LPIPS) weights.",
+        ),
+        click.option(
+            "--checkpoint",
+            type=click.Path(),
+            default=None,
+            help="Official .pt or .safetensors file, ComfyUI-GIMM-VFI's GIMM file, or a folder holding the "
+            "variant's files (picked by name). Default: the official file name in "
+            "$GIMM_TRT_CHECKPOINTS or ./pretrained_ckpt.",
+        ),
+        click.option(
+            "--flow-checkpoint",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Flow estimator file of a split pair (raft-things_fp32.safetensors for R/R-P, "
+            "flowformer_sintel_fp32.safetensors for F/F-P); its weights replace the GIMM file's. "
+            "Default: such a file beside the GIMM file, if any.",
+        ),
+        click.option(
+            "--random-weights",
+            is_flag=True,
+            help="Seeded synthetic weights instead of a checkpoint (speed work and tests: the frames "
+            "are not meaningful).",
+        ),
+        click.option(
+            "--device",
+            default=device,
+            show_default=device is not None,
+            help="cpu, cuda or cuda:N." + ("" if device else "  [default: cuda if available, else cpu]"),
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-def _interpolator(variant, checkpoint, random_weights, device, *, backend, precision, export, flow_checkpoint=None,
-                  max_memory=None):
+def _interpolator(
+    variant, checkpoint, random_weights, device, *, backend, precision, export, flow_checkpoint=None, max_memory=None
+):
     """A factory of the ``Interpolator`` (from a checkpoint, or from a gimm-export directory ``export``), with
     the backend checked now; it says on stderr what runs when it is called."""
     import warnings
@@ -125,9 +147,16 @@ def _interpolator(variant, checkpoint, random_weights, device, *, backend, preci
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # said once on stderr below instead
             if export is None:
-                interp = Interpolator.from_checkpoint(checkpoint, variant=variant, backend=backend, device=device,
-                                                      precision=precision, random_weights=random_weights,
-                                                      flow_checkpoint=flow_checkpoint, max_memory=max_memory)
+                interp = Interpolator.from_checkpoint(
+                    checkpoint,
+                    variant=variant,
+                    backend=backend,
+                    device=device,
+                    precision=precision,
+                    random_weights=random_weights,
+                    flow_checkpoint=flow_checkpoint,
+                    max_memory=max_memory,
+                )
             else:
                 interp = Interpolator.from_export(export, backend=backend, device=device, max_memory=max_memory)
         _log(f"GIMM-VFI-{interp.variant} on {interp.device} ({interp.backend.name}): {interp.weights}")
@@ -138,34 +167,85 @@ def _interpolator(variant, checkpoint, random_weights, device, *, backend, preci
 
 @click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1, metavar="INPUT OUTPUT")
-@click.option("--factor", type=click.IntRange(min=2), default=2, show_default=True,
-              help="Frame-rate multiplier: factor - 1 new frames between each pair.")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Frame rate of an OUTPUT video. Default: the input's times FACTOR (images count as 24 fps).")
-@click.option("--ds-scale", type=float, default=None,
-              help="Processing scale: 1.0 up to 1080p, 0.5 for 2K, 0.25 for 4K (official guidance). "
-                   "Default: 1.0, or an --export's own.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True,
-              help="onnxruntime and tensorrt export the model on first use (cached), or run --export.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
-              help="An --export has its own.")
-@click.option("--export", "export_dir", type=click.Path(file_okay=False), default=None,
-              help="A gimm-export directory to run, with --backend onnxruntime or tensorrt.")
+@click.option(
+    "--factor",
+    type=click.IntRange(min=2),
+    default=2,
+    show_default=True,
+    help="Frame-rate multiplier: factor - 1 new frames between each pair.",
+)
+@click.option(
+    "--fps",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Frame rate of an OUTPUT video. Default: the input's times FACTOR (images count as 24 fps).",
+)
+@click.option(
+    "--ds-scale",
+    type=float,
+    default=None,
+    help="Processing scale: 1.0 up to 1080p, 0.5 for 2K, 0.25 for 4K (official guidance). "
+    "Default: 1.0, or an --export's own.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default="torch",
+    show_default=True,
+    help="onnxruntime and tensorrt export the model on first use (cached), or run --export.",
+)
+@click.option(
+    "--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True, help="An --export has its own."
+)
+@click.option(
+    "--export",
+    "export_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="A gimm-export directory to run, with --backend onnxruntime or tensorrt.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT (a folder: its numbered frames).")
 @click.option("--demo", is_flag=True, help="Use a built-in 3-frame clip as INPUT (then give only OUTPUT).")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Run on N Ray workers (one GPU each with --device cuda): a video is cut into segments, several "
-                   "INPUTs run at once. Needs gimm-trt[ray].")
-@click.option("--ray-address", default=None,
-              help="With --workers: join this Ray cluster (what `ray start --head` prints) instead of starting one "
-                   "on this machine, which listens on 127.0.0.1 only.")
-@click.option("--max-memory", default=None,
-              help="Memory one pair may use (bytes, or e.g. 6GiB): timesteps per batch and tiles are picked to stay "
-                   "under it. Default: free GPU memory; one timestep per batch on a CPU.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Run on N Ray workers (one GPU each with --device cuda): a video is cut into segments, several "
+    "INPUTs run at once. Needs gimm-trt[ray].",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="With --workers: join this Ray cluster (what `ray start --head` prints) instead of starting one "
+    "on this machine, which listens on 127.0.0.1 only.",
+)
+@click.option(
+    "--max-memory",
+    default=None,
+    help="Memory one pair may use (bytes, or e.g. 6GiB): timesteps per batch and tiles are picked to stay "
+    "under it. Default: free GPU memory; one timestep per batch on a CPU.",
+)
 @model_options
 @user_errors
-def interpolate(paths, factor, fps, ds_scale, backend, precision, export_dir, overwrite, demo, workers, ray_address,
-                max_memory, variant, checkpoint, flow_checkpoint, random_weights, device):
+def interpolate(
+    paths,
+    factor,
+    fps,
+    ds_scale,
+    backend,
+    precision,
+    export_dir,
+    overwrite,
+    demo,
+    workers,
+    ray_address,
+    max_memory,
+    variant,
+    checkpoint,
+    flow_checkpoint,
+    random_weights,
+    device,
+):
     """Interpolate a video or a folder of frames (INPUT) into a video or a folder (OUTPUT) at FACTOR times the
     frame rate.
 
@@ -186,10 +266,24 @@ def interpolate(paths, factor, fps, ds_scale, backend, precision, export_dir, ov
     from .runtime.demo import demo_frames
 
     if workers is not None or ray_address is not None or len(paths) > 2:
-        return _interpolate_many(paths, factor=factor, fps=fps, ds_scale=ds_scale, backend=backend,
-                                 precision=precision, export=export_dir, overwrite=overwrite, demo=demo,
-                                 workers=workers, ray_address=ray_address, variant=variant, checkpoint=checkpoint,
-                                 flow_checkpoint=flow_checkpoint, random_weights=random_weights, device=device)
+        return _interpolate_many(
+            paths,
+            factor=factor,
+            fps=fps,
+            ds_scale=ds_scale,
+            backend=backend,
+            precision=precision,
+            export=export_dir,
+            overwrite=overwrite,
+            demo=demo,
+            workers=workers,
+            ray_address=ray_address,
+            variant=variant,
+            checkpoint=checkpoint,
+            flow_checkpoint=flow_checkpoint,
+            random_weights=random_weights,
+            device=device,
+        )
     from .runtime.pipeline import interpolate_video
     from .runtime.video import ImageFrames
 
@@ -200,22 +294,58 @@ def interpolate(paths, factor, fps, ds_scale, backend, precision, export_dir, ov
         from .runtime.budget import parse_bytes
 
         max_memory = parse_bytes(max_memory)  # a bad value fails before the model loads
-    make = _interpolator(variant, checkpoint, random_weights, device, backend=backend, precision=precision,
-                         export=export_dir, flow_checkpoint=flow_checkpoint, max_memory=max_memory)
+    make = _interpolator(
+        variant,
+        checkpoint,
+        random_weights,
+        device,
+        backend=backend,
+        precision=precision,
+        export=export_dir,
+        flow_checkpoint=flow_checkpoint,
+        max_memory=max_memory,
+    )
     if ds_scale is None and export_dir is None:
         ds_scale = 1.0  # the default without an export, known before the model loads: a bad size fails first
-    result = interpolate_video(source, paths[-1], interpolator=make, factor=factor, fps=fps, ds_scale=ds_scale,
-                               overwrite=overwrite, progress=True)
+    result = interpolate_video(
+        source,
+        paths[-1],
+        interpolator=make,
+        factor=factor,
+        fps=fps,
+        ds_scale=ds_scale,
+        overwrite=overwrite,
+        progress=True,
+    )
     for note in result.notes:
         _log(f"note: {note}")
     rate_note = f" at {float(result.fps):.6g} fps" if result.fps is not None else ""
-    _log(f"wrote {result.frames} frames{rate_note} to {result.output}"
-         + (" (random weights: not a trained model)" if random_weights else ""))
+    _log(
+        f"wrote {result.frames} frames{rate_note} to {result.output}"
+        + (" (random weights: not a trained model)" if random_weights else "")
+    )
     click.echo(str(result.output))
 
 
-def _interpolate_many(paths, *, factor, fps, ds_scale, backend, precision, export, overwrite, demo, workers,
-                      ray_address, variant, checkpoint, flow_checkpoint, random_weights, device):
+def _interpolate_many(
+    paths,
+    *,
+    factor,
+    fps,
+    ds_scale,
+    backend,
+    precision,
+    export,
+    overwrite,
+    demo,
+    workers,
+    ray_address,
+    variant,
+    checkpoint,
+    flow_checkpoint,
+    random_weights,
+    device,
+):
     """Several INPUTs into the folder OUTPUT, or any INPUT on --workers Ray workers (``interpolate_videos``)."""
     from pathlib import Path
 
@@ -234,21 +364,39 @@ def _interpolate_many(paths, *, factor, fps, ds_scale, backend, precision, expor
     *inputs, output = paths
     if len(inputs) > 1 and (Path(output).is_file() or is_video(output)):
         raise InputError(f"with several INPUTs, OUTPUT must be a folder (each result is OUTPUT/<name>), got {output}")
-    spec = WorkerSpec(variant=variant, checkpoint=checkpoint, flow_checkpoint=flow_checkpoint,
-                      random_weights=random_weights, backend=backend,
-                      precision=precision, device=device, export=export)
+    spec = WorkerSpec(
+        variant=variant,
+        checkpoint=checkpoint,
+        flow_checkpoint=flow_checkpoint,
+        random_weights=random_weights,
+        backend=backend,
+        precision=precision,
+        device=device,
+        export=export,
+    )
     if ds_scale is None and export is None:
         ds_scale = 1.0  # as for one INPUT: a size the model cannot run fails before any worker starts
     items = [(inputs[0], output)] if len(inputs) == 1 else inputs
-    results = interpolate_videos(items, None if len(inputs) == 1 else output, factor=factor, spec=spec, fps=fps,
-                                 ds_scale=ds_scale, overwrite=overwrite, workers=workers, ray_address=ray_address,
-                                 progress=True)
+    results = interpolate_videos(
+        items,
+        None if len(inputs) == 1 else output,
+        factor=factor,
+        spec=spec,
+        fps=fps,
+        ds_scale=ds_scale,
+        overwrite=overwrite,
+        workers=workers,
+        ray_address=ray_address,
+        progress=True,
+    )
     for result in results:
         for note in result.notes:
             _log(f"note: {note}")
         rate_note = f" at {float(result.fps):.6g} fps" if result.fps is not None else ""
-        _log(f"wrote {result.frames} frames{rate_note} to {result.output}"
-             + (" (random weights: not a trained model)" if random_weights else ""))
+        _log(
+            f"wrote {result.frames} frames{rate_note} to {result.output}"
+            + (" (random weights: not a trained model)" if random_weights else "")
+        )
         click.echo(str(result.output))
 
 
@@ -258,32 +406,74 @@ def _split(text: str) -> tuple:
 
 @click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--resolution", default="4k", show_default=True, help="4k, 2k, 1080p, 720p or WxH (width first).")
-@click.option("--backends", default=",".join(BACKENDS), show_default=True,
-              help="Comma-separated. Ones that cannot run here are listed as skipped, with the reason.")
-@click.option("--precision", "precisions", default=",".join(PRECISIONS), show_default=True,
-              help="Comma-separated.")
-@click.option("--factor", type=click.IntRange(min=2), default=8, show_default=True,
-              help="Frame-rate multiplier: factor - 1 new frames per pair.")
+@click.option(
+    "--backends",
+    default=",".join(BACKENDS),
+    show_default=True,
+    help="Comma-separated. Ones that cannot run here are listed as skipped, with the reason.",
+)
+@click.option("--precision", "precisions", default=",".join(PRECISIONS), show_default=True, help="Comma-separated.")
+@click.option(
+    "--factor",
+    type=click.IntRange(min=2),
+    default=8,
+    show_default=True,
+    help="Frame-rate multiplier: factor - 1 new frames per pair.",
+)
 @click.option("--pairs", type=click.IntRange(min=1), default=10, show_default=True, help="Timed frame pairs per row.")
-@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True,
-              help="Untimed pairs run first in every row.")
+@click.option(
+    "--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed pairs run first in every row."
+)
 @click.option("--ds-scale", type=float, default=None, help="Default: 1.0 up to 1080p, 0.5 for 2K, 0.25 for 4K.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the frame pairs and --random-weights.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the gimm-bench/1 document here.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
-              help="Write a PNG here: latency per stage, frames/s, memory.")
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    help="Write a PNG here: latency per stage, frames/s, memory.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing --json/--plot files.")
-@click.option("--estimate-memory", is_flag=True,
-              help="Predict peak memory per precision instead of running (nothing runs: plans a GPU on any machine; "
-                   "the device is --device, default cuda). Prints JSON.")
-@click.option("--tile", type=click.IntRange(min=16), default=None,
-              help="With --estimate-memory: the synthesis tile in pixels (default untiled).")
-@click.option("--max-memory", default=None,
-              help="Memory budget of the batched rows (bytes, or e.g. 6GiB); see gimm-interpolate --max-memory.")
+@click.option(
+    "--estimate-memory",
+    is_flag=True,
+    help="Predict peak memory per precision instead of running (nothing runs: plans a GPU on any machine; "
+    "the device is --device, default cuda). Prints JSON.",
+)
+@click.option(
+    "--tile",
+    type=click.IntRange(min=16),
+    default=None,
+    help="With --estimate-memory: the synthesis tile in pixels (default untiled).",
+)
+@click.option(
+    "--max-memory",
+    default=None,
+    help="Memory budget of the batched rows (bytes, or e.g. 6GiB); see gimm-interpolate --max-memory.",
+)
 @model_options(device=None)
 @user_errors
-def bench(resolution, backends, precisions, factor, pairs, warmup, ds_scale, seed, json_path, plot_path, overwrite,
-          estimate_memory, tile, max_memory, variant, checkpoint, flow_checkpoint, random_weights, device):
+def bench(
+    resolution,
+    backends,
+    precisions,
+    factor,
+    pairs,
+    warmup,
+    ds_scale,
+    seed,
+    json_path,
+    plot_path,
+    overwrite,
+    estimate_memory,
+    tile,
+    max_memory,
+    variant,
+    checkpoint,
+    flow_checkpoint,
+    random_weights,
+    device,
+):
     """Benchmark the PyTorch reference (the model called the official way: fp32, one timestep per call) and each
     backend x precision on the same seeded frame pairs: latency, per-stage latency, frames/s, peak memory,
     accuracy and speed-up against the reference. onnxruntime and tensorrt rows export the model on demand (cached
@@ -296,10 +486,22 @@ def bench(resolution, backends, precisions, factor, pairs, warmup, ds_scale, see
     """
     from .benchmarks import BenchConfig, bench_to_files
 
-    config = BenchConfig(resolution=resolution, variant=variant, backends=_split(backends),
-                         precisions=_split(precisions), device=device, factor=factor, pairs=pairs, warmup=warmup,
-                         checkpoint=checkpoint, flow_checkpoint=flow_checkpoint, random_weights=random_weights,
-                         seed=seed, ds_scale=ds_scale, max_memory=max_memory)
+    config = BenchConfig(
+        resolution=resolution,
+        variant=variant,
+        backends=_split(backends),
+        precisions=_split(precisions),
+        device=device,
+        factor=factor,
+        pairs=pairs,
+        warmup=warmup,
+        checkpoint=checkpoint,
+        flow_checkpoint=flow_checkpoint,
+        random_weights=random_weights,
+        seed=seed,
+        ds_scale=ds_scale,
+        max_memory=max_memory,
+    )
     if estimate_memory:
         _estimate(config, tile, json_path, overwrite)
         return
@@ -327,31 +529,80 @@ def _estimate(config, tile, json_path, overwrite) -> None:
 
 
 @click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--fp16", is_flag=True,
-              help="fp16 convolutions and matmuls with fp32 islands (coordinates, warps, splatting, correlation, "
-                   "normalisers); inputs and outputs stay fp32.")
-@click.option("--resolution", default="4k", show_default=True,
-              help="4k, 2k, 1080p, 720p or WxH (width first): the frame size the export serves (any size that pads "
-                   "to the same multiple of 32).")
-@click.option("--ds-scale", type=float, default=None, help="Processing scale. Default: 1.0 up to 1080p, 0.5 for 2K, "
-                                                         "0.25 for 4K.")
-@click.option("--splat", type=click.Choice(SPLAT_FORMS), default="plugin", show_default=True,
-              help="plugin: one custom node (TensorRT plugin, ONNX Runtime custom op); portable: standard ops only.")
-@click.option("--out", default="exports", show_default=True, type=click.Path(file_okay=False),
-              help="Writes <out>/<variant>-<precision>-<resolution>/.")
-@click.option("--build-engines", is_flag=True,
-              help="Then build the TensorRT engines into <dir>/engines (TensorRT >= 10.9, a CUDA GPU: --device).")
-@click.option("--max-timesteps", type=click.IntRange(min=1), default=TimestepProfile().max, show_default=True,
-              help="Largest number of timesteps per call the TensorRT engines accept.")
-@click.option("--opset", type=click.IntRange(17, 19), default=18, show_default=True,
-              help="ONNX opset (20 changed GridSample, which TensorRT 10 parses as nearest).")
-@click.option("--check", is_flag=True,
-              help="Run each graph in ONNX Runtime against PyTorch on a synthetic pair and print the differences.")
+@click.option(
+    "--fp16",
+    is_flag=True,
+    help="fp16 convolutions and matmuls with fp32 islands (coordinates, warps, splatting, correlation, "
+    "normalisers); inputs and outputs stay fp32.",
+)
+@click.option(
+    "--resolution",
+    default="4k",
+    show_default=True,
+    help="4k, 2k, 1080p, 720p or WxH (width first): the frame size the export serves (any size that pads "
+    "to the same multiple of 32).",
+)
+@click.option(
+    "--ds-scale", type=float, default=None, help="Processing scale. Default: 1.0 up to 1080p, 0.5 for 2K, 0.25 for 4K."
+)
+@click.option(
+    "--splat",
+    type=click.Choice(SPLAT_FORMS),
+    default="plugin",
+    show_default=True,
+    help="plugin: one custom node (TensorRT plugin, ONNX Runtime custom op); portable: standard ops only.",
+)
+@click.option(
+    "--out",
+    default="exports",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Writes <out>/<variant>-<precision>-<resolution>/.",
+)
+@click.option(
+    "--build-engines",
+    is_flag=True,
+    help="Then build the TensorRT engines into <dir>/engines (TensorRT >= 10.9, a CUDA GPU: --device).",
+)
+@click.option(
+    "--max-timesteps",
+    type=click.IntRange(min=1),
+    default=TimestepProfile().max,
+    show_default=True,
+    help="Largest number of timesteps per call the TensorRT engines accept.",
+)
+@click.option(
+    "--opset",
+    type=click.IntRange(17, 19),
+    default=18,
+    show_default=True,
+    help="ONNX opset (20 changed GridSample, which TensorRT 10 parses as nearest).",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Run each graph in ONNX Runtime against PyTorch on a synthetic pair and print the differences.",
+)
 @click.option("--force", is_flag=True, help="Trace every stage again even when the export is up to date.")
 @model_options(device=None)
 @user_errors
-def export(fp16, resolution, ds_scale, splat, out, build_engines, max_timesteps, opset, check, force, variant,
-           checkpoint, flow_checkpoint, random_weights, device):
+def export(
+    fp16,
+    resolution,
+    ds_scale,
+    splat,
+    out,
+    build_engines,
+    max_timesteps,
+    opset,
+    check,
+    force,
+    variant,
+    checkpoint,
+    flow_checkpoint,
+    random_weights,
+    device,
+):
     """Export GIMM-VFI to ONNX: flow, motion and synthesis graphs plus manifest.json (and TensorRT engines).
 
     Re-running with the same inputs reuses the directory; a changed input re-exports only the stages it
@@ -365,17 +616,27 @@ def export(fp16, resolution, ds_scale, splat, out, build_engines, max_timesteps,
     from .engines.prepare import prepare
     from .export.exporter import ExportOptions
 
-    options = ExportOptions(variant=variant, checkpoint=checkpoint, flow_checkpoint=flow_checkpoint,
-                            random_weights=random_weights,
-                            precision="fp16" if fp16 else "fp32", resolution=resolution, ds_scale=ds_scale,
-                            splat=splat, opset=opset, max_timesteps=max_timesteps)
+    options = ExportOptions(
+        variant=variant,
+        checkpoint=checkpoint,
+        flow_checkpoint=flow_checkpoint,
+        random_weights=random_weights,
+        precision="fp16" if fp16 else "fp32",
+        resolution=resolution,
+        ds_scale=ds_scale,
+        splat=splat,
+        opset=opset,
+        max_timesteps=max_timesteps,
+    )
     result = prepare(options, out, check=check, build_engines=build_engines, device=device, force=force, log=_log)
     for stage, outputs in (result.check or {}).items():
         for name, s in outputs.items():
             db = s.get("psnr_db", False)
             db = "" if db is False else f", PSNR {'inf' if db is None else f'{db:.1f}'} dB"
-            _log(f"  {stage}/{name}: max |d| {s['max_abs']:.2e}, mean |d| {s['mean_abs']:.2e} "
-                 f"(values up to {s['ref_max_abs']:.3g}){db}")
+            _log(
+                f"  {stage}/{name}: max |d| {s['max_abs']:.2e}, mean |d| {s['mean_abs']:.2e} "
+                f"(values up to {s['ref_max_abs']:.3g}){db}"
+            )
     for stage, plan in result.plans.items():
         _log(f"{stage}: {plan}")
     click.echo(str(result.export_dir))
@@ -383,11 +644,20 @@ def export(fp16, resolution, ds_scale, splat, out, build_engines, max_timesteps,
 
 @click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--device", default=None, help="cpu, cuda or cuda:N.  [default: cuda if available, else cpu]")
-@click.option("--export", "export_dir", type=click.Path(file_okay=False), default=None,
-              help="Only check this gimm-export directory against TensorRT's ONNX parser (static; no GPU needed).")
+@click.option(
+    "--export",
+    "export_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Only check this gimm-export directory against TensorRT's ONNX parser (static; no GPU needed).",
+)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the gimm-doctor/1 document here.")
-@click.option("--work", type=click.Path(file_okay=False), default=None,
-              help="Where the doctor's export and engines go.  [default: $GIMM_TRT_CACHE/doctor]")
+@click.option(
+    "--work",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where the doctor's export and engines go.  [default: $GIMM_TRT_CACHE/doctor]",
+)
 @user_errors
 def doctor(device, export_dir, json_path, work):
     """Check this machine: library versions, then each path against the PyTorch reference, each check passing,
@@ -417,24 +687,66 @@ def doctor(device, export_dir, json_path, work):
 @click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True)
-@click.option("--export", "export_dir", type=click.Path(file_okay=False), default=None,
-              help="A gimm-export directory to run, with --backend onnxruntime or tensorrt.")
+@click.option(
+    "--export",
+    "export_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="A gimm-export directory to run, with --backend onnxruntime or tensorrt.",
+)
 @click.option("--ds-scale", type=float, default=None, help="Processing scale. Default: 1.0 (an --export's own).")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; 0.0.0.0 opens the service to the network.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 opens the service to the network.",
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.option("--replicas", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Copies of the model (one GPU each where the cluster has GPUs and --device is not cpu).")
-@click.option("--max-batch", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Concurrent requests run as one batch.")
-@click.option("--max-mb", type=click.FloatRange(min=0, min_open=True), default=64, show_default=True,
-              help="Largest request, in MiB (and largest size it may unpack to); 413 beyond.")
-@click.option("--ray-address", default=None,
-              help="Join this Ray cluster instead of starting one on this machine (127.0.0.1 only).")
+@click.option(
+    "--replicas",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Copies of the model (one GPU each where the cluster has GPUs and --device is not cpu).",
+)
+@click.option(
+    "--max-batch",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Concurrent requests run as one batch.",
+)
+@click.option(
+    "--max-mb",
+    type=click.FloatRange(min=0, min_open=True),
+    default=64,
+    show_default=True,
+    help="Largest request, in MiB (and largest size it may unpack to); 413 beyond.",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="Join this Ray cluster instead of starting one on this machine (127.0.0.1 only).",
+)
 @model_options(device=None)
 @user_errors
-def serve(backend, precision, export_dir, ds_scale, host, port, replicas, max_batch, max_mb, ray_address, variant,
-          checkpoint, flow_checkpoint, random_weights, device):
+def serve(
+    backend,
+    precision,
+    export_dir,
+    ds_scale,
+    host,
+    port,
+    replicas,
+    max_batch,
+    max_mb,
+    ray_address,
+    variant,
+    checkpoint,
+    flow_checkpoint,
+    random_weights,
+    device,
+):
     """Serve GIMM-VFI over HTTP on Ray Serve: POST /interpolate (an .npz with img0, img1 and timesteps in, an
     .npz with frames out; see gimm_trt.serve.protocol) and GET /health. Runs until Ctrl-C.
 
@@ -449,9 +761,16 @@ def serve(backend, precision, export_dir, ds_scale, host, port, replicas, max_ba
 
     if export_dir is not None and not SPECS[backend].runs_exports:
         raise InputError("--export DIR runs on --backend onnxruntime or tensorrt")
-    spec = WorkerSpec(variant=variant, checkpoint=checkpoint, flow_checkpoint=flow_checkpoint,
-                      random_weights=random_weights, backend=backend,
-                      precision=precision, device=device, export=export_dir)
+    spec = WorkerSpec(
+        variant=variant,
+        checkpoint=checkpoint,
+        flow_checkpoint=flow_checkpoint,
+        random_weights=random_weights,
+        backend=backend,
+        precision=precision,
+        device=device,
+        export=export_dir,
+    )
     options = ServeOptions(max_bytes=int(max_mb * (1 << 20)), max_batch_size=max_batch, ds_scale=ds_scale)
     with ray_session(ray_address):
         url = start(build_app(spec, options, replicas=replicas), host=host, port=port)

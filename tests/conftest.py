@@ -17,6 +17,8 @@ def pytest_runtest_setup(item):
 
         if not has_tensorrt():
             pytest.skip("needs TensorRT >= 10.9 (its native libraries), which is not installed here")
+
+
 CASES = {  # fixture -> (variant, synthetic seed), see fixtures/README.md
     "r_s0_128x224_n4_ds1": ("R", 0),
     "r_s1_147x225_n2_ds1": ("R", 1),
@@ -37,7 +39,9 @@ def robust_stats(a, b) -> dict:
     d = (a - b).abs()
     return {
         "mean": d.mean().item(),
-        "p99": torch.quantile(d[torch.randperm(d.numel(), generator=torch.Generator().manual_seed(0))[:1_000_000]], 0.99).item(),
+        "p99": torch.quantile(
+            d[torch.randperm(d.numel(), generator=torch.Generator().manual_seed(0))[:1_000_000]], 0.99
+        ).item(),
         "max": d.max().item(),
         "frac": lambda thr: (d > thr).double().mean().item(),
     }
@@ -46,13 +50,25 @@ def robust_stats(a, b) -> dict:
 def assert_close_robust(name, a, b, *, mean, p99, thr, frac=0.005):
     s = robust_stats(a, b)
     above = s["frac"](thr)
-    msg = f"{name}: mean {s['mean']:.2e} (<= {mean}), p99 {s['p99']:.2e} (<= {p99}), {above:.3%} above {thr} (<= {frac:.1%}), max {s['max']:.2e}"
+    msg = (
+        f"{name}: mean {s['mean']:.2e} (<= {mean}), p99 {s['p99']:.2e} (<= {p99}), "
+        f"{above:.3%} above {thr} (<= {frac:.1%}), max {s['max']:.2e}"
+    )
     assert s["mean"] <= mean and s["p99"] <= p99 and above <= frac, msg
 
 
 FEATURES = ("fe_fmap0", "fe_fmap1", "fe_feat4_0", "fe_feat4_1", "fe_feat8_0", "fe_feat8_1")
-KEYS = FEATURES + ("raft_flow", "nflow", "flow_scaler", "splat_w01", "splat_w10", "flowt", "flowt0_4", "flowt1_4",
-                   "imgt_pred")
+KEYS = FEATURES + (
+    "raft_flow",
+    "nflow",
+    "flow_scaler",
+    "splat_w01",
+    "splat_w10",
+    "flowt",
+    "flowt0_4",
+    "flowt1_4",
+    "imgt_pred",
+)
 
 
 def run_stages(case: dict, model) -> dict:
@@ -78,7 +94,7 @@ def run_stages(case: dict, model) -> dict:
         out["flowt0_4"], out["flowt1_4"], _, _ = model.synthesis.quarter_flows(x0, x1, *f[4:8], flowt, ts)
         frames = model.synthesis(img0, img1, *f[2:], flowt, ts, ds)
         h, w = case["img0"].shape[-2:]
-        out["imgt_pred"] = frames[:, :, top:top + h, left:left + w]
+        out["imgt_pred"] = frames[:, :, top : top + h, left : left + w]
     return out
 
 

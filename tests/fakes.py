@@ -1,5 +1,6 @@
 """A cheap stand-in for the model behind ``Interpolator``: tests of input checks, sinks and faults run in
 milliseconds, while the division hazards of the real synthesis stage are kept."""
+
 import time
 
 import numpy as np
@@ -51,5 +52,7 @@ def crossfade(**kwargs) -> Interpolator:
 def gradient_frames(n: int, height: int = 128, width: int = 128) -> list:
     """``n`` uint8 [H,W,3] frames, each different (a moving ramp)."""
     x = np.arange(width, dtype=np.int64)
-    return [np.broadcast_to(((x * 2 + 17 * i) % 256).astype(np.uint8)[None, :, None], (height, width, 3)).copy()
-            for i in range(n)]
+    return [
+        np.broadcast_to(((x * 2 + 17 * i) % 256).astype(np.uint8)[None, :, None], (height, width, 3)).copy()
+        for i in range(n)
+    ]

@@ -3,6 +3,7 @@
 The model is a stand-in with the real stage signatures (a cross-fade for synthesis), so these tests check the
 benchmark machinery in seconds; benchmarks/results/ holds a run of the real model.
 """
+
 import copy
 import json
 
@@ -71,8 +72,16 @@ def run_and_models():
     with pytest.MonkeyPatch.context() as mp:
         models = _patch(mp)
         # onnxruntime is left out: it would export the stand-in model to ONNX
-        config = BenchConfig(resolution="225x130", device="cpu", factor=4, pairs=2, warmup=1, random_weights=True,
-                             backends=("torch", "tensorrt"), precisions=("fp32", "fp16"))
+        config = BenchConfig(
+            resolution="225x130",
+            device="cpu",
+            factor=4,
+            pairs=2,
+            warmup=1,
+            random_weights=True,
+            backends=("torch", "tensorrt"),
+            precisions=("fp32", "fp16"),
+        )
         return run(config), models
 
 
@@ -144,17 +153,24 @@ def test_official_way_pads_and_crops_as_the_demo():
     backend = TorchBackend(FakeGIMM(), device="cpu")
     a, b = torch.rand(3, 130, 225), torch.rand(3, 130, 225)  # padded to 160x256: left 15, right 16
     out = interpolate_official_way(backend, a, b, [0.25, 0.5], ds_scale=1.0)
-    ramp = torch.linspace(0, 0.1, 256)[15:15 + 225]
+    ramp = torch.linspace(0, 0.1, 256)[15 : 15 + 225]
     expect = torch.stack([((1 - t) * a + t * b) * 0.9 + ramp for t in (0.25, 0.5)])
     assert out.shape == (2, 3, 130, 225) and torch.allclose(out, expect, atol=1e-6)
     with pytest.raises(ValueError, match=r"strictly inside \(0, 1\)"):
         interpolate_official_way(backend, a, b, [1.0])
 
 
-@pytest.mark.parametrize("text, expect", [
-    ("4k", (3840, 2160, 0.25)), ("2K", (2560, 1440, 0.5)), ("1080p", (1920, 1080, 1.0)), ("720p", (1280, 720, 1.0)),
-    ("448x256", (448, 256, 1.0)), ("2048x1080", (2048, 1080, 0.5)),
-])
+@pytest.mark.parametrize(
+    "text, expect",
+    [
+        ("4k", (3840, 2160, 0.25)),
+        ("2K", (2560, 1440, 0.5)),
+        ("1080p", (1920, 1080, 1.0)),
+        ("720p", (1280, 720, 1.0)),
+        ("448x256", (448, 256, 1.0)),
+        ("2048x1080", (2048, 1080, 0.5)),
+    ],
+)
 def test_resolutions(text, expect):
     r = parse_resolution(text)
     assert (r.width, r.height, r.default_ds_scale) == expect
@@ -166,14 +182,17 @@ def test_bad_resolution(text):
         parse_resolution(text)
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    (dict(backends=("torch", "jax")), "backends must be"),
-    (dict(precisions="fp32"), "precisions must be"),
-    (dict(factor=1), "factor must be an integer >= 2"),
-    (dict(pairs=0), "pairs must be an integer >= 1"),
-    (dict(variant="X"), "unknown variant 'X'"),
-    (dict(resolution="big"), "resolution must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        (dict(backends=("torch", "jax")), "backends must be"),
+        (dict(precisions="fp32"), "precisions must be"),
+        (dict(factor=1), "factor must be an integer >= 2"),
+        (dict(pairs=0), "pairs must be an integer >= 1"),
+        (dict(variant="X"), "unknown variant 'X'"),
+        (dict(resolution="big"), "resolution must be"),
+    ],
+)
 def test_bad_config(kwargs, error):
     with pytest.raises(ValueError, match=error):
         BenchConfig(**kwargs)
@@ -181,9 +200,27 @@ def test_bad_config(kwargs, error):
 
 def test_cli_writes_table_json_and_plot(fake, tmp_path):
     out = tmp_path / "r.json"
-    args = ["--resolution", "224x128", "--backends", "torch,tensorrt", "--precision", "fp32", "--factor", "2",
-            "--pairs", "2", "--warmup", "0", "--random-weights", "--device", "cpu", "--json", str(out),
-            "--plot", str(tmp_path / "r.png")]
+    args = [
+        "--resolution",
+        "224x128",
+        "--backends",
+        "torch,tensorrt",
+        "--precision",
+        "fp32",
+        "--factor",
+        "2",
+        "--pairs",
+        "2",
+        "--warmup",
+        "0",
+        "--random-weights",
+        "--device",
+        "cpu",
+        "--json",
+        str(out),
+        "--plot",
+        str(tmp_path / "r.png"),
+    ]
     result = CliRunner().invoke(bench, args)
     assert result.exit_code == 0, result.output
     assert "reference (1 t/call)" in result.stdout and "skipped tensorrt-fp32" in result.stdout
@@ -193,16 +230,20 @@ def test_cli_writes_table_json_and_plot(fake, tmp_path):
     # an existing result is not replaced silently, and the check comes before the (long) run
     again = CliRunner().invoke(bench, args)
     assert again.exit_code == 2 and again.stderr.strip().splitlines() == [
-        f"error: {out} exists (use --overwrite to replace it)"]
+        f"error: {out} exists (use --overwrite to replace it)"
+    ]
     assert CliRunner().invoke(bench, args + ["--overwrite"]).exit_code == 0
 
 
-@pytest.mark.parametrize("args, error", [
-    (["--resolution", "4q"], "error: resolution must be 720p, 1080p, 2k, 4k or WxH (e.g. 1920x1080), got '4q'"),
-    (["--backends", "torch,jax"], "error: backends must be"),
-    (["--factor", "1"], "error: Invalid value for '--factor'"),
-    (["--variant", "Q"], "error: Invalid value for '--variant'"),
-])
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        (["--resolution", "4q"], "error: resolution must be 720p, 1080p, 2k, 4k or WxH (e.g. 1920x1080), got '4q'"),
+        (["--backends", "torch,jax"], "error: backends must be"),
+        (["--factor", "1"], "error: Invalid value for '--factor'"),
+        (["--variant", "Q"], "error: Invalid value for '--variant'"),
+    ],
+)
 def test_cli_user_errors_are_one_line(args, error):
     result = CliRunner().invoke(bench, ["--random-weights", "--device", "cpu", *args])
     assert result.exit_code == 2

@@ -1,4 +1,5 @@
 """The memory budget: sizes parsed, the batch the runtime picks from the memory model, an impossible budget."""
+
 import pytest
 import torch
 from click.testing import CliRunner

@@ -1,4 +1,5 @@
 """Strict checkpoint loading: both formats, and one clear error for each way a file can be wrong."""
+
 import pytest
 import torch
 
@@ -75,7 +76,9 @@ def test_wrong_shape(tmp_path, r_state):
     sd["amt_comb_block.0.weight"] = torch.zeros(18, 9, 3, 3)
     path = tmp_path / "shape.pt"
     torch.save({"state_dict": sd}, path)
-    with pytest.raises(CheckpointError, match=r"amt_comb_block\.0\.weight has shape \(18, 9, 3, 3\), expected \(18, 9, 7, 7\)"):
+    with pytest.raises(
+        CheckpointError, match=r"amt_comb_block\.0\.weight has shape \(18, 9, 3, 3\), expected \(18, 9, 7, 7\)"
+    ):
         load_model(path, variant="R")
 
 

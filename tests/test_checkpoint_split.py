@@ -4,6 +4,7 @@ Split files are made here from the synthetic checkpoints: the estimator keys mov
 the ``flow_estimator.`` prefix, floats stored in fp32, fp16 or bf16. Each must give exactly what the single
 official-layout file holding the same (upcast) numbers gives.
 """
+
 import re
 
 import pytest
@@ -43,7 +44,7 @@ def _write_split(folder, state, arch, *, tag="fp32", gimm_estimator=None, gimm=N
     rest = {k: v for k, v in state.items() if not k.startswith(FLOW)}
     if gimm_estimator is not None:
         rest.update({k: v for k, v in gimm_estimator.items() if k.startswith(FLOW)})
-    own = {k[len(FLOW):]: v for k, v in state.items() if k.startswith(FLOW)}
+    own = {k[len(FLOW) :]: v for k, v in state.items() if k.startswith(FLOW)}
     gimm = folder / (gimm or f"gimmvfi_{arch}_arb_lpips_{tag}.safetensors")
     flow = folder / (flow or ("raft-things" if arch == "r" else "flowformer_sintel") + f"_{tag}.safetensors")
     save_file(_cast(rest, dtype), str(gimm))
@@ -103,8 +104,10 @@ def test_f_split_pair_from_a_folder_equals_single_file(tmp_path, pair):
     out, weights = _frames(tmp_path / "gimm-vfi", pair, variant="F-P")
     ref, _ = _frames(single, pair, variant="F-P")
     assert torch.equal(out, ref)
-    assert weights.startswith(f"{tmp_path / 'gimm-vfi' / 'gimmvfi_f_arb_lpips_fp16.safetensors'} + flow estimator "
-                              f"{tmp_path / 'gimm-vfi' / 'flowformer_sintel_fp16.safetensors'}")
+    assert weights.startswith(
+        f"{tmp_path / 'gimm-vfi' / 'gimmvfi_f_arb_lpips_fp16.safetensors'} + flow estimator "
+        f"{tmp_path / 'gimm-vfi' / 'flowformer_sintel_fp16.safetensors'}"
+    )
 
 
 def test_upcast_to_float32(tmp_path, r_state):
@@ -146,7 +149,7 @@ def test_official_raft_release_layout_as_flow_checkpoint(tmp_path, r_state):
     # the original RAFT release was saved from DataParallel: every key starts with "module."
     gimm, flow = _write_split(tmp_path, r_state, "r")
     flow.unlink()
-    own = {"module." + k[len(FLOW):]: v for k, v in r_state.items() if k.startswith(FLOW)}
+    own = {"module." + k[len(FLOW) :]: v for k, v in r_state.items() if k.startswith(FLOW)}
     raft = tmp_path / "raft-things.pth"
     torch.save(own, raft)
     model = load_model(gimm, variant="R", flow_checkpoint=raft)
@@ -159,7 +162,7 @@ def test_export_identity_covers_both_files(tmp_path, r_state):
     assert a.label == f"{gimm} + flow estimator {flow}" and a.flow_path == str(flow)
     b = weights_of(ExportOptions(variant="R-P", checkpoint=str(gimm), flow_checkpoint=str(flow)))
     assert a.identity == b.identity
-    changed = {k[len(FLOW):]: v for k, v in synthetic_state_dict("r", seed=1).items() if k.startswith(FLOW)}
+    changed = {k[len(FLOW) :]: v for k, v in synthetic_state_dict("r", seed=1).items() if k.startswith(FLOW)}
     save_file(_cast(changed, torch.float32), str(flow))  # only the estimator file changes
     c = weights_of(ExportOptions(variant="R-P", checkpoint=str(gimm)))
     assert c.identity != a.identity and len(c.identity) == 64
@@ -174,22 +177,30 @@ def test_missing_estimator_says_what_to_put_where(tmp_path, r_state):
     with pytest.raises(CheckpointError) as e:
         load_model(gimm, variant="R-P")
     msg = str(e.value)
-    assert msg == (f"{gimm} (its name says R-P): GIMM weights found, flow estimator missing: put "
-                   "raft-things_fp32.safetensors beside it or pass --flow-checkpoint")
+    assert msg == (
+        f"{gimm} (its name says R-P): GIMM weights found, flow estimator missing: put "
+        "raft-things_fp32.safetensors beside it or pass --flow-checkpoint"
+    )
 
 
 def test_missing_estimator_of_f_without_a_telling_name(tmp_path):
     gimm, flow = _write_split(tmp_path, synthetic_state_dict("f", seed=2), "f", gimm="weights.safetensors")
     flow.unlink()
-    with pytest.raises(CheckpointError, match=r"weights\.safetensors \(GIMM-VFI-F or F-P\): GIMM weights found, flow "
-                                              r"estimator missing: put flowformer_sintel_fp32\.safetensors beside it"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"weights\.safetensors \(GIMM-VFI-F or F-P\): GIMM weights found, flow "
+        r"estimator missing: put flowformer_sintel_fp32\.safetensors beside it",
+    ):
         load_model(gimm, variant="F")
 
 
 def test_gimm_file_of_the_other_variant(tmp_path):
     gimm, _ = _write_split(tmp_path, synthetic_state_dict("f", seed=2), "f")
-    with pytest.raises(CheckpointError, match=r"gimmvfi_f_arb_lpips_fp32\.safetensors is a GIMM-VFI-F or F-P "
-                                              r"checkpoint, not R-P \(its name says F-P\)$"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"gimmvfi_f_arb_lpips_fp32\.safetensors is a GIMM-VFI-F or F-P "
+        r"checkpoint, not R-P \(its name says F-P\)$",
+    ):
         load_model(gimm, variant="R-P", flow_checkpoint=tmp_path / "flowformer_sintel_fp32.safetensors")
     (tmp_path / "flowformer_sintel_fp32.safetensors").unlink()
     with pytest.raises(CheckpointError, match=r"is a GIMM-VFI-F or F-P checkpoint, not R \(its name says F-P\)$"):
@@ -199,19 +210,24 @@ def test_gimm_file_of_the_other_variant(tmp_path):
 def test_estimator_of_the_other_variant(tmp_path, r_state):
     gimm, _ = _write_split(tmp_path / "r", r_state, "r")
     _, ff = _write_split(tmp_path / "f", synthetic_state_dict("f", seed=2), "f")
-    with pytest.raises(CheckpointError, match=r"flow checkpoint .*flowformer_sintel_fp32\.safetensors is the "
-                                              r"FlowFormer estimator \(GIMM-VFI-F or F-P\), not the RAFT one "
-                                              r"GIMM-VFI-R-P needs \(raft-things_fp32\.safetensors\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"flow checkpoint .*flowformer_sintel_fp32\.safetensors is the "
+        r"FlowFormer estimator \(GIMM-VFI-F or F-P\), not the RAFT one "
+        r"GIMM-VFI-R-P needs \(raft-things_fp32\.safetensors\)",
+    ):
         load_model(gimm, variant="R-P", flow_checkpoint=ff)
 
 
 def test_estimator_with_a_missing_key_and_a_wrong_shape(tmp_path, r_state):
     gimm, flow = _write_split(tmp_path, r_state, "r")
-    own = {k[len(FLOW):]: v for k, v in r_state.items() if k.startswith(FLOW)}
+    own = {k[len(FLOW) :]: v for k, v in r_state.items() if k.startswith(FLOW)}
     del own["update_block.flow_head.conv2.bias"]
     save_file(_cast(own, torch.float32), str(flow))
-    expected = (f"flow checkpoint {flow} does not match the RAFT estimator of GIMM-VFI-R-P: 1 missing keys "
-                "(update_block.flow_head.conv2.bias)")
+    expected = (
+        f"flow checkpoint {flow} does not match the RAFT estimator of GIMM-VFI-R-P: 1 missing keys "
+        "(update_block.flow_head.conv2.bias)"
+    )
     with pytest.raises(CheckpointError, match=f"^{re.escape(expected)}$"):
         load_model(gimm, variant="R-P")
     own["update_block.flow_head.conv2.bias"] = torch.zeros(3)
@@ -230,19 +246,28 @@ def test_gimm_part_with_a_missing_key_names_the_gimm_file(tmp_path, r_state):
 
 def test_files_given_the_wrong_way_round(tmp_path, r_state):
     gimm, flow = _write_split(tmp_path, r_state, "r")
-    with pytest.raises(CheckpointError, match=r"raft-things_fp32\.safetensors is a RAFT flow estimator alone "
-                                              r"\(GIMM-VFI-R or R-P\), not GIMM weights: pass the GIMM file"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"raft-things_fp32\.safetensors is a RAFT flow estimator alone "
+        r"\(GIMM-VFI-R or R-P\), not GIMM weights: pass the GIMM file",
+    ):
         load_model(flow, variant="R-P")
-    with pytest.raises(CheckpointError, match=r"flow checkpoint .*gimmvfi_r_arb_lpips_fp32\.safetensors holds GIMM "
-                                              r"weights, not a flow estimator alone"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"flow checkpoint .*gimmvfi_r_arb_lpips_fp32\.safetensors holds GIMM "
+        r"weights, not a flow estimator alone",
+    ):
         load_model(gimm, variant="R-P", flow_checkpoint=gimm)
 
 
 def test_folder_without_the_variant_names_what_it_holds(tmp_path):
     _write_split(tmp_path, synthetic_state_dict("f", seed=2), "f")
-    with pytest.raises(CheckpointError, match=r"no GIMM-VFI-R-P weights in .*: looked for gimmvfi_r_arb_lpips\.pt, "
-                                              r".*gimmvfi_r_arb_lpips_fp32\.safetensors.*; it holds "
-                                              r"gimmvfi_f_arb_lpips_fp32\.safetensors \(variant F-P\)$"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"no GIMM-VFI-R-P weights in .*: looked for gimmvfi_r_arb_lpips\.pt, "
+        r".*gimmvfi_r_arb_lpips_fp32\.safetensors.*; it holds "
+        r"gimmvfi_f_arb_lpips_fp32\.safetensors \(variant F-P\)$",
+    ):
         load_model(tmp_path, variant="R-P")
 
 
@@ -276,11 +301,17 @@ def test_cli_checkpoint_and_flow_checkpoint_reach_the_loader(tmp_path, r_state, 
     flow.unlink()
     _, ff = _write_split(tmp_path / "f", synthetic_state_dict("f", seed=2), "f")
     run = CliRunner().invoke
-    _one_error(run(interpolate_cli, [str(frames), str(tmp_path / "out"), "--checkpoint", str(gimm)]),
-               f"{gimm} (its name says R-P): GIMM weights found, flow estimator missing: put "
-               "raft-things_fp32.safetensors beside it or pass --flow-checkpoint")
-    _one_error(run(interpolate_cli, [str(frames), str(tmp_path / "out"), "--checkpoint", str(gimm.parent),
-                                     "--flow-checkpoint", str(ff)]),
-               f"flow checkpoint {ff} is the FlowFormer estimator (GIMM-VFI-F or F-P), not the RAFT one GIMM-VFI-R-P "
-               "needs (raft-things_fp32.safetensors)")
+    _one_error(
+        run(interpolate_cli, [str(frames), str(tmp_path / "out"), "--checkpoint", str(gimm)]),
+        f"{gimm} (its name says R-P): GIMM weights found, flow estimator missing: put "
+        "raft-things_fp32.safetensors beside it or pass --flow-checkpoint",
+    )
+    _one_error(
+        run(
+            interpolate_cli,
+            [str(frames), str(tmp_path / "out"), "--checkpoint", str(gimm.parent), "--flow-checkpoint", str(ff)],
+        ),
+        f"flow checkpoint {ff} is the FlowFormer estimator (GIMM-VFI-F or F-P), not the RAFT one GIMM-VFI-R-P "
+        "needs (raft-things_fp32.safetensors)",
+    )
     assert not (tmp_path / "out").exists()

@@ -5,6 +5,7 @@ One Ray cluster of this machine (logical GPUs, fractional CPUs) and one pool of 
 the model is GIMM-VFI-R with seeded random weights on 128x128 frames. Torch's CPU results depend on its
 thread count, so the reference and the workers both run one thread.
 """
+
 import importlib.util
 import os
 import signal
@@ -19,8 +20,9 @@ from gimm_trt.core.errors import InputError
 from gimm_trt.distributed.plan import Segment, outputs_for, segment_pairs, split
 
 av = pytest.importorskip("av")
-needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                               reason="ray is not installed (pip install 'gimm-trt[ray]')")
+needs_ray = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'gimm-trt[ray]')"
+)
 
 N, SIZE, FACTOR = 6, 128, 2
 WAIT_S = 300  # bound on any one wait: a hung cluster fails the test instead of the CI run
@@ -59,7 +61,7 @@ def _write_clip(path: Path, frames, fps=Fraction(25)):
         samples = int(len(frames) / fps * 16000)
         tone = (np.sin(np.arange(samples) * 2 * np.pi * 440 / 16000) * 8000).astype(np.int16)[None]
         for s in range(0, samples, 1024):
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, s:s + 1024]), format="s16", layout="mono")
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, s : s + 1024]), format="s16", layout="mono")
             af.sample_rate, af.pts = 16000, s
             c.mux(a.encode(af))
         c.mux(a.encode(None))
@@ -75,9 +77,13 @@ def _video(path: Path) -> dict:
     with av.open(str(path)) as c:
         v = c.streams.video[0]
         packets = [p for p in c.demux() if p.dts is not None]
-        out = {"rate": v.average_rate, "time_base": v.time_base, "size": (v.width, v.height),
-               "pts": sorted(p.pts for p in packets if p.stream.type == "video"),
-               "audio": [(p.pts, bytes(p)) for p in packets if p.stream.type == "audio"]}
+        out = {
+            "rate": v.average_rate,
+            "time_base": v.time_base,
+            "size": (v.width, v.height),
+            "pts": sorted(p.pts for p in packets if p.stream.type == "video"),
+            "audio": [(p.pts, bytes(p)) for p in packets if p.stream.type == "audio"],
+        }
     with av.open(str(path)) as c:
         out["frames"] = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     return out
@@ -100,6 +106,7 @@ class _Replay:
 
 # ---- planning (no Ray) ----
 
+
 def test_segments_cover_every_pair_once():
     segs = split(0, 8, 3)
     assert [(s.start, s.stop) for s in segs] == [(0, 3), (3, 6), (6, None)]
@@ -117,12 +124,15 @@ def test_outputs_for_names_and_collisions(tmp_path):
         outputs_for([tmp_path / "x" / "a.mp4", tmp_path / "y" / "a.mp4"], tmp_path / "out")
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["{a}", "{b}", "{tmp}/out.mp4"], "OUTPUT must be a folder"),
-    (["--demo", "{tmp}/out", "--workers", "2"], "--demo runs in one process"),
-    (["{a}", "{tmp}/out", "--ray-address", "127.0.0.1:1"], "--ray-address needs --workers"),
-    (["{a}", "{b}", "{tmp}/out"], "no images"),  # several INPUTs are all checked before any work
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["{a}", "{b}", "{tmp}/out.mp4"], "OUTPUT must be a folder"),
+        (["--demo", "{tmp}/out", "--workers", "2"], "--demo runs in one process"),
+        (["{a}", "{tmp}/out", "--ray-address", "127.0.0.1:1"], "--ray-address needs --workers"),
+        (["{a}", "{b}", "{tmp}/out"], "no images"),  # several INPUTs are all checked before any work
+    ],
+)
 def test_cli_refuses_before_any_work(tmp_path, args, expected):
     from click.testing import CliRunner
 
@@ -134,17 +144,23 @@ def test_cli_refuses_before_any_work(tmp_path, args, expected):
     result = CliRunner().invoke(interpolate, [arg.format(**paths) for arg in args])
     assert result.exit_code == 2, result.output
     assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
-        line for line in result.stderr.splitlines() if expected in line], result.stderr
+        line for line in result.stderr.splitlines() if expected in line
+    ], result.stderr
 
 
 # ---- on Ray ----
+
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("inputs")
     frames = _frames()
-    return {"frames": frames, "dir": _write_pngs(root / "clip", frames),
-            "short": _write_pngs(root / "short", frames[:4]), "video": _write_clip(root / "clip.mkv", frames)}
+    return {
+        "frames": frames,
+        "dir": _write_pngs(root / "clip", frames),
+        "short": _write_pngs(root / "short", frames[:4]),
+        "video": _write_clip(root / "clip.mkv", frames),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -202,8 +218,11 @@ def test_cluster_listens_on_loopback_only(cluster, home):
     listening = [c for c in psutil.net_connections(kind="inet") if c.pid in ours and c.status == psutil.CONN_LISTEN]
     gcs_port = int(cluster.get_runtime_context().gcs_address.rsplit(":", 1)[1])
     assert gcs_port in {c.laddr.port for c in listening}, "the GCS must be among the sockets checked"
-    open_to_network = [(c.laddr, psutil.Process(c.pid).name()) for c in listening
-                       if c.laddr.ip not in ("127.0.0.1", "::ffff:127.0.0.1", "::1")]
+    open_to_network = [
+        (c.laddr, psutil.Process(c.pid).name())
+        for c in listening
+        if c.laddr.ip not in ("127.0.0.1", "::ffff:127.0.0.1", "::1")
+    ]
     assert not open_to_network
     assert not (home / ".ray").exists(), "Ray saved its token into the home directory"
 
@@ -216,12 +235,14 @@ def test_cli_workers_runs_on_the_cluster(cluster, inputs, reference, tmp_path):
     from gimm_trt.cli import interpolate
 
     out = tmp_path / "frames"
-    result = CliRunner().invoke(interpolate, [str(inputs["short"]), str(out), "--workers", "1", "--variant", "R",
-                                              "--random-weights", "--device", "cpu"])
+    result = CliRunner().invoke(
+        interpolate,
+        [str(inputs["short"]), str(out), "--workers", "1", "--variant", "R", "--random-weights", "--device", "cpu"],
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(out)
     # one Ray worker reserves one CPU and so runs one torch thread, like the reference
-    assert list(_pngs(out).values()) == list(_pngs(reference).values())[:3 * FACTOR + 1]
+    assert list(_pngs(out).values()) == list(_pngs(reference).values())[: 3 * FACTOR + 1]
 
 
 @needs_ray
@@ -241,8 +262,14 @@ def test_split_run_equals_single_process(pool, inputs, reference, tmp_path):
 
     out = tmp_path / "frames"
     seen = []
-    [result] = interpolate_videos([(inputs["dir"], out)], factor=FACTOR, pool=pool, segment_pairs=2, timeout=WAIT_S,
-                                  on_progress=lambda done, total: seen.append((done, total, out.exists())))
+    [result] = interpolate_videos(
+        [(inputs["dir"], out)],
+        factor=FACTOR,
+        pool=pool,
+        segment_pairs=2,
+        timeout=WAIT_S,
+        on_progress=lambda done, total: seen.append((done, total, out.exists())),
+    )
     assert result.frames == (N - 1) * FACTOR + 1
     assert _pngs(out) == _pngs(reference)  # byte for byte: same pixels, same PNG writer
     assert seen and all(not visible for *_, visible in seen[:-1]), "frames appeared before the run was complete"
@@ -262,8 +289,9 @@ def test_killed_worker_gives_complete_identical_output(pool, inputs, reference, 
             os.kill(victim, signal.SIGKILL)
             killed.append(done)
 
-    [result] = interpolate_videos([(inputs["dir"], out)], factor=FACTOR, pool=pool, segment_pairs=1,
-                                  timeout=WAIT_S, on_progress=kill_once)
+    [result] = interpolate_videos(
+        [(inputs["dir"], out)], factor=FACTOR, pool=pool, segment_pairs=1, timeout=WAIT_S, on_progress=kill_once
+    )
     # the first worker takes the first segment, whose first frame is written before its pair is computed:
     # one frame in, it was mid-segment
     assert killed == [1]
@@ -279,8 +307,9 @@ def test_many_inputs_and_a_video_output(pool, inputs, reference, tmp_path):
 
     expected = [np.asarray(_png(p)) for p in sorted(reference.iterdir())]
     video, short = tmp_path / "out" / "clip.mp4", tmp_path / "out" / "short"
-    results = interpolate_videos([(inputs["video"], video), (inputs["short"], short)], factor=FACTOR, pool=pool,
-                                 timeout=WAIT_S)
+    results = interpolate_videos(
+        [(inputs["video"], video), (inputs["short"], short)], factor=FACTOR, pool=pool, timeout=WAIT_S
+    )
     assert [r.frames for r in results] == [(N - 1) * FACTOR + 1, 3 * FACTOR + 1]
     # the single-process writer given the same frames: codec, rate, timestamps, audio copy
     interpolate_video(inputs["video"], tmp_path / "expected.mp4", interpolator=_Replay(expected), factor=FACTOR)

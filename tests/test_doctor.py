@@ -3,6 +3,7 @@
 One full run (``--json``) makes the doctor's export; ``--export DIR`` then checks that export as it is (exit 0)
 and a copy with a node TensorRT's parser would change (exit 1, naming the node).
 """
+
 import json
 import os
 import shutil
@@ -17,17 +18,39 @@ import torch
 from gimm_trt.benchmarks import doctor
 
 ROOT = Path(__file__).resolve().parents[1]
-GPU_CHECKS = ("splat_triton_cuda", "splat_cupy_cuda", "torch_fp16", "onnxruntime_cuda", "trt_plugin", "trt_engines",
-              "cuda_graph")
-VERSION_KEYS = ("driver", "cuda", "torch", "triton", "cupy", "onnxruntime", "onnxruntime_providers", "tensorrt",
-                "polygraphy")
+GPU_CHECKS = (
+    "splat_triton_cuda",
+    "splat_cupy_cuda",
+    "torch_fp16",
+    "onnxruntime_cuda",
+    "trt_plugin",
+    "trt_engines",
+    "cuda_graph",
+)
+VERSION_KEYS = (
+    "driver",
+    "cuda",
+    "torch",
+    "triton",
+    "cupy",
+    "onnxruntime",
+    "onnxruntime_providers",
+    "tensorrt",
+    "polygraphy",
+)
 
 
 def run_doctor(*args, cwd, env=None) -> subprocess.CompletedProcess:
     env = dict(os.environ if env is None else env)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-    return subprocess.run([sys.executable, "-c", "from gimm_trt.cli import doctor; doctor()", *map(str, args)],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+    return subprocess.run(
+        [sys.executable, "-c", "from gimm_trt.cli import doctor; doctor()", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 TensorRT is replaced by a stand-in builder passed as ``builder=`` (same signature as
 ``polygraphy_builder``); the tests that need real TensorRT and a GPU skip with the reason.
 """
+
 import hashlib
 import json
 import multiprocessing
@@ -99,6 +100,7 @@ class SleepyBuilder:
                 f.write(f"build {Path(path).name}\n")
             time.sleep(self.delay)
             return f"plan built by one process for {Path(path).name}".encode()
+
         return build
 
 
@@ -120,8 +122,7 @@ def test_plan_and_timing_names():
     assert key.plan_name == "synthesis.h100-80gb-hbm3-sm90.trt10.9.0.34.0123456789ab.plan"
     assert key.timing_name == "timing.h100-80gb-hbm3-sm90.trt10.9.0.34.cache"
     assert key.target == TARGET
-    assert C.parse_plan_name(key.plan_name) == C.PlanName("synthesis", "h100-80gb-hbm3", "90", "10.9.0.34",
-                                                          SHA[:12])
+    assert C.parse_plan_name(key.plan_name) == C.PlanName("synthesis", "h100-80gb-hbm3", "90", "10.9.0.34", SHA[:12])
     for other in ("timing.h100-sm90.trt10.9.cache", "flow.plan", "flow.h100-sm90.trt10.9.0123456789ab.plan.tmp"):
         assert C.parse_plan_name(other) is None
 
@@ -133,8 +134,17 @@ def test_key_of_hashes_the_onnx(tmp_path):
     assert (key.gpu, key.sm, key.trt_version) == ("h100-80gb-hbm3", "90", "10.9.0.34")
 
 
-@pytest.mark.parametrize("field,value", [("gpu", "h100.80gb"), ("gpu", "H100"), ("sm", "9.0"), ("stage", "flow.x"),
-                                         ("onnx_sha256", "abc"), ("trt_version", "v10")])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("gpu", "h100.80gb"),
+        ("gpu", "H100"),
+        ("sm", "9.0"),
+        ("stage", "flow.x"),
+        ("onnx_sha256", "abc"),
+        ("trt_version", "v10"),
+    ],
+)
 def test_key_rejects_parts_unsafe_in_file_names(field, value):
     parts = dict(stage="flow", gpu="h100", sm="90", trt_version="10.9.0.34", onnx_sha256=SHA)
     parts[field] = value
@@ -142,10 +152,15 @@ def test_key_rejects_parts_unsafe_in_file_names(field, value):
         EngineKey(**parts)
 
 
-@pytest.mark.parametrize("name,safe", [("NVIDIA H100 80GB HBM3", "h100-80gb-hbm3"),
-                                       ("NVIDIA GeForce RTX 4090", "geforce-rtx-4090"),
-                                       ("NVIDIA A100-SXM4-40GB MIG 1g.5gb", "a100-sxm4-40gb-mig-1g-5gb"),
-                                       ("Tesla T4", "tesla-t4")])
+@pytest.mark.parametrize(
+    "name,safe",
+    [
+        ("NVIDIA H100 80GB HBM3", "h100-80gb-hbm3"),
+        ("NVIDIA GeForce RTX 4090", "geforce-rtx-4090"),
+        ("NVIDIA A100-SXM4-40GB MIG 1g.5gb", "a100-sxm4-40gb-mig-1g-5gb"),
+        ("Tesla T4", "tesla-t4"),
+    ],
+)
 def test_sanitize_gpu_name(name, safe):
     assert compat.sanitize_gpu_name(name) == safe
 
@@ -168,10 +183,12 @@ def test_import_trt_names_the_install_command():
 
 
 def test_capability_probes_on_stand_in_modules():
-    trt10 = SimpleNamespace(BuilderFlag=SimpleNamespace(FP16=1, TF32=2),
-                            NetworkDefinitionCreationFlag=SimpleNamespace(STRONGLY_TYPED=1))
-    trt11 = SimpleNamespace(BuilderFlag=SimpleNamespace(TF32=2),
-                            NetworkDefinitionCreationFlag=SimpleNamespace(STRONGLY_TYPED=1))
+    trt10 = SimpleNamespace(
+        BuilderFlag=SimpleNamespace(FP16=1, TF32=2), NetworkDefinitionCreationFlag=SimpleNamespace(STRONGLY_TYPED=1)
+    )
+    trt11 = SimpleNamespace(
+        BuilderFlag=SimpleNamespace(TF32=2), NetworkDefinitionCreationFlag=SimpleNamespace(STRONGLY_TYPED=1)
+    )
     assert compat.has_fp16_flag(trt10) and not compat.has_fp16_flag(trt11)
     assert compat.has_strongly_typed(trt10) and compat.has_strongly_typed(trt11)
 
@@ -201,6 +218,7 @@ def test_builder_raising_midway_leaves_no_plan_and_no_temp(export_dir):
     def failing(path, *, profiles, timing_cache):
         def build():
             raise RuntimeError("builder died")
+
         return build
 
     with pytest.raises(RuntimeError, match="builder died"):
@@ -243,12 +261,15 @@ def test_build_engines_builds_once_then_reuses(export_dir):
 
 
 def test_a_plan_for_fewer_timesteps_is_not_reused(export_dir):
-    small = build_engines(export_dir, target=TARGET, builder=Recorder(), stages=("motion",), profile=TimestepProfile.up_to(4))
+    small = build_engines(
+        export_dir, target=TARGET, builder=Recorder(), stages=("motion",), profile=TimestepProfile.up_to(4)
+    )
     assert small["motion"].name.endswith(".t1-4-4.plan")
     with pytest.raises(EngineMissingError, match=r"timestep profile \(plan: t1-4-4, wanted: t1-7-8\)"):
         build_engines(export_dir, target=TARGET, stages=("motion",), profile=TimestepProfile.up_to(8), build=False)
-    big = build_engines(export_dir, target=TARGET, builder=Recorder(), stages=("motion",),
-                        profile=TimestepProfile.up_to(8))
+    big = build_engines(
+        export_dir, target=TARGET, builder=Recorder(), stages=("motion",), profile=TimestepProfile.up_to(8)
+    )
     assert big["motion"].name.endswith(".t1-7-8.plan") and small["motion"].is_file()
 
 
@@ -337,8 +358,9 @@ def test_two_threads_build_once(export_dir, tmp_path):
 
     def work():
         barrier.wait()
-        results.append(build_engines(export_dir, target=TARGET, builder=SleepyBuilder(log, 0.3),
-                                     stages=("motion",))["motion"])
+        results.append(
+            build_engines(export_dir, target=TARGET, builder=SleepyBuilder(log, 0.3), stages=("motion",))["motion"]
+        )
 
     threads = [threading.Thread(target=work) for _ in range(2)]
     for t in threads:
@@ -383,8 +405,11 @@ def test_missing_plugin_is_an_error_only_when_the_graph_needs_it(tmp_path):
     absent = "gimm_trt.plugins._absent_for_test"
     needs = write_onnx(tmp_path / "synthesis.onnx", {"x": [1, 3, 8, 8]}, splat="domain")
     plain = write_onnx(tmp_path / "motion.onnx", STAGE_INPUTS["motion"])
-    with pytest.raises(ImportError, match=r"synthesis.onnx holds the gimm_trt::splat op.*_absent_for_test.*"
-                                          r"pip install gimm-trt\[tensorrt\].*--splat portable"):
+    with pytest.raises(
+        ImportError,
+        match=r"synthesis.onnx holds the gimm_trt::splat op.*_absent_for_test.*"
+        r"pip install gimm-trt\[tensorrt\].*--splat portable",
+    ):
         EngineBytesFromOnnx(needs, builder=never, plugin_module=absent)()
     assert EngineBytesFromOnnx(plain, builder=Recorder(), plugin_module=absent)().startswith(b"plan:motion.onnx")
 
@@ -439,8 +464,15 @@ def test_loaders_do_nothing_until_called(export_dir):
 
 
 def test_importing_the_package_loads_nothing_heavy():
-    code = ("import sys, gimm_trt.engines, gimm_trt.engines.cache, gimm_trt.engines.compat; "
-            "print(sorted(m for m in ('tensorrt', 'torch', 'onnx', 'polygraphy') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1])
+    code = (
+        "import sys, gimm_trt.engines, gimm_trt.engines.cache, gimm_trt.engines.compat; "
+        "print(sorted(m for m in ('tensorrt', 'torch', 'onnx', 'polygraphy') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert out.stdout.strip() == "[]"

@@ -3,6 +3,7 @@
 Exports are slow (the flow graph unrolls 20-32 refinements), so each is made once per module and shared; later
 exports into the same tree reuse stages (a new splat form re-traces only motion, fp16 converts the fp32 graphs).
 """
+
 import json
 import shutil
 import tempfile
@@ -77,18 +78,26 @@ def test_r_plugin_matches_official(r0):
 
 
 def test_graphs_names_axes_opset(r0):
-    expected = {"flow": (FLOW_INPUTS, FLOW_OUTPUTS), "motion": (MOTION_INPUTS, MOTION_OUTPUTS),
-                "synthesis": (SYNTHESIS_INPUTS, SYNTHESIS_OUTPUTS)}
+    expected = {
+        "flow": (FLOW_INPUTS, FLOW_OUTPUTS),
+        "motion": (MOTION_INPUTS, MOTION_OUTPUTS),
+        "synthesis": (SYNTHESIS_INPUTS, SYNTHESIS_OUTPUTS),
+    }
     for stage, (inputs, outputs) in expected.items():
         model = onnx.load(str(r0["dir"] / f"{stage}.onnx"))
         assert tuple(i.name for i in model.graph.input) == inputs
         assert tuple(o.name for o in model.graph.output) == outputs
         assert {o.domain: o.version for o in model.opset_import}[""] == 18
-        dims = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
-                for v in [*model.graph.input, *model.graph.output]}
+        dims = {
+            v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+            for v in [*model.graph.input, *model.graph.output]
+        }
         for name, shape in dims.items():  # T is the only symbolic axis, first axis of t/flowt/frames
-            assert [d for d in shape if isinstance(d, str)] == (["T"] if name in ("t", "flowt", "frames") else []), \
-                (stage, name, shape)
+            assert [d for d in shape if isinstance(d, str)] == (["T"] if name in ("t", "flowt", "frames") else []), (
+                stage,
+                name,
+                shape,
+            )
         assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in model.graph.input)
     motion = onnx.load(str(r0["dir"] / "motion.onnx"))
     assert sum(n.op_type == "splat" and n.domain == "gimm_trt" for n in motion.graph.node) == 2
@@ -109,6 +118,7 @@ def test_manifest(r0):
 
 def test_same_inputs_reuse_without_tracing(r0, monkeypatch):
     monkeypatch.setattr(graphs, "trace", _no_trace)
+
     def stamps():
         return {p.name: p.stat().st_mtime_ns for p in r0["dir"].iterdir() if not p.name.endswith(".lock")}
 
@@ -171,8 +181,11 @@ def test_portable_splat_matches_official(r0, r0_portable):
     assert all(n.domain in ("", "ai.onnx") for n in motion.graph.node)  # stock ONNX only
     case = r0["case"]
     # the official estimator flows in ([1,2,2,h,w]: 0->1 then 1->0), so motion alone is compared
-    feed = {"flow01": case["raft_flow"][:, :, 0], "flow10": case["raft_flow"][:, :, 1],
-            "t": case["timesteps"].astype(np.float32)}
+    feed = {
+        "flow01": case["raft_flow"][:, :, 0],
+        "flow10": case["raft_flow"][:, :, 1],
+        "t": case["timesteps"].astype(np.float32),
+    }
     for d in (r0_portable["dir"], r0["dir"]):
         (flowt,) = ort_session(d / "motion.onnx", providers=["CPUExecutionProvider"]).run(None, feed)
         assert_close_robust(f"r_s0 flowt ({d.parent.name})", flowt, case["flowt"], mean=1e-3, p99=1e-2, thr=0.1)
@@ -201,8 +214,9 @@ def test_fp16_graph_structure(r0_fp16):
         assert len(half) >= 0.9 * len(convs), (stage, len(half), len(convs))
         for node in model.graph.node:  # fp32 islands: warps, resizes, splats, correlation
             if node.op_type in ("GridSample", "Resize", "splat") or (
-                    node.op_type == "MatMul" and not any(i in types and i in {x.name for x in model.graph.initializer}
-                                                         for i in node.input)):
+                node.op_type == "MatMul"
+                and not any(i in types and i in {x.name for x in model.graph.initializer} for i in node.input)
+            ):
                 assert types.get(node.input[0]) == onnx.TensorProto.FLOAT, (stage, node.op_type, node.name)
     data = json.loads((r0_fp16["dir"] / "manifest.json").read_text())
     assert data["precision"] == "fp16" and data["stages"]["flow"]["fp16"]["casts"] > 0
@@ -229,22 +243,37 @@ def test_f_flow_graph_matches_official(case_name):
     variant, seed = CASES[case_name]
     module = graphs.stage_module(load_model(variant=variant, random_weights=True, seed=seed), "flow", 1.0)
     args = (torch.from_numpy(case["img0"]), torch.from_numpy(case["img1"]))
-    proto = passes.to_proto(passes.clean(graphs.trace(module, args, stage="flow", opset=18, splat="plugin")),
-                            name="gimm_flow")
+    proto = passes.to_proto(
+        passes.clean(graphs.trace(module, args, stage="flow", opset=18, splat="plugin")), name="gimm_flow"
+    )
     passes.validate(proto)
     path = Path(tempfile.mkdtemp()) / "flow.onnx"
     path.write_bytes(proto.SerializeToString())
-    out = dict(zip(FLOW_OUTPUTS, ort_session(path, providers=["CPUExecutionProvider"]).run(
-        None, {"img0": case["img0"], "img1": case["img1"]})))
+    out = dict(
+        zip(
+            FLOW_OUTPUTS,
+            ort_session(path, providers=["CPUExecutionProvider"]).run(
+                None, {"img0": case["img0"], "img1": case["img1"]}
+            ),
+        )
+    )
     flows = np.stack([out["flow01"], out["flow10"]], axis=2)  # the fixture's layout: [1,2,2,h,w]
     assert_close_robust(f"{case_name}/raft_flow", flows, case["raft_flow"], mean=1e-4, p99=1e-3, thr=1e-2)
-    for ours, official in (("corr0", "fe_fmap0"), ("corr1", "fe_fmap1"), ("feat4_0", "fe_feat4_0"),
-                           ("feat4_1", "fe_feat4_1"), ("feat8_0", "fe_feat8_0"), ("feat8_1", "fe_feat8_1")):
-        assert_close_robust(f"{case_name}/{official}", out[ours], case[official], mean=1e-5, p99=1e-4, thr=1e-3,
-                            frac=0.0)
+    for ours, official in (
+        ("corr0", "fe_fmap0"),
+        ("corr1", "fe_fmap1"),
+        ("feat4_0", "fe_feat4_0"),
+        ("feat4_1", "fe_feat4_1"),
+        ("feat8_0", "fe_feat8_0"),
+        ("feat8_1", "fe_feat8_1"),
+    ):
+        assert_close_robust(
+            f"{case_name}/{official}", out[ours], case[official], mean=1e-5, p99=1e-4, thr=1e-3, frac=0.0
+        )
 
 
 # --- gimm-export ----------------------------------------------------------------------------------------------
+
 
 def _cli(*args, env=None):
     return CliRunner().invoke(export_cli, [str(a) for a in args], env=env)
@@ -258,16 +287,19 @@ def test_cli_reuses_and_prints_the_directory_last(r0, monkeypatch):
     assert "reusing" in result.stderr and "random weights" in result.stderr
 
 
-@pytest.mark.parametrize("args, expected", [
-    (("--variant", "R-P"), "checkpoint not found"),
-    (("--variant", "R", "--random-weights", "--resolution", "huge"), "resolution must be"),
-    (("--variant", "R", "--random-weights", "--resolution", "224x128", "--ds-scale", "0.3"), "ds_scale=0.3"),
-    (("--variant", "R", "--random-weights", "--resolution", "64x64"), "128"),
-    (("--variant", "R", "--random-weights", "--opset", "20"), "opset"),
-    (("--variant", "R", "--random-weights", "--checkpoint", "x.pt"), "not both"),
-    (("--variant", "R", "--random-weights", "--build-engines"), "TensorRT"),
-    (("--variant", "Q"), "variant"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("--variant", "R-P"), "checkpoint not found"),
+        (("--variant", "R", "--random-weights", "--resolution", "huge"), "resolution must be"),
+        (("--variant", "R", "--random-weights", "--resolution", "224x128", "--ds-scale", "0.3"), "ds_scale=0.3"),
+        (("--variant", "R", "--random-weights", "--resolution", "64x64"), "128"),
+        (("--variant", "R", "--random-weights", "--opset", "20"), "opset"),
+        (("--variant", "R", "--random-weights", "--checkpoint", "x.pt"), "not both"),
+        (("--variant", "R", "--random-weights", "--build-engines"), "TensorRT"),
+        (("--variant", "Q"), "variant"),
+    ],
+)
 def test_cli_errors_are_one_line(args, expected, tmp_path, monkeypatch):
     monkeypatch.setattr(graphs, "trace", _no_trace)
     if "--build-engines" in args and compat.has_tensorrt():
@@ -288,5 +320,7 @@ def test_options_validate():
     assert opts.name == "R-P-fp16-4k" and opts.ds == 0.25 and opts.sizes == ((2176, 3840), (544, 960))
     assert ExportOptions(resolution="2k").ds == 0.5 and ExportOptions(resolution="1080p").ds == 1.0
     assert ExportOptions(resolution="4k", ds_scale=0.5).sizes == ((2176, 3840), (1088, 1920))
-    assert exporter.weights_of(ExportOptions(variant="R", random_weights=True, seed=3)).identity == \
-        "random weights (seed 3)"
+    assert (
+        exporter.weights_of(ExportOptions(variant="R", random_weights=True, seed=3)).identity
+        == "random weights (seed 3)"
+    )

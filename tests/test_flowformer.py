@@ -1,4 +1,5 @@
 """GIMM-VFI-F: the FlowFormer estimator and the whole model against the official model's stored outputs."""
+
 import pytest
 import torch
 from conftest import KEYS, assert_close_robust, bound_for, load_case, run_stages
@@ -72,9 +73,13 @@ def test_unused_official_entries_are_loaded(model, official_state):
     # kept only for strict loading; the forward never reads them
     sd = official_state
     ours = model.state_dict()
-    for key in ("memory_decoder.att.pos_emb.rel_ind", "memory_decoder.att.pos_emb.rel_height.weight",
-                "memory_decoder.att.pos_emb.rel_width.weight", "memory_encoder.feat_encoder.svt.norm.weight",
-                "context_encoder.svt.norm.bias"):
+    for key in (
+        "memory_decoder.att.pos_emb.rel_ind",
+        "memory_decoder.att.pos_emb.rel_height.weight",
+        "memory_decoder.att.pos_emb.rel_width.weight",
+        "memory_encoder.feat_encoder.svt.norm.weight",
+        "context_encoder.svt.norm.bias",
+    ):
         assert torch.equal(ours["flow.estimator." + key], sd["flow_estimator." + key]), key
     assert ours["flow.estimator.memory_decoder.att.pos_emb.rel_ind"].dtype == torch.int64
 
@@ -105,8 +110,9 @@ def test_memory_bounded_paths_match_the_official_flows(case, model):
     with torch.inference_mode():
         out = est.estimate(est.encode(img0), est.encode(img1))
     mean, p99, thr, frac = BOUNDS["raft_flow"]
-    assert_close_robust("raft_flow", torch.stack(out[:2], dim=2), case["raft_flow"], mean=mean, p99=p99, thr=thr,
-                        frac=frac)
+    assert_close_robust(
+        "raft_flow", torch.stack(out[:2], dim=2), case["raft_flow"], mean=mean, p99=p99, thr=thr, frac=frac
+    )
     mean, p99, thr, frac = BOUNDS["fe"]
     for key, ours in zip(("fe_fmap0", "fe_fmap1", "fe_feat4_0", "fe_feat4_1", "fe_feat8_0", "fe_feat8_1"), out[2:]):
         assert_close_robust(key, ours, case[key], mean=mean, p99=p99, thr=thr, frac=frac)

@@ -6,6 +6,7 @@ Most examples run on ``fakes.CrossFade`` (milliseconds each; its synthesis divid
 the real one does, so a timestep the checks let through wrongly shows as NaN); a few run the real model with
 random weights on 128x128 frames (a few seconds each on a CPU, most of it per timestep).
 """
+
 import math
 
 import numpy as np
@@ -19,8 +20,12 @@ from gimm_trt import Interpolator
 from gimm_trt.core.errors import InputError
 from gimm_trt.runtime.frames import T_MAX, T_MIN, check_timesteps
 
-FAST = settings(max_examples=200, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FAST = settings(
+    max_examples=200,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 REAL = settings(max_examples=2, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 # (height, width): sizes the model runs (after padding to 32) and sizes it refuses, empty ones included
@@ -33,18 +38,27 @@ BAD_OBJECTS = [None, "frame.png", [[0.5] * 4] * 3, 0.5, object()]
 
 @st.composite
 def frame_specs(draw):
-    return {"size": draw(st.sampled_from(SIZES)), "dtype": draw(st.sampled_from(DTYPES)),
-            "layout": draw(st.sampled_from(LAYOUTS)), "range": draw(st.sampled_from(RANGES)),
-            "torch": draw(st.booleans()), "seed": draw(st.integers(0, 2**16))}
+    return {
+        "size": draw(st.sampled_from(SIZES)),
+        "dtype": draw(st.sampled_from(DTYPES)),
+        "layout": draw(st.sampled_from(LAYOUTS)),
+        "range": draw(st.sampled_from(RANGES)),
+        "torch": draw(st.booleans()),
+        "seed": draw(st.integers(0, 2**16)),
+    }
 
 
 @st.composite
 def valid_specs(draw):
     """Specs of frames the API takes, so that examples reach the model often."""
-    return {"size": draw(st.sampled_from(SIZES[:4])), "dtype": draw(st.sampled_from(["float32", "uint8", "float64"])),
-            "layout": draw(st.sampled_from(["chw", "1chw", "readonly"])), "range": draw(st.sampled_from(["unit"] * 3
-                                                                                                      + ["overshoot"])),
-            "torch": draw(st.booleans()), "seed": draw(st.integers(0, 2**16))}
+    return {
+        "size": draw(st.sampled_from(SIZES[:4])),
+        "dtype": draw(st.sampled_from(["float32", "uint8", "float64"])),
+        "layout": draw(st.sampled_from(["chw", "1chw", "readonly"])),
+        "range": draw(st.sampled_from(["unit"] * 3 + ["overshoot"])),
+        "torch": draw(st.booleans()),
+        "seed": draw(st.integers(0, 2**16)),
+    }
 
 
 def make_frame(spec: dict):
@@ -52,14 +66,25 @@ def make_frame(spec: dict):
     (h, w), dtype, layout, kind = spec["size"], spec["dtype"], spec["layout"], spec["range"]
     rng = np.random.default_rng(spec["seed"])
     x = rng.random((3, h, w))
-    x = {"unit": x, "overshoot": x * 1.01 - 0.005, "byte": x * 255, "signed": x * 2 - 1, "huge": x * 1e30,
-         "nan": np.where(x > 0.99, np.nan, x), "inf": np.where(x > 0.99, np.inf, x)}[kind]
+    x = {
+        "unit": x,
+        "overshoot": x * 1.01 - 0.005,
+        "byte": x * 255,
+        "signed": x * 2 - 1,
+        "huge": x * 1e30,
+        "nan": np.where(x > 0.99, np.nan, x),
+        "inf": np.where(x > 0.99, np.inf, x),
+    }[kind]
     if dtype in ("uint8", "uint16", "int32", "int64", "bool"):
         x = np.nan_to_num(np.clip(x, 0, 1) * (255 if dtype == "uint8" else 65535), posinf=255)
     if dtype == "uint8" or layout == "hwc":
         x = x.transpose(1, 2, 0)
-    x = {"1chw": lambda a: a[None], "hw": lambda a: a[0] if len(a) else a[:, 0], "2chw": lambda a: np.stack([a, a]),
-         "4hw": lambda a: np.concatenate([a, a[:1]])}.get(layout, lambda a: a)(x)
+    x = {
+        "1chw": lambda a: a[None],
+        "hw": lambda a: a[0] if len(a) else a[:, 0],
+        "2chw": lambda a: np.stack([a, a]),
+        "4hw": lambda a: np.concatenate([a, a[:1]]),
+    }.get(layout, lambda a: a)(x)
     if dtype == "bfloat16":
         return torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(torch.bfloat16)
     with np.errstate(over="ignore", invalid="ignore"):  # 1e30 in float16 is inf, as meant
@@ -89,8 +114,9 @@ timesteps = st.one_of(
     unit_floats.map(np.float32),
     st.lists(unit_floats, min_size=1, max_size=3).map(np.array),
     st.lists(unit_floats, min_size=1, max_size=3).map(torch.tensor),
-    st.sampled_from(["0.5", ["0.5"], None, [], [[0.5]], [0.5, None], True, np.array([[0.5]]), torch.tensor([1j]),
-                     complex(0.5, 0)]),
+    st.sampled_from(
+        ["0.5", ["0.5"], None, [], [[0.5]], [0.5, None], True, np.array([[0.5]]), torch.tensor([1j]), complex(0.5, 0)]
+    ),
 )
 scales = st.sampled_from([None, 1.0, 0.5, 0.25, 0.3, 0.0, -1.0, 2.0, math.nan, math.inf, "0.5", np.float32(1.0), True])
 
@@ -118,8 +144,11 @@ def test_interpolate_returns_finite_frames_or_an_input_error(fake, img0, img1, t
 
 
 @FAST
-@given(items=st.lists(st.one_of(valid_specs().map(make_frame), frames), max_size=4),
-       factor=st.sampled_from([2, 3, np.int64(2), 1, 0, 2.0, True, "2", None]), ds=scales)
+@given(
+    items=st.lists(st.one_of(valid_specs().map(make_frame), frames), max_size=4),
+    factor=st.sampled_from([2, 3, np.int64(2), 1, 0, 2.0, True, "2", None]),
+    ds=scales,
+)
 def test_stream_yields_finite_frames_or_an_input_error(fake, items, factor, ds):
     try:
         out = list(fake.stream(iter(items), factor=factor, ds_scale=ds))
@@ -145,8 +174,11 @@ def pair():
 
 
 @REAL
-@given(ts=st.lists(st.one_of(st.floats(min_value=T_MIN, max_value=T_MAX), st.sampled_from(EDGE_TIMESTEPS)),
-                   min_size=1, max_size=1))
+@given(
+    ts=st.lists(
+        st.one_of(st.floats(min_value=T_MIN, max_value=T_MAX), st.sampled_from(EDGE_TIMESTEPS)), min_size=1, max_size=1
+    )
+)
 @example(ts=[T_MIN, T_MAX])
 @example(ts=[0.99999999])
 def test_the_model_gives_finite_frames_for_every_timestep_it_accepts(model, pair, ts):

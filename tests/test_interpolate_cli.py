@@ -4,6 +4,7 @@ Every mistake exits with status 2 and one ``error: ...`` line on stderr, before 
 (Non-finite pixels and timesteps outside (0, 1) cannot come from the command line: frames are uint8 and the
 timesteps are i/factor; the API side of those is in test_interpolator.py.)
 """
+
 import importlib.util
 import subprocess
 import sys
@@ -38,7 +39,7 @@ def _write_clip(path, frames, *, fps=4, audio_s=0.5, video=True):
         t = np.arange(int(48000 * audio_s)) / 48000
         tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
         for k in range(0, tone.shape[1], 1024):
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, k:k + 1024]), format="fltp", layout="mono")
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, k : k + 1024]), format="fltp", layout="mono")
             af.sample_rate, af.pts = 48000, k
             for p in a.encode(af):
                 c.mux(p)
@@ -109,6 +110,7 @@ def images(tmp_path):
         for i, (h, w) in enumerate(sizes):
             Image.fromarray(np.full((h, w, 3), 60 * i, np.uint8)).save(folder / f"f{i}.png")
         return folder
+
     return make
 
 
@@ -150,8 +152,10 @@ def test_existing_output_is_refused_without_overwrite(clip, tmp_path, images):
 
 def test_frames_of_different_sizes(images, tmp_path):
     folder = images((128, 224), (128, 224), (130, 224))
-    _one_error_line(_run(folder, tmp_path / "out", "--random-weights"),
-                    "error: frames differ in size: f2.png is 224x130, f0.png is 224x128 (WxH)")
+    _one_error_line(
+        _run(folder, tmp_path / "out", "--random-weights"),
+        "error: frames differ in size: f2.png is 224x130, f0.png is 224x128 (WxH)",
+    )
 
 
 def test_frames_below_the_minimum_size(images, tmp_path):
@@ -162,12 +166,15 @@ def test_a_single_frame(images, tmp_path):
     _one_error_line(_run(images((128, 224)), tmp_path / "out", "--random-weights"), "at least 2 are needed")
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--variant", "Q"], "error: Invalid value for '--variant': 'Q' is not one of"),
-    (["--factor", "1"], "error: Invalid value for '--factor': 1 is not in the range x>=2"),
-    (["--export", "exports/x"], "error: --export DIR runs on --backend onnxruntime or tensorrt"),
-    (["--backend", "tensorrt", "--export", "exports/x"], "tensorrt"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--variant", "Q"], "error: Invalid value for '--variant': 'Q' is not one of"),
+        (["--factor", "1"], "error: Invalid value for '--factor': 1 is not in the range x>=2"),
+        (["--export", "exports/x"], "error: --export DIR runs on --backend onnxruntime or tensorrt"),
+        (["--backend", "tensorrt", "--export", "exports/x"], "tensorrt"),
+    ],
+)
 def test_bad_options(clip, tmp_path, args, expected):
     if args[:2] == ["--backend", "tensorrt"] and importlib.util.find_spec("tensorrt") is None:
         expected = "needs tensorrt, which is not installed: pip install 'gimm-trt[tensorrt]'"
@@ -175,24 +182,32 @@ def test_bad_options(clip, tmp_path, args, expected):
 
 
 def test_checkpoint_of_the_other_variant(clip, tmp_path, r_ckpt):
-    _one_error_line(_run(clip[0], tmp_path / "o.mp4", "--variant", "F-P", "--checkpoint", r_ckpt),
-                    "is a GIMM-VFI-R or R-P checkpoint, not F-P")
+    _one_error_line(
+        _run(clip[0], tmp_path / "o.mp4", "--variant", "F-P", "--checkpoint", r_ckpt),
+        "is a GIMM-VFI-R or R-P checkpoint, not F-P",
+    )
 
 
 def test_truncated_checkpoint(clip, tmp_path, r_ckpt):
     cut = tmp_path / "cut.pt"
     cut.write_bytes(r_ckpt.read_bytes()[:100_000])
-    _one_error_line(_run(clip[0], tmp_path / "o.mp4", "--variant", "R", "--checkpoint", cut),
-                    f"error: cannot read checkpoint {cut}: truncated or not a checkpoint")
+    _one_error_line(
+        _run(clip[0], tmp_path / "o.mp4", "--variant", "R", "--checkpoint", cut),
+        f"error: cannot read checkpoint {cut}: truncated or not a checkpoint",
+    )
 
 
-@pytest.mark.parametrize("command, args, expected", [
-    ("interpolate", ["nope.mp4", "out.mp4"], "error: input not found: nope.mp4"),
-    ("bench", ["--resolution", "4q"], "error: resolution must be"),
-])
+@pytest.mark.parametrize(
+    "command, args, expected",
+    [
+        ("interpolate", ["nope.mp4", "out.mp4"], "error: input not found: nope.mp4"),
+        ("bench", ["--resolution", "4q"], "error: resolution must be"),
+    ],
+)
 def test_real_exit_status_and_stderr(tmp_path, command, args, expected):
     code = f"from gimm_trt.cli import {command}; {command}()"
-    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2 and proc.stderr.splitlines() == [proc.stderr.splitlines()[0]], proc.stderr
     assert proc.stderr.startswith(expected) and proc.stdout == ""

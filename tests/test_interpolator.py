@@ -1,4 +1,5 @@
 """The public API: parity through it, input forms, batching, ds_scale, stream, and clear errors."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -61,15 +62,20 @@ def test_ds_half_runs_the_estimator_at_half_size(r0, case0):
     feats = r0.backend.flow(big0, big1, 0.5)
     assert feats["flow01"].shape == (1, 2, 128, 224)
     with torch.inference_mode():
-        direct = r0.backend.model.flow.estimator(F.interpolate(big0, scale_factor=0.5, mode="bilinear"),
-                                                 F.interpolate(big1, scale_factor=0.5, mode="bilinear"))
+        direct = r0.backend.model.flow.estimator(
+            F.interpolate(big0, scale_factor=0.5, mode="bilinear"),
+            F.interpolate(big1, scale_factor=0.5, mode="bilinear"),
+        )
     assert torch.equal(feats["flow01"], direct[0])
     out = r0.interpolate(big0, big1, [0.5], ds_scale=0.5)
     assert out.shape == (1, 3, 256, 448)
     assert 0.0 <= out.min() and out.max() <= 1.0
     # the full-resolution frame follows the half-resolution one closely: same motion, finer detail
-    half = r0.interpolate(F.interpolate(big0, scale_factor=0.5, mode="bilinear"),
-                          F.interpolate(big1, scale_factor=0.5, mode="bilinear"), [0.5])
+    half = r0.interpolate(
+        F.interpolate(big0, scale_factor=0.5, mode="bilinear"),
+        F.interpolate(big1, scale_factor=0.5, mode="bilinear"),
+        [0.5],
+    )
     assert (F.interpolate(out, scale_factor=0.5, mode="bilinear") - half).abs().mean() < 0.03
 
 
@@ -83,32 +89,38 @@ def test_stream_yields_originals_and_new_frames_in_order(r0, case0):
     assert torch.allclose(torch.stack(out[5:8]), mid, atol=1e-5)
 
 
-@pytest.mark.parametrize("call, error", [
-    (lambda i, a, b: i.interpolate(a, b[:, :, :64, :]), "differ in size"),
-    (lambda i, a, b: i.interpolate(a[:, :, :96, :160], b[:, :, :96, :160]), ">= 128"),
-    (lambda i, a, b: i.interpolate(a, b, ds_scale=0.5), ">= 128"),
-    (lambda i, a, b: i.interpolate(a, b, ds_scale=0.3), "multiples of 8"),
-    (lambda i, a, b: i.interpolate(a * float("nan"), b), "NaN or infinite"),
-    (lambda i, a, b: i.interpolate(a, b, [0.0, 0.5]), r"strictly inside \(0, 1\)"),
-    (lambda i, a, b: i.interpolate(a, b, [1.0]), r"strictly inside \(0, 1\)"),
-    (lambda i, a, b: i.interpolate(a, b, []), "must not be empty"),
-    (lambda i, a, b: i.interpolate(a.double().to(torch.int32), b), "dtype torch.int32"),
-    (lambda i, a, b: i.interpolate(a[0, 0], b), r"must be \[3,H,W\]"),
-    (lambda i, a, b: i.interpolate([1, 2], b), "must be a torch.Tensor or numpy.ndarray"),
-    (lambda i, a, b: list(i.stream([a, b], factor=1)), "factor must be an integer >= 2"),
-])
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        (lambda i, a, b: i.interpolate(a, b[:, :, :64, :]), "differ in size"),
+        (lambda i, a, b: i.interpolate(a[:, :, :96, :160], b[:, :, :96, :160]), ">= 128"),
+        (lambda i, a, b: i.interpolate(a, b, ds_scale=0.5), ">= 128"),
+        (lambda i, a, b: i.interpolate(a, b, ds_scale=0.3), "multiples of 8"),
+        (lambda i, a, b: i.interpolate(a * float("nan"), b), "NaN or infinite"),
+        (lambda i, a, b: i.interpolate(a, b, [0.0, 0.5]), r"strictly inside \(0, 1\)"),
+        (lambda i, a, b: i.interpolate(a, b, [1.0]), r"strictly inside \(0, 1\)"),
+        (lambda i, a, b: i.interpolate(a, b, []), "must not be empty"),
+        (lambda i, a, b: i.interpolate(a.double().to(torch.int32), b), "dtype torch.int32"),
+        (lambda i, a, b: i.interpolate(a[0, 0], b), r"must be \[3,H,W\]"),
+        (lambda i, a, b: i.interpolate([1, 2], b), "must be a torch.Tensor or numpy.ndarray"),
+        (lambda i, a, b: list(i.stream([a, b], factor=1)), "factor must be an integer >= 2"),
+    ],
+)
 def test_bad_input_is_a_clear_error(r0, case0, call, error):
     a, b = torch.from_numpy(case0["img0"]), torch.from_numpy(case0["img1"])
     with pytest.raises((ValueError, TypeError), match=error):
         call(r0, a, b)
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    (dict(backend="tensorflow"), "unknown backend 'tensorflow'"),
-    (dict(precision="int8"), "unknown precision 'int8'"),
-    (dict(variant="Q"), "unknown variant 'Q'"),
-    (dict(device="tpu"), "device must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        (dict(backend="tensorflow"), "unknown backend 'tensorflow'"),
+        (dict(precision="int8"), "unknown precision 'int8'"),
+        (dict(variant="Q"), "unknown variant 'Q'"),
+        (dict(device="tpu"), "device must be"),
+    ],
+)
 def test_bad_construction_is_a_clear_error(kwargs, error):
     with pytest.raises(ValueError, match=error):
         Interpolator.from_checkpoint(random_weights=True, **{"variant": "R", **kwargs})

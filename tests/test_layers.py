@@ -4,6 +4,7 @@ Every ``import`` and ``from ... import`` in ``gimm_trt`` counts, the ones inside
 is still a dependency). Layers, lowest first: core; plugins and model; export; engines; runtime; benchmarks
 and distributed (both above the runtime); serve (uses distributed's cluster); cli.
 """
+
 import ast
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def test_no_import_cycles():
         state[node] = "open"
         for nxt in sorted(g.get(node, ())):
             if state.get(nxt) == "open":
-                cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+                cycles.append(" -> ".join(stack[stack.index(nxt) :] + [nxt]))
             elif nxt not in state:
                 visit(nxt, stack + [nxt])
         state[node] = "done"
@@ -105,12 +106,15 @@ def test_no_import_cycles():
     assert cycles == []
 
 
-@pytest.mark.parametrize("source, target, upward", [
-    ("gimm_trt.export.exporter", "gimm_trt.runtime.frames", True),
-    ("gimm_trt.runtime.interpolator", "gimm_trt.export.manifest", False),
-    ("gimm_trt.plugins.ops", "gimm_trt.model.gimm", True),
-    ("gimm_trt.model.motion", "gimm_trt.plugins.ops", False),
-])
+@pytest.mark.parametrize(
+    "source, target, upward",
+    [
+        ("gimm_trt.export.exporter", "gimm_trt.runtime.frames", True),
+        ("gimm_trt.runtime.interpolator", "gimm_trt.export.manifest", False),
+        ("gimm_trt.plugins.ops", "gimm_trt.model.gimm", True),
+        ("gimm_trt.model.motion", "gimm_trt.plugins.ops", False),
+    ],
+)
 def test_the_rule_itself(source, target, upward):
     here, there = _layer(source), _layer(target)
     same_rank = LAYERS[there] == LAYERS[here] and there != here

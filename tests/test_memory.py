@@ -1,5 +1,6 @@
 """The memory model: the live-bytes tracker against hand-counted bytes, the fake-tensor estimate against the
 same accounting of a real run, and the gimm-bench --estimate-memory rows."""
+
 import json
 
 import torch
@@ -60,8 +61,10 @@ def test_estimate_grows_with_the_batch_and_shrinks_with_fp16():
 
 def test_bench_estimate_memory_cli(tmp_path):
     path = tmp_path / "mem.json"
-    result = CliRunner().invoke(bench, ["--estimate-memory", "--resolution", "224x128", "--precision", "fp32",
-                                        "--factor", "3", "--json", str(path)])
+    result = CliRunner().invoke(
+        bench,
+        ["--estimate-memory", "--resolution", "224x128", "--precision", "fp32", "--factor", "3", "--json", str(path)],
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads(path.read_text())["rows"]
     assert [r["timesteps_per_batch"] for r in rows] == [2, 1]

@@ -1,4 +1,5 @@
 """Parity of the PyTorch reference (R) with the official model's stored outputs and intermediates."""
+
 import pytest
 import torch
 from conftest import CASES, KEYS, assert_close_robust, bound_for, load_case, run_stages

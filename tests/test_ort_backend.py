@@ -1,5 +1,6 @@
 """The exported backends through the public API: ``from_checkpoint(backend="onnxruntime")`` exports on demand
 into the cache, ``from_export`` runs an export, and frames or scales an export cannot serve are clear errors."""
+
 import json
 
 import pytest
@@ -28,8 +29,9 @@ def test_on_demand_export_matches_official(on_demand):
     interp, case = on_demand["interp"], on_demand["case"]
     assert interp.backend.name == "onnxruntime" and "random weights" in interp.weights
     assert on_demand["frames"].shape == (1, 3, 147, 225)
-    assert_close_robust("r_s1 on-demand onnxruntime", on_demand["frames"], case["imgt_pred"], mean=2e-4, p99=1e-3,
-                        thr=1e-2)
+    assert_close_robust(
+        "r_s1 on-demand onnxruntime", on_demand["frames"], case["imgt_pred"], mean=2e-4, p99=1e-3, thr=1e-2
+    )
     (export_dir,) = interp.backend.export_dirs
     assert export_dir.parent.parent == on_demand["cache"] and export_dir.name == "R-fp32-256x160"
     data = json.loads((export_dir / "manifest.json").read_text())

@@ -1,5 +1,6 @@
 """The paths that make the torch backend fast and small: on-the-fly correlation, fp32 islands under
 reduced precision, per-frame encoder reuse. Each is checked against the exact fp32 reference."""
+
 import pytest
 import torch
 from conftest import assert_close_robust, load_case, run_stages

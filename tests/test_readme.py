@@ -1,4 +1,5 @@
 """The README's Python examples, run as they are (in order, one namespace, in a temporary directory)."""
+
 import os
 import re
 from pathlib import Path

@@ -4,6 +4,7 @@ before any heavy work where the input allows it, and nothing is silently wrong o
 The model is mostly a cross-fade stand-in (``fakes.CrossFade``) with the real synthesis stage's divisions by
 t and 1 - t; the few tests that need real graphs or weights say so.
 """
+
 import hashlib
 import json
 import os
@@ -78,12 +79,15 @@ def test_timesteps_at_the_float32_limits_give_finite_frames():
 
 
 # ----------------------------------------------------------------------------------- 2. pixel range
-@pytest.mark.parametrize("scale, shift, hint", [
-    (255.0, 0.0, "0..255 values: divide by 255 or pass uint8"),
-    (65535.0, 0.0, "0..65535 .16-bit. values: divide by 65535"),
-    (2.0, -1.0, r"-1..1 values: map them with \(x \+ 1\) / 2"),
-    (3.0, -1.5, r"rescale them to \[0, 1\]"),
-])
+@pytest.mark.parametrize(
+    "scale, shift, hint",
+    [
+        (255.0, 0.0, "0..255 values: divide by 255 or pass uint8"),
+        (65535.0, 0.0, "0..65535 .16-bit. values: divide by 65535"),
+        (2.0, -1.0, r"-1..1 values: map them with \(x \+ 1\) / 2"),
+        (3.0, -1.5, r"rescale them to \[0, 1\]"),
+    ],
+)
 def test_pixels_outside_0_1_name_the_likely_cause(scale, shift, hint):
     a, b = _pair()
     with pytest.raises(InputError, match=f"img0 has values in .*{hint}"):
@@ -137,7 +141,7 @@ def test_an_intact_video_decodes_all_it_claims(mkv10):
 
 def test_a_truncated_video_is_an_error_not_a_shorter_output(mkv10, tmp_path):
     cut = tmp_path / "cut.mkv"
-    cut.write_bytes(mkv10.read_bytes()[:int(mkv10.stat().st_size * 0.6)])
+    cut.write_bytes(mkv10.read_bytes()[: int(mkv10.stat().st_size * 0.6)])
     with VideoReader(cut) as reader:
         assert reader.frame_count == 10
         with pytest.raises(InputError, match=r"cut.mkv decoded to \d of the 10 frames its container claims"):
@@ -160,12 +164,28 @@ def _identity_export(folder: Path) -> Path:
         graph = onnx.helper.make_graph([onnx.helper.make_node("Add", ["x", "w"], ["y"])], stage, [x], [y], [w])
         data = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)]).SerializeToString()
         (folder / f"{stage}.onnx").write_bytes(data)
-        stages[stage] = {"file": f"{stage}.onnx", "sha256": hashlib.sha256(data).hexdigest(),
-                         "outputs": [{"name": "y", "shape": [1, 4096]}]}
-    (folder / "manifest.json").write_text(json.dumps({
-        "schema": "gimm-export/1", "variant": "R", "precision": "fp32", "weights": "random weights (seed 0)",
-        "ds_scale": 1.0, "padded_size": [128, 128], "processing_size": [128, 128], "resolution": {"name": "128x128"},
-        "max_timesteps": 8, "splat": {"form": "portable"}, "stages": stages}))
+        stages[stage] = {
+            "file": f"{stage}.onnx",
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "outputs": [{"name": "y", "shape": [1, 4096]}],
+        }
+    (folder / "manifest.json").write_text(
+        json.dumps(
+            {
+                "schema": "gimm-export/1",
+                "variant": "R",
+                "precision": "fp32",
+                "weights": "random weights (seed 0)",
+                "ds_scale": 1.0,
+                "padded_size": [128, 128],
+                "processing_size": [128, 128],
+                "resolution": {"name": "128x128"},
+                "max_timesteps": 8,
+                "splat": {"form": "portable"},
+                "stages": stages,
+            }
+        )
+    )
     return folder
 
 
@@ -191,8 +211,9 @@ def test_a_truncated_onnx_is_an_export_error_not_a_decode_traceback(tmp_path):
     frames = _save_pngs(tmp_path / "in", gradient_frames(2))
     from gimm_trt.cli import interpolate
 
-    result = CliRunner().invoke(interpolate, [str(frames), str(tmp_path / "out"), "--export", str(export_dir),
-                                              "--backend", "onnxruntime"])
+    result = CliRunner().invoke(
+        interpolate, [str(frames), str(tmp_path / "out"), "--export", str(export_dir), "--backend", "onnxruntime"]
+    )
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert result.stderr.count("error:") == 1 and "synthesis.onnx does not match" in result.stderr
 
@@ -203,10 +224,13 @@ def r_state():
     return synthetic_state_dict("r", seed=0)
 
 
-@pytest.mark.parametrize("bad, what", [
-    (lambda v: v.clone().fill_(float("nan")), "holds NaN or infinite values"),
-    (lambda v: v.clone().to(torch.int64), "holds torch.int64 values, expected float32"),
-])
+@pytest.mark.parametrize(
+    "bad, what",
+    [
+        (lambda v: v.clone().fill_(float("nan")), "holds NaN or infinite values"),
+        (lambda v: v.clone().to(torch.int64), "holds torch.int64 values, expected float32"),
+    ],
+)
 def test_nan_and_integer_weights_are_named(r_state, bad, what):
     key = "amt_final_decoder.convblock.4.weight"
     state = {**r_state, key: bad(r_state[key])}
@@ -323,8 +347,22 @@ def no_model(monkeypatch):
 def test_bench_of_an_absurd_size_is_one_line_before_loading(no_model):
     from gimm_trt.cli import bench
 
-    result = CliRunner().invoke(bench, ["--resolution", "99999x99999", "--random-weights", "--device", "cpu",
-                                        "--backends", "torch", "--precision", "fp32", "--pairs", "1"])
+    result = CliRunner().invoke(
+        bench,
+        [
+            "--resolution",
+            "99999x99999",
+            "--random-weights",
+            "--device",
+            "cpu",
+            "--backends",
+            "torch",
+            "--precision",
+            "fp32",
+            "--pairs",
+            "1",
+        ],
+    )
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert "99999x99999 frames need over" in result.stderr and "smaller --resolution" in result.stderr
 
@@ -337,12 +375,22 @@ def test_allocation_failures_in_a_row_become_input_errors(monkeypatch):
     _patch(monkeypatch)
 
     def no_memory(*args, **kwargs):
-        raise RuntimeError("[enforce fail at alloc_cpu.cpp:119] . DefaultCPUAllocator: not enough memory: you "
-                           "tried to allocate 1000000000000 bytes.")
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:119] . DefaultCPUAllocator: not enough memory: you "
+            "tried to allocate 1000000000000 bytes."
+        )
 
     monkeypatch.setattr(bench, "synthetic_pair", no_memory)
-    config = BenchConfig(resolution="224x128", backends=("torch",), precisions=("fp32",), device="cpu", factor=2,
-                         pairs=1, warmup=0, random_weights=True)
+    config = BenchConfig(
+        resolution="224x128",
+        backends=("torch",),
+        precisions=("fp32",),
+        device="cpu",
+        factor=2,
+        pairs=1,
+        warmup=0,
+        random_weights=True,
+    )
     with pytest.raises(InputError, match="out of memory on cpu at 224x128: use a smaller --resolution"):
         bench.run(config)
     with pytest.raises(RuntimeError, match="something else"), bench.allocation_errors(1, 1, torch.device("cpu")):
@@ -365,18 +413,22 @@ def test_bench_outputs_are_checked_before_the_run(monkeypatch, option):
     from gimm_trt.cli import bench as bench_cli
 
     monkeypatch.setattr(bench, "run", _never)
-    result = CliRunner().invoke(bench_cli, ["--resolution", "224x128", "--random-weights", "--device", "cpu",
-                                            option, str(UNWRITABLE / "x")])
+    result = CliRunner().invoke(
+        bench_cli, ["--resolution", "224x128", "--random-weights", "--device", "cpu", option, str(UNWRITABLE / "x")]
+    )
     assert result.exit_code == 2 and "is not writable" in result.stderr, result.output
 
 
-@pytest.mark.parametrize("args, error", [
-    (["--ds-scale", "0"], r"ds_scale must lie in \(0, 1\]"),
-    (["--ds-scale", "nan"], r"ds_scale must lie in \(0, 1\]"),
-    (["--fps", "nan"], "fps must be a finite number"),
-    (["--fps", "inf"], "fps must be a finite number"),
-    (["--fps", "1e-9"], r"fps must lie in \[0.001, 1000\]"),
-])
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        (["--ds-scale", "0"], r"ds_scale must lie in \(0, 1\]"),
+        (["--ds-scale", "nan"], r"ds_scale must lie in \(0, 1\]"),
+        (["--fps", "nan"], "fps must be a finite number"),
+        (["--fps", "inf"], "fps must be a finite number"),
+        (["--fps", "1e-9"], r"fps must lie in \[0.001, 1000\]"),
+    ],
+)
 def test_bad_option_values_fail_before_the_model_loads(tmp_path, no_model, args, error):
     from gimm_trt.cli import interpolate
 
@@ -402,14 +454,17 @@ def test_max_batch_is_checked_before_the_model_loads(no_model, max_batch):
         Interpolator.from_checkpoint(variant="R", random_weights=True, max_batch=max_batch)
 
 
-@pytest.mark.parametrize("timesteps, expect", [
-    (np.float32(0.5), [0.5]),
-    (np.float64(0.25), [0.25]),
-    (np.array([0.25, 0.75]), [0.25, 0.75]),
-    (torch.tensor(0.5), [0.5]),
-    ((np.float32(0.5), torch.tensor(0.25)), [0.5, 0.25]),
-    (range(0), None),
-])
+@pytest.mark.parametrize(
+    "timesteps, expect",
+    [
+        (np.float32(0.5), [0.5]),
+        (np.float64(0.25), [0.25]),
+        (np.array([0.25, 0.75]), [0.25, 0.75]),
+        (torch.tensor(0.5), [0.5]),
+        ((np.float32(0.5), torch.tensor(0.25)), [0.5, 0.25]),
+        (range(0), None),
+    ],
+)
 def test_timesteps_as_numpy_and_torch_values(timesteps, expect):
     if expect is None:
         with pytest.raises(InputError, match="must not be empty"):
@@ -418,15 +473,18 @@ def test_timesteps_as_numpy_and_torch_values(timesteps, expect):
         assert check_timesteps(timesteps) == expect
 
 
-@pytest.mark.parametrize("timesteps, error", [
-    ("0.5", "got the string '0.5'"),
-    (["0.5"], r"timesteps\[0\] is the string '0.5'"),
-    ([0.5, None], r"timesteps\[1\] is NoneType"),
-    (torch.tensor([[0.5]]), "must be a number or a 1-d sequence, got shape"),
-    (np.array([0.5 + 1j]), "must hold real numbers"),
-    (True, "must be a number or a sequence"),
-    ({"t": 0.5}.values(), None),
-])
+@pytest.mark.parametrize(
+    "timesteps, error",
+    [
+        ("0.5", "got the string '0.5'"),
+        (["0.5"], r"timesteps\[0\] is the string '0.5'"),
+        ([0.5, None], r"timesteps\[1\] is NoneType"),
+        (torch.tensor([[0.5]]), "must be a number or a 1-d sequence, got shape"),
+        (np.array([0.5 + 1j]), "must hold real numbers"),
+        (True, "must be a number or a sequence"),
+        ({"t": 0.5}.values(), None),
+    ],
+)
 def test_timesteps_of_the_wrong_kind_are_named(timesteps, error):
     if error is None:
         assert check_timesteps(timesteps) == [0.5]
@@ -512,4 +570,3 @@ def test_atomic_write_gives_files_mode_0644(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
-

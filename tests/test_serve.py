@@ -4,6 +4,7 @@ bad requests answered with a 4xx and a JSON error while the replica keeps servin
 GIMM-VFI-R with seeded random weights on 128x128 frames, one torch thread on both sides (CPU results depend on
 the thread count). The request format itself is checked without Ray.
 """
+
 import importlib.util
 import io
 import json
@@ -19,8 +20,9 @@ import torch
 
 from gimm_trt.serve.protocol import BadRequest, TooLarge, decode_request, decode_response, encode_request
 
-needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                               reason="ray is not installed (pip install 'gimm-trt[ray]')")
+needs_ray = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'gimm-trt[ray]')"
+)
 
 SIZE = 128
 MAX_BYTES = 1 << 20  # small, so an oversized request is cheap to make
@@ -50,10 +52,10 @@ def _npz(**arrays) -> bytes:
 
 # ---- the format (no Ray) ----
 
+
 def test_request_round_trip_and_refusals():
     img0, img1 = _pair(0)
-    got0, got1, ts = decode_request(encode_request(img0, _png(img1), [0.25, 0.5]), max_bytes=MAX_BYTES,
-                                    max_timesteps=8)
+    got0, got1, ts = decode_request(encode_request(img0, _png(img1), [0.25, 0.5]), max_bytes=MAX_BYTES, max_timesteps=8)
     assert np.array_equal(got0, img0) and np.array_equal(got1, img1) and ts == [0.25, 0.5]
     cases = [
         (b"GIF89a not an archive", BadRequest, "not an .npz"),
@@ -79,6 +81,7 @@ def test_request_round_trip_and_refusals():
 
 # ---- the service on Ray ----
 
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -98,8 +101,9 @@ def service(tmp_path_factory):
             from ray import serve
 
             try:
-                app = build_app(spec, ServeOptions(max_bytes=MAX_BYTES, max_timesteps=8, batch_wait_s=0.05),
-                                cpus_per_replica=0.5)
+                app = build_app(
+                    spec, ServeOptions(max_bytes=MAX_BYTES, max_timesteps=8, batch_wait_s=0.05), cpus_per_replica=0.5
+                )
                 url = start(app, port=_free_port(), timeout=WAIT_S)
                 yield url
             finally:
@@ -127,8 +131,9 @@ def local():
 
 def _call(url, path, body=None, method=None):
     """(status, body) of one request; HTTP errors are answers too."""
-    req = urllib.request.Request(url.rstrip("/") + path, data=body, method=method,
-                                 headers={"Content-Type": "application/octet-stream"})
+    req = urllib.request.Request(
+        url.rstrip("/") + path, data=body, method=method, headers={"Content-Type": "application/octet-stream"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=WAIT_S) as resp:
             return resp.status, resp.read()
@@ -201,6 +206,9 @@ def test_service_listens_on_loopback_only(service):
     ours = {os.getpid()} | {p.pid for p in psutil.Process().children(recursive=True)}
     listening = [c for c in psutil.net_connections(kind="inet") if c.pid in ours and c.status == psutil.CONN_LISTEN]
     assert port in {c.laddr.port for c in listening}
-    open_to_network = [(c.laddr, psutil.Process(c.pid).name()) for c in listening
-                       if c.laddr.ip not in ("127.0.0.1", "::ffff:127.0.0.1", "::1")]
+    open_to_network = [
+        (c.laddr, psutil.Process(c.pid).name())
+        for c in listening
+        if c.laddr.ip not in ("127.0.0.1", "::ffff:127.0.0.1", "::1")
+    ]
     assert not open_to_network

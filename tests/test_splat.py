@@ -4,6 +4,7 @@ The Triton interpreter must be switched on before ``triton`` is first imported, 
 one subprocess: this file run as a script with TRITON_INTERPRET=1 (``_worker``) saves the kernel's outputs
 and this process compares them.
 """
+
 import math
 import os
 import subprocess
@@ -81,11 +82,17 @@ def make_cases() -> dict:
     cases["edges"] = (rand(n, c, h, w), flow, metric)
     cases["c1"] = (rand(1, 1, 6, 5), rand(1, 2, 6, 5, scale=1.5), torch.rand(1, 1, 6, 5, generator=g))
     cases["c64"] = (rand(1, 64, 4, 6), rand(1, 2, 4, 6, scale=2.0), torch.rand(1, 1, 4, 6, generator=g))
-    cases["fp16"] = (rand(3, 4, 5, 8).half(), rand(3, 2, 5, 8, scale=2.0).half(),
-                     torch.rand(3, 1, 5, 8, generator=g).half())
+    cases["fp16"] = (
+        rand(3, 4, 5, 8).half(),
+        rand(3, 2, 5, 8, scale=2.0).half(),
+        torch.rand(3, 1, 5, 8, generator=g).half(),
+    )
     xs = rand(1, 2, 6, 7)
-    cases["shift"] = (xs, torch.tensor([2.0, -1.0]).view(1, 2, 1, 1).expand(1, 2, 6, 7).contiguous(),
-                      torch.rand(1, 1, 6, 7, generator=g) + 0.5)
+    cases["shift"] = (
+        xs,
+        torch.tensor([2.0, -1.0]).view(1, 2, 1, 1).expand(1, 2, 6, 7).contiguous(),
+        torch.rand(1, 1, 6, 7, generator=g) + 0.5,
+    )
     return cases
 
 
@@ -94,6 +101,7 @@ def _tol(x):
 
 
 # --- the torch reference --------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", ["edges", "c1", "c64", "fp16", "shift"])
@@ -172,6 +180,7 @@ def test_triton_on_cpu_needs_the_interpreter():
 
 # --- the Triton kernel under the interpreter (subprocess) -----------------------------------------------------
 
+
 def _worker(path: str) -> None:
     from gimm_trt.plugins import triton_kernel
 
@@ -228,6 +237,7 @@ def test_triton_interpreter(interpreted, case, mode):
 
 # --- on a GPU (skipped elsewhere) -------------------------------------------------------------------------------
 
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("impl", ["triton", "cupy"])
 def test_cuda_kernels(impl):
@@ -254,6 +264,7 @@ def test_cuda_kernels(impl):
 
 
 # --- the portable decomposition (what the "portable" export computes) -----------------------------------------
+
 
 @pytest.mark.parametrize("mode", MODES)
 def test_portable_matches_reference(mode):

@@ -1,4 +1,5 @@
 """The splat op in ONNX: the custom node (with its ONNX Runtime kernel) and the portable graph, both exporters."""
+
 import io
 
 import numpy as np
@@ -42,13 +43,27 @@ def export(model, args, form, dynamo=True):
     with onnx_node.export_splat_mode(form) as table:
         if dynamo:
             steps = torch.export.Dim("T", max=8)
-            program = torch.onnx.export(model.eval(), args, dynamo=True, custom_translation_table=table,
-                                        opset_version=18, dynamic_shapes=tuple({0: steps} for _ in args),
-                                        verbose=False)
+            program = torch.onnx.export(
+                model.eval(),
+                args,
+                dynamo=True,
+                custom_translation_table=table,
+                opset_version=18,
+                dynamic_shapes=tuple({0: steps} for _ in args),
+                verbose=False,
+            )
             return program.model_proto
         buf = io.BytesIO()
-        torch.onnx.export(model.eval(), args, buf, dynamo=False, opset_version=18, input_names=names,
-                          output_names=["y"], dynamic_axes={n: {0: "T"} for n in names})
+        torch.onnx.export(
+            model.eval(),
+            args,
+            buf,
+            dynamo=False,
+            opset_version=18,
+            input_names=names,
+            output_names=["y"],
+            dynamic_axes={n: {0: "T"} for n in names},
+        )
         return onnx.load_from_string(buf.getvalue())
 
 
@@ -98,8 +113,9 @@ def test_portable_graph(dynamo):
     assert not splat_nodes(model) and all(n.domain in ("", "ai.onnx") for n in model.graph.node)
     assert "ScatterND" not in ops
     scatters = [n for n in model.graph.node if n.op_type == "ScatterElements"]
-    assert scatters and all(onnx.helper.get_attribute_value(a) == b"add"
-                            for n in scatters for a in n.attribute if a.name == "reduction")
+    assert scatters and all(
+        onnx.helper.get_attribute_value(a) == b"add" for n in scatters for a in n.attribute if a.name == "reduction"
+    )
     check_against_reference(session(model, custom=False), "linear-zeroeps", steps=(2, 3))
 
 
@@ -121,12 +137,18 @@ def test_hand_built_node(mode):
     t, co = 2, schema.out_channels(C, mode)
     vi = onnx.helper.make_tensor_value_info
     graph = onnx.helper.make_graph(
-        [onnx_node.make_node(schema.INPUTS, schema.OUTPUTS, mode, name="splat0")], "g",
-        [vi("x", onnx.TensorProto.FLOAT, ["T", C, H, W]), vi("flow", onnx.TensorProto.FLOAT, ["T", 2, H, W]),
-         vi("metric", onnx.TensorProto.FLOAT, ["T", 1, H, W])],
-        [vi("acc", onnx.TensorProto.FLOAT, ["T", co, H, W])])
-    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18),
-                                                         onnx.helper.make_opsetid(schema.NAMESPACE, 1)])
+        [onnx_node.make_node(schema.INPUTS, schema.OUTPUTS, mode, name="splat0")],
+        "g",
+        [
+            vi("x", onnx.TensorProto.FLOAT, ["T", C, H, W]),
+            vi("flow", onnx.TensorProto.FLOAT, ["T", 2, H, W]),
+            vi("metric", onnx.TensorProto.FLOAT, ["T", 1, H, W]),
+        ],
+        [vi("acc", onnx.TensorProto.FLOAT, ["T", co, H, W])],
+    )
+    model = onnx.helper.make_model(
+        graph, opset_imports=[onnx.helper.make_opsetid("", 18), onnx.helper.make_opsetid(schema.NAMESPACE, 1)]
+    )
     onnx.checker.check_model(model, full_check=True)
     args = inputs(t, 3)
     got = run(session(model, custom=True), args)
@@ -138,10 +160,15 @@ def test_hand_built_node(mode):
 def test_for_onnxruntime_rewrites_only_our_node():
     node = onnx_node.make_node(["a", "b", "c"], ["d"], "sum")
     vi = onnx.helper.make_tensor_value_info
-    graph = onnx.helper.make_graph([node], "g", [vi(n, onnx.TensorProto.FLOAT, [1, 1, 2, 2]) for n in "abc"],
-                                   [vi("d", onnx.TensorProto.FLOAT, [1, 1, 2, 2])])
-    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18),
-                                                         onnx.helper.make_opsetid(schema.NAMESPACE, 1)])
+    graph = onnx.helper.make_graph(
+        [node],
+        "g",
+        [vi(n, onnx.TensorProto.FLOAT, [1, 1, 2, 2]) for n in "abc"],
+        [vi("d", onnx.TensorProto.FLOAT, [1, 1, 2, 2])],
+    )
+    model = onnx.helper.make_model(
+        graph, opset_imports=[onnx.helper.make_opsetid("", 18), onnx.helper.make_opsetid(schema.NAMESPACE, 1)]
+    )
     out = onnx_node.for_onnxruntime(model)
     assert [n.op_type for n in out.graph.node] == ["Cast", "Cast", "Cast", schema.OP_NAME]
     assert out.graph.node[-1].domain == onnx_node.ORT_DOMAIN

@@ -2,6 +2,7 @@
 Triton compiles for it (PTX for sm_90 needs no GPU) and its PTX version, and, only where TensorRT and a GPU
 exist, an engine built from an exported graph. TensorRT's own plugin layer driving the plugin is in
 ``test_trt_plugin_layer.py``."""
+
 import ctypes
 import functools
 import importlib
@@ -32,8 +33,9 @@ def _target():
 @functools.cache
 def compiled(x_dtype="fp16", flow_dtype="fp32", mode="linear-zeroeps", tactic=1, metric_dtype=None):
     try:
-        return triton_kernel.compile_aot(x_dtype, flow_dtype, metric_dtype or flow_dtype, mode, tactic,
-                                         target=_target(), ptx_version=84)
+        return triton_kernel.compile_aot(
+            x_dtype, flow_dtype, metric_dtype or flow_dtype, mode, tactic, target=_target(), ptx_version=84
+        )
     except Exception as err:  # no LLVM/ptxas for the NVIDIA backend in this Triton build
         pytest.skip(f"Triton cannot compile for sm_90 here: {err!r}")
 
@@ -44,6 +46,7 @@ def entry_params(ptx):
 
 
 # --- importing the plugin module -------------------------------------------------------------------------------
+
 
 def _namespace_only(tmp_path, monkeypatch):
     """``import tensorrt`` finds an empty namespace package, as with ``tensorrt-stubs`` and no TensorRT."""
@@ -83,6 +86,7 @@ def test_tensorrt_is_detected_by_what_it_provides(monkeypatch, tmp_path):
 
 # --- the compiled kernel --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtypes,mode,tactic", [(("fp16", "fp32"), "linear-zeroeps", 1), (("fp32", "fp32"), "sum", 3)])
 def test_aot_kernel_signature(dtypes, mode, tactic):
     kernel = compiled(*dtypes, mode, tactic)
@@ -108,13 +112,16 @@ def test_stripped_ptx_assembles():
         ptxas = get_ptxas(90).path
     except Exception as err:
         pytest.skip(f"no ptxas: {err!r}")
-    run = subprocess.run([ptxas, "-arch=sm_90a", "-", "-o", "/dev/null"], input=kernel.ptx, text=True,
-                         capture_output=True, timeout=120)
+    run = subprocess.run(
+        [ptxas, "-arch=sm_90a", "-", "-o", "/dev/null"], input=kernel.ptx, text=True, capture_output=True, timeout=120
+    )
     assert run.returncode == 0, run.stderr
 
 
 def test_strip_hidden_params_refuses_used_ones():
-    ptx = ".visible .entry k(\n .param .u64 k_param_0,\n .param .u64 k_param_1\n)\n{\n ld.param.b64 %rd1, [k_param_1];\n}"
+    ptx = (
+        ".visible .entry k(\n .param .u64 k_param_0,\n .param .u64 k_param_1\n)\n{\n ld.param.b64 %rd1, [k_param_1];\n}"
+    )
     with pytest.raises(ValueError, match="k_param_1"):
         triton_kernel.strip_hidden_params(ptx, keep=1)
     unused = ptx.replace("k_param_1]", "k_param_0]")
@@ -122,6 +129,7 @@ def test_strip_hidden_params_refuses_used_ones():
 
 
 # --- the PTX version and the Triton floor ----------------------------------------------------------------------
+
 
 class _FakeLibcuda:
     """``libcuda.so.1`` of a driver reporting ``cuDriverGetVersion`` = ``version`` (e.g. 13090 for 13.9)."""
@@ -136,8 +144,9 @@ class _FakeLibcuda:
 
 def _driver(monkeypatch, version):
     real = ctypes.CDLL
-    monkeypatch.setattr(ctypes, "CDLL",
-                        lambda name, *a, **k: _FakeLibcuda(version) if name == "libcuda.so.1" else real(name, *a, **k))
+    monkeypatch.setattr(
+        ctypes, "CDLL", lambda name, *a, **k: _FakeLibcuda(version) if name == "libcuda.so.1" else real(name, *a, **k)
+    )
 
 
 def _triton_3_4_ptx_get_version(cuda_version):
@@ -148,8 +157,9 @@ def _triton_3_4_ptx_get_version(cuda_version):
     raise RuntimeError("Triton only support CUDA 10.0 or higher, but got CUDA version: " + cuda_version)
 
 
-@pytest.mark.parametrize("driver,ptxas,want", [(12040, 94, 84), (13090, 94, 94), (13000, 87, 87), (None, 94, 94),
-                                              (None, None, None)])
+@pytest.mark.parametrize(
+    "driver,ptxas,want", [(12040, 94, 84), (13090, 94, 94), (13000, 87, 87), (None, 94, 94), (None, None, None)]
+)
 def test_aot_ptx_version_is_the_lower_of_driver_and_ptxas(monkeypatch, driver, ptxas, want):
     nv = pytest.importorskip("triton.backends.nvidia.compiler")
     if driver is None:
@@ -201,6 +211,7 @@ def test_compile_aot_needs_triton_3_3(monkeypatch):
 
 # --- TensorRT itself (GPU machines with TensorRT >= 10.9 only) ------------------------------------------------
 
+
 @pytest.mark.gpu
 @pytest.mark.tensorrt
 @pytest.mark.parametrize("aot", [True, False], ids=["aot", "jit"])
@@ -215,13 +226,18 @@ def test_engine(aot, tmp_path):
             return plugins.splat(x, flow, metric)
 
     g = torch.Generator().manual_seed(0)
-    args = (torch.randn(2, 16, 24, 40, generator=g), torch.randn(2, 2, 24, 40, generator=g) * 4,
-            torch.rand(2, 1, 24, 40, generator=g))
+    args = (
+        torch.randn(2, 16, 24, 40, generator=g),
+        torch.randn(2, 2, 24, 40, generator=g) * 4,
+        torch.rand(2, 1, 24, 40, generator=g),
+    )
     with onnx_node.export_splat_mode("plugin", aot=aot) as table:
-        model = torch.onnx.export(Splat().eval(), args, dynamo=True, custom_translation_table=table,
-                                  opset_version=18).model_proto
-    engine = EngineFromNetwork(NetworkFromOnnxBytes(model.SerializeToString(), strongly_typed=True),
-                               CreateConfig(tf32=False))
+        model = torch.onnx.export(
+            Splat().eval(), args, dynamo=True, custom_translation_table=table, opset_version=18
+        ).model_proto
+    engine = EngineFromNetwork(
+        NetworkFromOnnxBytes(model.SerializeToString(), strongly_typed=True), CreateConfig(tf32=False)
+    )
     with TrtRunner(engine) as runner:
         out = runner.infer(dict(zip(schema.INPUTS, (a.numpy() for a in args))))
     got = torch.as_tensor(next(iter(out.values())))

@@ -1,4 +1,5 @@
 """Tiled synthesis: the full-size parts computed in windows with a halo give the untiled frames."""
+
 import pytest
 import torch
 import torch.nn as nn
@@ -17,16 +18,26 @@ def _inputs(hp, wp, ds, n, seed=0):
     h, w = int(hp * ds), int(wp * ds)
     r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
     img0, img1 = torch.rand(1, 3, hp, wp, generator=g), torch.rand(1, 3, hp, wp, generator=g)
-    feats = (r(1, 128, h // 4, w // 4), r(1, 128, h // 4, w // 4), r(1, 256, h // 8, w // 8), r(1, 256, h // 8, w // 8),
-             r(1, 256, h // 8, w // 8), r(1, 256, h // 8, w // 8))
+    feats = (
+        r(1, 128, h // 4, w // 4),
+        r(1, 128, h // 4, w // 4),
+        r(1, 256, h // 8, w // 8),
+        r(1, 256, h // 8, w // 8),
+        r(1, 256, h // 8, w // 8),
+        r(1, 256, h // 8, w // 8),
+    )
     flowt = 4 * r(n, 2, h, w)
     t = torch.linspace(0.2, 0.8, n)
     return (img0, img1, *feats, flowt, t, ds)
 
 
 def test_halo_walks_the_convolutions():
-    stack = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.ReLU(), nn.Conv2d(1, 1, 7, padding=3),
-                          nn.Conv2d(1, 1, 3, padding=2, dilation=2))
+    stack = nn.Sequential(
+        nn.Conv2d(1, 1, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(1, 1, 7, padding=3),
+        nn.Conv2d(1, 1, 3, padding=2, dilation=2),
+    )
     assert halo(stack) == 1 + 3 + 2
     assert halo(nn.Sequential(nn.Conv2d(1, 1, 3, stride=2), nn.Conv2d(1, 1, 3))) == 1 + 2
     # the receptive field of the real blocks: 1 + 3 ResBlocks x 5 + 1 (3x3), and two 7x7
@@ -43,9 +54,17 @@ def test_tiles_cover_the_frame_once():
     assert bool((seen == 1).all())
 
 
-@pytest.mark.parametrize("hp, wp, ds, n, tile", [
-    (128, 224, 1.0, 2, 64), (128, 224, 1.0, 1, 37), (136, 152, 1.0, 3, 51), (256, 448, 0.5, 2, 100),
-    (256, 320, 0.5, 1, 33), (128, 224, 1.0, 2, 500)])
+@pytest.mark.parametrize(
+    "hp, wp, ds, n, tile",
+    [
+        (128, 224, 1.0, 2, 64),
+        (128, 224, 1.0, 1, 37),
+        (136, 152, 1.0, 3, 51),
+        (256, 448, 0.5, 2, 100),
+        (256, 320, 0.5, 1, 33),
+        (128, 224, 1.0, 2, 500),
+    ],
+)
 def test_tiled_equals_untiled(synthesis, hp, wp, ds, n, tile):
     args = _inputs(hp, wp, ds, n)
     with torch.inference_mode():
@@ -62,8 +81,16 @@ def test_tiled_decoder_and_composition_each_match(synthesis):
     with torch.inference_mode():
         x0, x1 = img0, img1
         q = synthesis.quarter_flows(x0, x1, f8_0, f8_1, c0, c1, flowt, t)
-        args = (q[2], synthesis.final_decoder.upsample(f4_0), synthesis.final_decoder.upsample(f4_1), q[0], q[1], q[3],
-                2 * x0 - 1.0, 2 * x1 - 1.0)
+        args = (
+            q[2],
+            synthesis.final_decoder.upsample(f4_0),
+            synthesis.final_decoder.upsample(f4_1),
+            q[0],
+            q[1],
+            q[3],
+            2 * x0 - 1.0,
+            2 * x1 - 1.0,
+        )
         whole = synthesis.final_decoder(*args)
         tiled = synthesis.decode_tiled(args, 45)
     for a, b in zip(whole, tiled):

@@ -7,6 +7,7 @@ to provide it. The ONNX node comes from a real export; TensorRT's ONNX parser tu
 (``trt_standin.parser``); the build's calls come from ``trt_standin.builder``. The JIT implementation runs on CPU
 tensors in a subprocess under Triton's interpreter.
 """
+
 import contextlib
 import ctypes
 import functools
@@ -36,10 +37,18 @@ def _layer_params():
     params = [pytest.param(layer, id=f"trt{layer.version}") for layer in layers]
     for major, example in ((11, "11.4.0.106"), (10, "10.16.1.11")):
         if not any(layer.major == major for layer in layers):
-            how = (f"pip install {WHEEL}=={example}" if major == 11 else
-                   f"pip install --no-deps --target DIR {WHEEL}=={example} and set {trt_standin.ENV}=DIR")
-            params.append(pytest.param(None, id=f"trt{major}", marks=pytest.mark.skip(
-                reason=f"no TensorRT {major}.x plugin layer ({WHEEL}) found: {how}")))
+            how = (
+                f"pip install {WHEEL}=={example}"
+                if major == 11
+                else f"pip install --no-deps --target DIR {WHEEL}=={example} and set {trt_standin.ENV}=DIR"
+            )
+            params.append(
+                pytest.param(
+                    None,
+                    id=f"trt{major}",
+                    marks=pytest.mark.skip(reason=f"no TensorRT {major}.x plugin layer ({WHEEL}) found: {how}"),
+                )
+            )
     return params
 
 
@@ -54,8 +63,13 @@ def trt_env(layer):
     with trt_standin.installed(layer, dependents=(MODULE,)) as (trt, trtp):
         module = importlib.import_module(MODULE)
         registry = trt.get_plugin_registry()
-        yield SimpleNamespace(trt=trt, trtp=trtp, module=module, registry=registry,
-                              creator=registry.get_creator(schema.OP_NAME, str(schema.VERSION), schema.NAMESPACE))
+        yield SimpleNamespace(
+            trt=trt,
+            trtp=trtp,
+            module=module,
+            registry=registry,
+            creator=registry.get_creator(schema.OP_NAME, str(schema.VERSION), schema.NAMESPACE),
+        )
 
 
 class Splat(torch.nn.Module):
@@ -72,9 +86,15 @@ def exported():
     for aot in (True, False):
         with onnx_node.export_splat_mode("plugin", aot=aot) as table:
             steps = torch.export.Dim("T", max=8)
-            model = torch.onnx.export(Splat().eval(), args, dynamo=True, custom_translation_table=table,
-                                      opset_version=18, dynamic_shapes=tuple({0: steps} for _ in args),
-                                      verbose=False).model_proto
+            model = torch.onnx.export(
+                Splat().eval(),
+                args,
+                dynamo=True,
+                custom_translation_table=table,
+                opset_version=18,
+                dynamic_shapes=tuple({0: steps} for _ in args),
+                verbose=False,
+            ).model_proto
         (node,) = [n for n in model.graph.node if n.op_type == schema.OP_NAME]
         out[aot] = SimpleNamespace(node=node, inputs=_input_types(model, node))
     return out
@@ -115,6 +135,7 @@ def sm90(trt_env, monkeypatch):
 
 # --- the stand-in keeps TensorRT's contracts -------------------------------------------------------------------
 
+
 def test_standin_contracts():
     exprs, op = native.IExprBuilder(), native.DimensionOperation
     seven, two, t = exprs.constant(7), exprs.constant(2), exprs._symbol("T")
@@ -123,7 +144,7 @@ def test_standin_contracts():
     assert exprs.operation(op.FLOOR_DIV, exprs.constant(-7), two).get_constant_value() == -4
     assert exprs.operation(op.LESS, two, seven).get_constant_value() == 1
     symbolic = exprs.operation(op.PROD, t, exprs.operation(op.SUM, seven, two))
-    assert not symbolic.is_constant() and symbolic.get_constant_value() == -(2 ** 63)
+    assert not symbolic.is_constant() and symbolic.get_constant_value() == -(2**63)
     assert symbolic._value({"T": 3}) == 27
     with pytest.raises(TypeError):
         exprs.operation(op.SUM, t, 1)  # pybind11 converts only IDimensionExpr
@@ -145,6 +166,7 @@ def test_standin_contracts():
 
 # --- registration --------------------------------------------------------------------------------------------
 
+
 def test_registration_passes_tensorrts_checks(trt_env):
     from tensorrt.plugin import _lib
 
@@ -156,7 +178,10 @@ def test_registration_passes_tensorrts_checks(trt_env):
     assert trt_env.trtp.op.gimm_trt.splat is pdef
     creator = trt_env.creator
     assert (creator.name, creator.plugin_version, creator.plugin_namespace) == (
-        schema.OP_NAME, str(schema.VERSION), schema.NAMESPACE)
+        schema.OP_NAME,
+        str(schema.VERSION),
+        schema.NAMESPACE,
+    )
     assert [(f.name, f.type) for f in creator.field_names] == [(schema.MODE_ATTR, native.PluginFieldType.CHAR)]
     # every attribute of our node that the plugin does not declare is one the parser consumes itself
     node_attrs = {a.name for a in _node(schema.DEFAULT_MODE).attribute}
@@ -172,6 +197,7 @@ def test_reimport_does_not_register_twice(trt_env):
 
 
 # --- from the exported node to a plugin ----------------------------------------------------------------------
+
 
 def test_parser_delivers_the_mode_nul_terminated(trt_env, exported):
     (field,) = parser.plugin_fields(trt_env.creator, exported[True].node)
@@ -201,12 +227,16 @@ def test_exported_node_builds(sm90, exported, aot):
 
 # --- the shape function --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("mode", schema.MODES)
 @pytest.mark.parametrize("dims", [(4, 16, 32, 48), ("T", 16, 32, 48), ("T", "C", "H", "W")], ids=str)
 def test_shape_function(trt_env, mode, dims):
     plugin = parser.import_node(trt_env.registry, _node(mode))
-    inputs = [(native.DataType.HALF, dims), (native.DataType.FLOAT, (dims[0], 2) + dims[2:]),
-              (native.DataType.FLOAT, (dims[0], 1) + dims[2:])]
+    inputs = [
+        (native.DataType.HALF, dims),
+        (native.DataType.FLOAT, (dims[0], 2) + dims[2:]),
+        (native.DataType.FLOAT, (dims[0], 1) + dims[2:]),
+    ]
     types, _, (shape,) = builder.output_shapes(plugin, inputs, native.IExprBuilder())
     assert types == [native.DataType.FLOAT] and len(shape) == 4
     for env in ({"T": 1, "C": 16, "H": 32, "W": 48}, {"T": 7, "C": 3, "H": 5, "W": 9}):
@@ -218,19 +248,22 @@ def test_shape_function(trt_env, mode, dims):
 
 # --- autotune: types, formats, tactics -----------------------------------------------------------------------
 
+
 def test_autotune_combinations(sm90):
     plugin = parser.import_node(sm90.registry, _node("sum"))
     f32, f16 = native.DataType.FLOAT, native.DataType.HALF
     inputs = [(f16, ("T", C, H, W)), (f32, ("T", 2, H, W)), (f32, ("T", 1, H, W))]
     result = builder.build(plugin, inputs, {"T": 2})
     types = [tuple(d.type for d in combo) for combo in result.combinations]
-    assert sorted(types, key=str) == sorted({(a, b, c, f32) for a in (f32, f16) for b in (f32, f16)
-                                             for c in (f32, f16)}, key=str)
+    assert sorted(types, key=str) == sorted(
+        {(a, b, c, f32) for a in (f32, f16) for b in (f32, f16) for c in (f32, f16)}, key=str
+    )
     assert len(types) == 8 and all(d.format == native.TensorFormat.LINEAR for c in result.combinations for d in c)
     assert result.tactics == {(f16, f32, f32, f32): [1, 2, 3]}  # strongly typed: only the network's types
 
 
 # --- the AOT kernel TensorRT receives ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mode", schema.MODES)
 @pytest.mark.parametrize("x_dtype", [native.DataType.FLOAT, native.DataType.HALF], ids=["x32", "x16"])
@@ -257,12 +290,21 @@ def test_aot_kernels(sm90, mode, x_dtype):
             assert launch["grid_x"]._value({"T": t}) == t * co
         assert not launch["grid_x"].is_constant()
         cfg = AOT_TACTICS[tactic]
-        constants = {k: launch[k].get_constant_value() for k in ("grid_y", "grid_z", "block_x", "block_y",
-                                                                 "block_z", "shared_mem")}
-        assert constants == {"grid_y": 1, "grid_z": 1, "block_x": cfg["num_warps"] * 32, "block_y": 1,
-                             "block_z": 1, "shared_mem": want.shared}
+        constants = {
+            k: launch[k].get_constant_value()
+            for k in ("grid_y", "grid_z", "block_x", "block_y", "block_z", "shared_mem")
+        }
+        assert constants == {
+            "grid_y": 1,
+            "grid_z": 1,
+            "block_x": cfg["num_warps"] * 32,
+            "block_y": 1,
+            "block_z": 1,
+            "shared_mem": want.shared,
+        }
         assert [(dtype, expr._value({"T": 5})) for dtype, expr in kernel.extra] == [
-            (native.PluginArgDataType.INT32, v) for v in (C, H, W)]
+            (native.PluginArgDataType.INT32, v) for v in (C, H, W)
+        ]
 
 
 def test_aot_impl_rejects_other_types(sm90):
@@ -272,14 +314,17 @@ def test_aot_impl_rejects_other_types(sm90):
     exprs = native.IExprBuilder()
     dims = [native.DimsExprs([exprs.constant(v) for v in s]) for s in ((1, C, H, W), (1, 2, H, W), (1, 1, H, W))]
     plugin.get_output_shapes(dims, [], exprs)
-    descs = [builder._io_desc(t, s, s) for t, s in ((i8, (1, C, H, W)), (f32, (1, 2, H, W)), (f32, (1, 1, H, W)),
-                                                    (f32, (1, C, H, W)))]
+    descs = [
+        builder._io_desc(t, s, s)
+        for t, s in ((i8, (1, C, H, W)), (f32, (1, 2, H, W)), (f32, (1, 1, H, W)), (f32, (1, C, H, W)))
+    ]
     plugin.set_tactic(1)
     with pytest.raises(TypeError, match="FP32 or FP16"):
         plugin.get_launch_params(dims, descs, 3, native.KernelLaunchParams(), native.ISymExprs(), exprs)
 
 
 # --- the JIT implementation (Triton interpreter, subprocess) -------------------------------------------------
+
 
 @contextlib.contextmanager
 def _host_views(tensors, stream):
@@ -320,14 +365,21 @@ def _worker(layer_path: str, version: str, node_path: str, out_path: str) -> Non
             del node.attribute[:]
             node.attribute.extend(_node(mode, aot=False).attribute)
             for name, (x, flow, metric) in _jit_cases().items():
-                dtypes = [{torch.float32: native.DataType.FLOAT, torch.float16: native.DataType.HALF}[t.dtype]
-                          for t in (x, flow, metric)]
+                dtypes = [
+                    {torch.float32: native.DataType.FLOAT, torch.float16: native.DataType.HALF}[t.dtype]
+                    for t in (x, flow, metric)
+                ]
                 plugin = parser.import_node(registry, node)
                 built = builder.build(plugin, [(d, tuple(t.shape)) for d, t in zip(dtypes, (x, flow, metric))], {})
                 runtime = builder.runtime_plugin(plugin, creator)  # what the engine file holds, loaded again
                 out = torch.full((2, schema.out_channels(3, mode), 7, 9), float("nan"))
-                builder.enqueue(runtime, built.tactics[tuple(dtypes) + (native.DataType.FLOAT,)][-1],
-                                [x, flow, metric], [out], stream=0x5EED)
+                builder.enqueue(
+                    runtime,
+                    built.tactics[tuple(dtypes) + (native.DataType.FLOAT,)][-1],
+                    [x, flow, metric],
+                    [out],
+                    stream=0x5EED,
+                )
                 results[f"{mode}/{name}"] = out
     torch.save(results, out_path)
 
@@ -345,8 +397,13 @@ def jit_runs(tmp_path_factory, exported):
     runs = {}
     for layer in layers:
         out = folder / f"{layer.version}.pt"
-        run = subprocess.run([sys.executable, __file__, str(layer.path), layer.version, str(node_path), str(out)],
-                             env=env, capture_output=True, text=True, timeout=600)
+        run = subprocess.run(
+            [sys.executable, __file__, str(layer.path), layer.version, str(node_path), str(out)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         runs[layer.version] = (run, out)
     return runs
 

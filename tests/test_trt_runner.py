@@ -6,6 +6,7 @@ is ``y = x * t[:, None] + 1`` (``x`` [T,4], ``t`` [T], T in 1..6). Its execution
 documents as refused and compute from the bound addresses, so a wrong binding or replay gives wrong numbers.
 The last test runs a real engine when TensorRT and a GPU are present.
 """
+
 import contextlib
 from types import SimpleNamespace
 
@@ -83,7 +84,7 @@ class FakeCuda:
         raw = torch.zeros(nbytes + BLOCK, dtype=torch.uint8)
         start = (-raw.data_ptr()) % BLOCK
         self._blocks.append(raw)
-        return raw[start:start + nbytes].view(dtype).view(shape)
+        return raw[start : start + nbytes].view(dtype).view(shape)
 
     def tensor(self, values):
         values = torch.as_tensor(values, dtype=torch.float32)
@@ -110,7 +111,7 @@ class FakeCuda:
         for raw in self._blocks:
             offset = address - raw.data_ptr()
             if 0 <= offset and offset + nbytes <= raw.numel():
-                return raw[offset:offset + nbytes].view(dtype).view(shape)
+                return raw[offset : offset + nbytes].view(dtype).view(shape)
         raise RuntimeError(f"illegal memory access: {nbytes} bytes at {address:#x}")
 
 
@@ -287,7 +288,7 @@ def test_timestep_slices_are_bound_from_aligned_copies():
     # the premise: a slice of a packed tensor is packed too, so .contiguous() hands back the same address
     assert ts[3:6].contiguous().data_ptr() == ts.data_ptr() + 12 and (ts.data_ptr() + 12) % ALIGNMENT
     for i in range(0, 8, 3):  # batches of at most 3 timesteps, as Interpolator slices t[i:i + step]
-        t, x = ts[i:i + 3], xs[i:i + 3]
+        t, x = ts[i : i + 3], xs[i : i + 3]
         got = stage({"x": x, "t": t})["y"]
         torch.testing.assert_close(got, expected(x, t), rtol=0, atol=0)
         bound = engine.contexts[0].addresses
@@ -399,9 +400,15 @@ def test_real_engine_builds_and_runs(tmp_path):
     out.mkdir()
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])
     t = helper.make_tensor_value_info("t", TensorProto.FLOAT, ["T"])
-    graph = helper.make_graph([helper.make_node("Add", ["x", "x"], ["y"]), helper.make_node("Neg", ["t"], ["z"])],
-                              "g", [x, t], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4]),
-                                            helper.make_tensor_value_info("z", TensorProto.FLOAT, ["T"])])
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "x"], ["y"]), helper.make_node("Neg", ["t"], ["z"])],
+        "g",
+        [x, t],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4]),
+            helper.make_tensor_value_info("z", TensorProto.FLOAT, ["T"]),
+        ],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(out / "motion.onnx"))
     path = build_engines(out, profile=TimestepProfile(opt=3, max=4), stages=("motion",))["motion"]
     assert (out / "engines" / EngineKey.of("motion", out / "motion.onnx", compat.current_target()).plan_name) == path
@@ -411,7 +418,7 @@ def test_real_engine_builds_and_runs(tmp_path):
     base = torch.rand(16, device="cuda")
     # eager, capture, eager, capture, replays of both; slices start 4*i bytes into base (misaligned for i > 0)
     for i, n in enumerate((3, 3, 2, 2, 3, 2, 1)):
-        ts = base[i:i + n]
+        ts = base[i : i + n]
         got = stage({"x": xs, "t": ts})
         torch.testing.assert_close(got["y"], xs * 2)
         torch.testing.assert_close(got["z"], -ts)

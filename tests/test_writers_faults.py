@@ -9,6 +9,7 @@ SIGKILL a hidden partial may stay behind, under a name no reader of the output l
 The points are drawn from a seeded generator; the seed is in every assertion message (set
 ``GIMM_FAULT_SEED`` to replay one).
 """
+
 import json
 import os
 import random
@@ -263,8 +264,9 @@ def quick_trace(monkeypatch):
 
     seeds = {}
     monkeypatch.setattr(graphs, "stage_module", lambda model, stage, ds: None)
-    monkeypatch.setattr(graphs, "trace",
-                        lambda module, args, *, stage, **kw: ir.from_proto(_graph(stage, seeds["seed"])))
+    monkeypatch.setattr(
+        graphs, "trace", lambda module, args, *, stage, **kw: ir.from_proto(_graph(stage, seeds["seed"]))
+    )
     return seeds
 
 
@@ -314,14 +316,16 @@ def test_engine_cache_survives_kills_and_full_disks(tmp_path):
     export_dir.mkdir()
     for stage, inputs in STAGE_INPUTS.items():
         write_onnx(export_dir / f"{stage}.onnx", inputs)
-    (export_dir / "manifest.json").write_text(json.dumps({"schema": "gimm-export/1", "variant": "R",
-                                                         "max_timesteps": 4}))
+    (export_dir / "manifest.json").write_text(
+        json.dumps({"schema": "gimm-export/1", "variant": "R", "max_timesteps": 4})
+    )
     plan = {s: (s.encode() * 100_000)[:300_000] for s in STAGE_INPUTS}  # 300 KB per stand-in plan
 
     def builder(path, *, profiles, timing_cache):
         def build():
             time.sleep(0.05)
             return plan[Path(path).stem]
+
         return build
 
     engine_dir = export_dir / cache.ENGINE_DIR
@@ -343,11 +347,21 @@ def test_engine_cache_survives_kills_and_full_disks(tmp_path):
 # ------------------------------------------------------------------------------------ bench JSON and plot
 def _doc() -> dict:
     stage = {"mean": 1.0}
-    row = {"name": "torch-fp32", "stage_ms": {"flow": stage, "motion": stage, "synthesis": stage},
-           "latency_ms": {"pair": {"mean": 3.0}}, "fps": 10.0, "peak_device_mib": None, "peak_host_rss_mib": 100.0}
-    return {"schema": "gimm-bench/1", "rows": [row] * 3, "notes": ["x" * 200] * 50,
-            "config": {"variant": "R", "width": 224, "height": 128, "ds_scale": 1.0, "factor": 2},
-            "environment": {"gpu": None, "cpu": "a CPU"}}
+    row = {
+        "name": "torch-fp32",
+        "stage_ms": {"flow": stage, "motion": stage, "synthesis": stage},
+        "latency_ms": {"pair": {"mean": 3.0}},
+        "fps": 10.0,
+        "peak_device_mib": None,
+        "peak_host_rss_mib": 100.0,
+    }
+    return {
+        "schema": "gimm-bench/1",
+        "rows": [row] * 3,
+        "notes": ["x" * 200] * 50,
+        "config": {"variant": "R", "width": 224, "height": 128, "ds_scale": 1.0, "factor": 2},
+        "environment": {"gpu": None, "cpu": "a CPU"},
+    }
 
 
 @pytest.mark.parametrize("kind", ["json", "png"])

@@ -5,6 +5,7 @@ not counted twice): warm-up pairs (excluded), then the timed pairs. The first ro
 the model called the official way (``reference.interpolate_official_way``); the others are compared with it.
 A backend or precision that is not available here is listed under ``skipped`` with the reason.
 """
+
 import contextlib
 import datetime
 import functools
@@ -27,8 +28,8 @@ from ..model.checkpoint import Weights
 from ..model.synthetic import synthetic_pair
 from ..runtime import Interpolator
 from ..runtime.backend import BACKENDS, PRECISIONS, resolve_device, unavailable
-from ..runtime.frames import check_ds, check_max_batch
 from ..runtime.budget import parse_bytes
+from ..runtime.frames import check_ds, check_max_batch
 from .env import environment
 from .measure import Accuracy, PeakMemory, StageTimer, TimedBackend, summary, synchronize
 from .official_way import interpolate_official_way
@@ -105,17 +106,27 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
     doc = {
         "schema": SCHEMA,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "config": {**asdict(config), "backends": list(config.backends), "precisions": list(config.precisions),
-                   "resolution": res.name, "width": res.width, "height": res.height, "ds_scale": ds,
-                   "device": str(device), "timesteps": timesteps},
+        "config": {
+            **asdict(config),
+            "backends": list(config.backends),
+            "precisions": list(config.precisions),
+            "resolution": res.name,
+            "width": res.width,
+            "height": res.height,
+            "ds_scale": ds,
+            "device": str(device),
+            "timesteps": timesteps,
+        },
         "environment": environment(device),
-        "notes": [f"warm-up: {config.warmup} pair(s) per row run first and excluded from every figure",
-                  f"latency: {'CUDA events on the current stream' if device.type == 'cuda' else 'perf_counter'}; "
-                  "frames are on the device before each pair; per frame = per pair / (factor - 1)",
-                  "fps: new (interpolated) frames per second; the originals of a video cost nothing",
-                  f"accuracy: the first {min(config.accuracy_pairs, config.pairs)} pair(s) against the reference",
-                  "peak memory: the whole process during the timed pairs (earlier rows' models freed first; "
-                  "warm-up, where on-demand exports and engine builds happen, excluded)"],
+        "notes": [
+            f"warm-up: {config.warmup} pair(s) per row run first and excluded from every figure",
+            f"latency: {'CUDA events on the current stream' if device.type == 'cuda' else 'perf_counter'}; "
+            "frames are on the device before each pair; per frame = per pair / (factor - 1)",
+            "fps: new (interpolated) frames per second; the originals of a video cost nothing",
+            f"accuracy: the first {min(config.accuracy_pairs, config.pairs)} pair(s) against the reference",
+            "peak memory: the whole process during the timed pairs (earlier rows' models freed first; "
+            "warm-up, where on-demand exports and engine builds happen, excluded)",
+        ],
         "rows": [],
         "skipped": [],
     }
@@ -125,16 +136,25 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
         log(f"reference: torch fp32, one timestep per call, {config.warmup} warm-up + {config.pairs} pairs")
         interp = _load(config, "torch", "fp32", device)
         if config.warmup == 0 and set(config.backends) - {"torch"}:
-            doc["notes"].append("no warm-up: the on-demand export (and engine build) of onnxruntime and tensorrt "
-                                "rows is inside their first timed pair")
+            doc["notes"].append(
+                "no warm-up: the on-demand export (and engine build) of onnxruntime and tensorrt "
+                "rows is inside their first timed pair"
+            )
         if config.random_weights:
             doc["notes"].append("random weights: frames are not meaningful; timings and accuracy still are")
         timed = TimedBackend(interp.backend, StageTimer(device))
         call = functools.partial(interpolate_official_way, timed, timesteps=timesteps, ds_scale=ds)
         with allocation_errors(res.width, res.height, device):
             ref = _row(call, timed.timer, pair, config, device, memory, saved / "reference")
-        ref.update(name="reference", backend="torch", precision="fp32", mode="official-way", weights=interp.weights,
-                   accuracy={"psnr_db": None, "max_abs": 0.0}, speedup=1.0)
+        ref.update(
+            name="reference",
+            backend="torch",
+            precision="fp32",
+            mode="official-way",
+            weights=interp.weights,
+            accuracy={"psnr_db": None, "max_abs": 0.0},
+            speedup=1.0,
+        )
         doc["rows"].append(_ordered(ref))
         del interp, timed, call
         _free(device)
@@ -153,9 +173,15 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
                     interp = None
                     _free(device)
                     continue
-                row.update(name=name, backend=backend, precision=precision, mode="batched", weights=interp.weights,
-                           accuracy=_compare(saved / name, saved / "reference"),
-                           speedup=ref["latency_ms"]["pair"]["mean"] / row["latency_ms"]["pair"]["mean"])
+                row.update(
+                    name=name,
+                    backend=backend,
+                    precision=precision,
+                    mode="batched",
+                    weights=interp.weights,
+                    accuracy=_compare(saved / name, saved / "reference"),
+                    speedup=ref["latency_ms"]["pair"]["mean"] / row["latency_ms"]["pair"]["mean"],
+                )
                 doc["rows"].append(_ordered(row))
                 del interp, call
                 _free(device)
@@ -191,8 +217,10 @@ def check_memory(width: int, height: int, factor: int, device) -> None:
     need, free = frames_bytes(width, height, factor), available_bytes(device)
     if free is not None and need > free:
         where = "the GPU" if device.type == "cuda" else "this machine"
-        raise InputError(f"{width}x{height} frames need over {need / 2**30:.1f} GiB for the frames alone (factor "
-                         f"{factor}), more than the {free / 2**30:.1f} GiB free on {where}: use a smaller --resolution")
+        raise InputError(
+            f"{width}x{height} frames need over {need / 2**30:.1f} GiB for the frames alone (factor "
+            f"{factor}), more than the {free / 2**30:.1f} GiB free on {where}: use a smaller --resolution"
+        )
 
 
 _ALLOCATION_FAILURES = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory")
@@ -207,8 +235,10 @@ def allocation_errors(width: int, height: int, device):
         text = str(e).lower()
         if not isinstance(e, torch.cuda.OutOfMemoryError) and not any(s in text for s in _ALLOCATION_FAILURES):
             raise
-        raise InputError(f"out of memory on {device} at {width}x{height}: use a smaller --resolution, a smaller "
-                         "--factor or --ds-scale") from None
+        raise InputError(
+            f"out of memory on {device} at {width}x{height}: use a smaller --resolution, a smaller "
+            "--factor or --ds-scale"
+        ) from None
 
 
 def estimate_memory(config: BenchConfig, *, tile: Optional[int] = None) -> dict:
@@ -220,18 +250,34 @@ def estimate_memory(config: BenchConfig, *, tile: Optional[int] = None) -> dict:
     ds = float(config.ds_scale) if config.ds_scale is not None else res.default_ds_scale
     device = config.device or "cuda"
     batches = sorted({config.max_batch or config.factor - 1, 1}, reverse=True)
-    rows = [estimate_peak(config.variant, res, ds=ds, precision=p, timesteps_per_batch=n, tile=tile, device=device)
-            for p in config.precisions for n in batches]
-    return {"schema": "gimm-bench-memory/1", "rows": rows,
-            "notes": ["predicted by running the torch backend's stages on fake tensors: shapes only, nothing computed",
-                      "one frame pair; weights, inputs and the pair's flow outputs included; kernel workspaces not"]}
+    rows = [
+        estimate_peak(config.variant, res, ds=ds, precision=p, timesteps_per_batch=n, tile=tile, device=device)
+        for p in config.precisions
+        for n in batches
+    ]
+    return {
+        "schema": "gimm-bench-memory/1",
+        "rows": rows,
+        "notes": [
+            "predicted by running the torch backend's stages on fake tensors: shapes only, nothing computed",
+            "one frame pair; weights, inputs and the pair's flow outputs included; kernel workspaces not",
+        ],
+    }
 
 
 def _load(config: BenchConfig, backend: str, precision: str, device) -> Interpolator:
-    return Interpolator.from_checkpoint(config.checkpoint, variant=config.variant, backend=backend, device=device,
-                                        precision=precision, random_weights=config.random_weights, seed=config.seed,
-                                        max_batch=config.max_batch, flow_checkpoint=config.flow_checkpoint,
-                                        max_memory=config.max_memory)
+    return Interpolator.from_checkpoint(
+        config.checkpoint,
+        variant=config.variant,
+        backend=backend,
+        device=device,
+        precision=precision,
+        random_weights=config.random_weights,
+        seed=config.seed,
+        max_batch=config.max_batch,
+        flow_checkpoint=config.flow_checkpoint,
+        max_memory=config.max_memory,
+    )
 
 
 def _open(config: BenchConfig, backend: str, precision: str, device) -> Interpolator:
@@ -251,8 +297,9 @@ def _open(config: BenchConfig, backend: str, precision: str, device) -> Interpol
 
 def _timed(interp: Interpolator, timer: StageTimer) -> Interpolator:
     """An interpolator like ``interp`` whose backend's stage calls are timed by ``timer``."""
-    timed = Interpolator(TimedBackend(interp.backend, timer), variant=interp.variant, weights=interp.weights,
-                         max_batch=interp.max_batch)
+    timed = Interpolator(
+        TimedBackend(interp.backend, timer), variant=interp.variant, weights=interp.weights, max_batch=interp.max_batch
+    )
     timed.budget = interp.budget
     return timed
 
@@ -297,8 +344,20 @@ def _compare(rows: Path, reference: Path) -> dict:
 
 
 def _ordered(row: dict) -> dict:
-    keys = ("name", "backend", "precision", "mode", "latency_ms", "stage_ms", "fps", "speedup", "accuracy",
-            "peak_device_mib", "peak_host_rss_mib", "weights")
+    keys = (
+        "name",
+        "backend",
+        "precision",
+        "mode",
+        "latency_ms",
+        "stage_ms",
+        "fps",
+        "speedup",
+        "accuracy",
+        "peak_device_mib",
+        "peak_host_rss_mib",
+        "weights",
+    )
     return {k: row[k] for k in keys}
 
 
@@ -308,8 +367,14 @@ def _free(device) -> None:
         torch.cuda.empty_cache()
 
 
-def bench_to_files(config: BenchConfig, *, json_path=None, plot_path=None, overwrite: bool = False,
-                   log: Optional[Callable[[str], None]] = None) -> tuple:
+def bench_to_files(
+    config: BenchConfig,
+    *,
+    json_path=None,
+    plot_path=None,
+    overwrite: bool = False,
+    log: Optional[Callable[[str], None]] = None,
+) -> tuple:
     """``run(config)``, then its table, and the JSON and PNG written where asked: (table, [paths written]).
 
     Output paths are checked before the benchmark runs: an existing file without ``overwrite``, a folder, or a

@@ -19,6 +19,7 @@ Every check is a small function of a ``Context``; ``CHECKS`` lists them in order
 
     doctor.run_checks(checks=("splat_triton_cuda",))
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,19 @@ from ..core.metrics import psnr_from_mse
 from ..plugins import schema
 from .env import environment
 
-__all__ = ["SCHEMA", "CHECKS", "Context", "Skip", "run_checks", "versions", "format_table", "write_json",
-           "splat_diffs", "DOCTOR_RESOLUTION", "DOCTOR_VARIANT"]
+__all__ = [
+    "SCHEMA",
+    "CHECKS",
+    "Context",
+    "Skip",
+    "run_checks",
+    "versions",
+    "format_table",
+    "write_json",
+    "splat_diffs",
+    "DOCTOR_RESOLUTION",
+    "DOCTOR_VARIANT",
+]
 
 SCHEMA = "gimm-doctor/1"
 STATUSES = ("pass", "fail", "skip")
@@ -77,12 +89,18 @@ class Context:
 
 # --- versions ------------------------------------------------------------------------------------------------------
 
+
 def versions(device: torch.device) -> dict:
     """``benchmarks.env.environment`` plus what the doctor's checks use: Triton, CuPy, Polygraphy, ONNX Runtime's
     providers and whether TensorRT is usable (not just importable)."""
     env = environment(device)
-    env.update(triton=deps.version("triton"), cupy=deps.version("cupy"), polygraphy=deps.version("polygraphy"),
-               onnxruntime_providers=_ort_providers(), tensorrt_usable=deps.usable("tensorrt"))
+    env.update(
+        triton=deps.version("triton"),
+        cupy=deps.version("cupy"),
+        polygraphy=deps.version("polygraphy"),
+        onnxruntime_providers=_ort_providers(),
+        tensorrt_usable=deps.usable("tensorrt"),
+    )
     return env
 
 
@@ -98,6 +116,7 @@ def _ort_providers() -> Optional[list]:
 
 
 # --- the splat op -----------------------------------------------------------------------------------------------
+
 
 def _splat_case(device, small: bool):
     """x, flow, metric: seeded, with sources piling up on shared targets and some leaving the frame."""
@@ -121,8 +140,10 @@ def splat_diffs(impl: str, device="cpu") -> dict:
         got = accumulate(x, flow, metric, mode, impl=impl)
         if got.shape != want.shape:
             raise AssertionError(f"{impl} {mode}: shape {tuple(got.shape)}, want {tuple(want.shape)}")
-        out[mode] = {"max_abs": (got.double() - want.double()).abs().max().item(),
-                     "ref_max_abs": want.abs().max().item()}
+        out[mode] = {
+            "max_abs": (got.double() - want.double()).abs().max().item(),
+            "ref_max_abs": want.abs().max().item(),
+        }
     return out
 
 
@@ -155,8 +176,10 @@ def check_splat_cupy_cuda(ctx: Context) -> tuple:
     return _judge_splat("cupy", splat_diffs("cupy", ctx.device))
 
 
-_INTERPRETER_CODE = ("import json; from gimm_trt.benchmarks.doctor import splat_diffs; "
-                     "print('DIFFS ' + json.dumps(splat_diffs('triton', 'cpu')))")
+_INTERPRETER_CODE = (
+    "import json; from gimm_trt.benchmarks.doctor import splat_diffs; "
+    "print('DIFFS ' + json.dumps(splat_diffs('triton', 'cpu')))"
+)
 
 
 def check_splat_triton_interpreter(ctx: Context) -> tuple:
@@ -166,18 +189,23 @@ def check_splat_triton_interpreter(ctx: Context) -> tuple:
         raise Skip("a CUDA device is checked instead (splat_triton_cuda)")
     _need("triton")
     root = str(Path(__file__).resolve().parents[2])  # the directory holding this gimm_trt
-    env = dict(os.environ, TRITON_INTERPRET="1",
-               PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    run = subprocess.run([sys.executable, "-c", _INTERPRETER_CODE], env=env, capture_output=True, text=True,
-                         timeout=600)
+    env = dict(
+        os.environ,
+        TRITON_INTERPRET="1",
+        PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", _INTERPRETER_CODE], env=env, capture_output=True, text=True, timeout=600
+    )
     line = next((s for s in run.stdout.splitlines() if s.startswith("DIFFS ")), None)
     if run.returncode != 0 or line is None:
         tail = " ".join((run.stderr or run.stdout).strip().splitlines()[-3:])
         return "fail", f"the interpreter run failed (exit {run.returncode}): {tail[-400:]}", {}
-    return _judge_splat("triton (interpreter)", json.loads(line[len("DIFFS "):]))
+    return _judge_splat("triton (interpreter)", json.loads(line[len("DIFFS ") :]))
 
 
 # --- models and frames ----------------------------------------------------------------------------------------------
+
 
 def _pair():
     from ..core.sizes import parse_resolution
@@ -200,8 +228,9 @@ def _torch_interp(ctx: Context, precision: str = "fp32"):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "random weights": the doctor says so once in its table
-        return Interpolator.from_checkpoint(None, variant=DOCTOR_VARIANT, backend="torch", device=ctx.device,
-                                            precision=precision, random_weights=True)
+        return Interpolator.from_checkpoint(
+            None, variant=DOCTOR_VARIANT, backend="torch", device=ctx.device, precision=precision, random_weights=True
+        )
 
 
 def _reference_frames(ctx: Context) -> torch.Tensor:
@@ -217,8 +246,11 @@ def _judge_frames(what: str, got: torch.Tensor, want: torch.Tensor, floor: float
     db = _psnr(got, want)
     max_abs = (got.double().cpu() - want.double().cpu()).abs().max().item()
     status = "pass" if db is None or db >= floor else "fail"
-    return status, f"{what}: PSNR {_db(db)} dB (>= {floor:g}), max |d| {max_abs:.1e}", {"psnr_db": db,
-                                                                                         "max_abs": max_abs}
+    return (
+        status,
+        f"{what}: PSNR {_db(db)} dB (>= {floor:g}), max |d| {max_abs:.1e}",
+        {"psnr_db": db, "max_abs": max_abs},
+    )
 
 
 def check_torch_fp16(ctx: Context) -> tuple:
@@ -234,10 +266,13 @@ def _doctor_export(ctx: Context) -> Path:
     if "export" not in ctx.made:
         from ..export.exporter import ExportOptions, export
 
-        options = ExportOptions(variant=DOCTOR_VARIANT, random_weights=True, resolution=DOCTOR_RESOLUTION,
-                                splat="plugin", precision="fp32")
-        ctx.log(f"doctor: the export of GIMM-VFI-{DOCTOR_VARIANT} (random weights) at {DOCTOR_RESOLUTION} in "
-                f"{ctx.work / 'exports'} (made once, in minutes; reused after)")
+        options = ExportOptions(
+            variant=DOCTOR_VARIANT, random_weights=True, resolution=DOCTOR_RESOLUTION, splat="plugin", precision="fp32"
+        )
+        ctx.log(
+            f"doctor: the export of GIMM-VFI-{DOCTOR_VARIANT} (random weights) at {DOCTOR_RESOLUTION} in "
+            f"{ctx.work / 'exports'} (made once, in minutes; reused after)"
+        )
         ctx.made["export"] = export(options, ctx.work / "exports", log=ctx.log)
     return ctx.made["export"]
 
@@ -256,8 +291,14 @@ def check_onnxruntime_cpu(ctx: Context) -> tuple:
     frames = report["synthesis"]["frames"]
     db = frames["psnr_db"]
     status = "pass" if db is None or db >= ORT_MIN_DB else "fail"
-    return status, (f"onnxruntime CPU vs torch fp32, {DOCTOR_RESOLUTION}: frames PSNR {_db(db)} dB "
-                    f"(>= {ORT_MIN_DB:g}), max |d| {frames['max_abs']:.1e}"), {"stages": report}
+    return (
+        status,
+        (
+            f"onnxruntime CPU vs torch fp32, {DOCTOR_RESOLUTION}: frames PSNR {_db(db)} dB "
+            f"(>= {ORT_MIN_DB:g}), max |d| {frames['max_abs']:.1e}"
+        ),
+        {"stages": report},
+    )
 
 
 def check_parser_static(ctx: Context) -> tuple:
@@ -282,8 +323,9 @@ def check_onnxruntime_cuda(ctx: Context) -> tuple:
     _need("onnxruntime")
     providers = _ort_providers() or []
     if "CUDAExecutionProvider" not in providers:
-        raise Skip(f"this onnxruntime has no CUDA provider (providers: {', '.join(providers)}): install "
-                   "onnxruntime-gpu")
+        raise Skip(
+            f"this onnxruntime has no CUDA provider (providers: {', '.join(providers)}): install onnxruntime-gpu"
+        )
     _need("onnxruntime_extensions")
     from ..runtime import Interpolator
 
@@ -292,11 +334,13 @@ def check_onnxruntime_cuda(ctx: Context) -> tuple:
         warnings.simplefilter("ignore")
         interp = Interpolator.from_export(_doctor_export(ctx), backend="onnxruntime", device=ctx.device)
     frames = interp.interpolate(img0, img1, TIMESTEPS).cpu()
-    return _judge_frames(f"onnxruntime CUDA vs torch fp32, {DOCTOR_RESOLUTION}", frames, _reference_frames(ctx),
-                         ORT_MIN_DB)
+    return _judge_frames(
+        f"onnxruntime CUDA vs torch fp32, {DOCTOR_RESOLUTION}", frames, _reference_frames(ctx), ORT_MIN_DB
+    )
 
 
 # --- TensorRT ------------------------------------------------------------------------------------------------------
+
 
 def _need_tensorrt(ctx: Context) -> None:
     from ..runtime.backend import unavailable
@@ -315,14 +359,18 @@ def _single_splat_graph(path: Path, shape: tuple, mode: str) -> None:
 
     register_onnx_schema()  # the checker validates the node against it
     n, c, h, w = shape
-    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, c, h, w]),
-              helper.make_tensor_value_info("flow", TensorProto.FLOAT, [n, 2, h, w]),
-              helper.make_tensor_value_info("metric", TensorProto.FLOAT, [n, 1, h, w])]
+    inputs = [
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, c, h, w]),
+        helper.make_tensor_value_info("flow", TensorProto.FLOAT, [n, 2, h, w]),
+        helper.make_tensor_value_info("metric", TensorProto.FLOAT, [n, 1, h, w]),
+    ]
     out = helper.make_tensor_value_info("acc", TensorProto.FLOAT, [n, schema.out_channels(c, mode), h, w])
-    graph = helper.make_graph([make_node(["x", "flow", "metric"], ["acc"], mode=mode, name="splat")], "splat",
-                              inputs, [out])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18),
-                                                    helper.make_opsetid(schema.NAMESPACE, schema.VERSION)])
+    graph = helper.make_graph(
+        [make_node(["x", "flow", "metric"], ["acc"], mode=mode, name="splat")], "splat", inputs, [out]
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid(schema.NAMESPACE, schema.VERSION)]
+    )
     atomic_write(path, model.SerializeToString())
     onnx.checker.check_model(str(path))
 
@@ -348,8 +396,10 @@ def check_trt_plugin(ctx: Context) -> tuple:
         stage = TrtStage(EngineBytesFromOnnx(path)(), device=ctx.device)
         got = stage({"x": x, "flow": flow, "metric": metric})["acc"]
     want = accumulate(x, flow, metric, mode, impl="torch")
-    status, detail, data = _judge_splat("TensorRT engine of one splat node", {
-        mode: {"max_abs": (got.double() - want.double()).abs().max().item(), "ref_max_abs": want.abs().max().item()}})
+    status, detail, data = _judge_splat(
+        "TensorRT engine of one splat node",
+        {mode: {"max_abs": (got.double() - want.double()).abs().max().item(), "ref_max_abs": want.abs().max().item()}},
+    )
     return status, f"plugin registered; {detail}", data
 
 
@@ -364,8 +414,9 @@ def _engine_interp(ctx: Context, cuda_graph: bool):
         ctx.made["plans"] = build_engines(export_dir, device=ctx.device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return Interpolator.from_export(export_dir, backend="tensorrt", device=ctx.device,
-                                        options=TrtOptions(cuda_graph=cuda_graph))
+        return Interpolator.from_export(
+            export_dir, backend="tensorrt", device=ctx.device, options=TrtOptions(cuda_graph=cuda_graph)
+        )
 
 
 def _engine_frames(ctx: Context) -> torch.Tensor:
@@ -377,8 +428,12 @@ def _engine_frames(ctx: Context) -> torch.Tensor:
 
 def check_trt_engines(ctx: Context) -> tuple:
     _need_tensorrt(ctx)
-    return _judge_frames(f"TensorRT {DOCTOR_VARIANT} engines fp32 vs torch fp32, {DOCTOR_RESOLUTION}",
-                         _engine_frames(ctx), _reference_frames(ctx), TRT_MIN_DB)
+    return _judge_frames(
+        f"TensorRT {DOCTOR_VARIANT} engines fp32 vs torch fp32, {DOCTOR_RESOLUTION}",
+        _engine_frames(ctx),
+        _reference_frames(ctx),
+        TRT_MIN_DB,
+    )
 
 
 def check_cuda_graph(ctx: Context) -> tuple:
@@ -405,6 +460,7 @@ CHECKS = {  # name -> check; in the order they run
 
 
 # --- running -------------------------------------------------------------------------------------------------------
+
 
 def _run_one(name: str, check: Callable, ctx: Context) -> dict:
     start = time.perf_counter()
@@ -435,8 +491,9 @@ def _work_dir(work) -> Path:
     return cache_root() / "doctor"
 
 
-def run_checks(device=None, export_dir=None, *, work=None, checks=None,
-               log: Optional[Callable[[str], None]] = None) -> dict:
+def run_checks(
+    device=None, export_dir=None, *, work=None, checks=None, log: Optional[Callable[[str], None]] = None
+) -> dict:
     """Versions and checks as a ``gimm-doctor/1`` document; ``doc["ok"]`` is False when any check failed.
 
     Args:
@@ -449,8 +506,13 @@ def run_checks(device=None, export_dir=None, *, work=None, checks=None,
     """
     log = log or (lambda message: None)
     dev = _resolve(device)
-    doc = {"schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": str(dev),
-           "versions": versions(dev), "checks": []}
+    doc = {
+        "schema": SCHEMA,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "device": str(dev),
+        "versions": versions(dev),
+        "checks": [],
+    }
     if export_dir is not None:
         doc["checks"].append(_export_check(Path(export_dir), doc, log))
     else:
@@ -476,18 +538,43 @@ def _export_check(export_dir: Path, doc: dict, log) -> dict:
     nodes = sum(e["count"] for r in reports.values() for e in r.ops.values())
     for f in found:
         log(f"doctor: finding: {f}")
-    detail = (f"{len(found)} finding(s) in {nodes} nodes: " + "; ".join(str(f) for f in found[:5])
-              + (" ..." if len(found) > 5 else "")) if found else \
-        f"{nodes} nodes in {len(reports)} graphs: nothing TensorRT 10.9+/11.x's parser rejects or changes"
-    return {"name": "parser_static", "status": "fail" if found else "pass", "detail": detail,
-            "seconds": round(time.perf_counter() - start, 2), "data": {"findings": [f.as_dict() for f in found],
-                                                                        "nodes": nodes}}
+    detail = (
+        (
+            f"{len(found)} finding(s) in {nodes} nodes: "
+            + "; ".join(str(f) for f in found[:5])
+            + (" ..." if len(found) > 5 else "")
+        )
+        if found
+        else f"{nodes} nodes in {len(reports)} graphs: nothing TensorRT 10.9+/11.x's parser rejects or changes"
+    )
+    return {
+        "name": "parser_static",
+        "status": "fail" if found else "pass",
+        "detail": detail,
+        "seconds": round(time.perf_counter() - start, 2),
+        "data": {"findings": [f.as_dict() for f in found], "nodes": nodes},
+    }
 
 
 # --- output --------------------------------------------------------------------------------------------------------
 
-_SHOWN = ("gimm_trt", "python", "torch", "cuda", "cudnn", "driver", "gpu", "triton", "cupy", "onnxruntime",
-          "onnxruntime_providers", "tensorrt", "tensorrt_usable", "polygraphy", "git_commit")
+_SHOWN = (
+    "gimm_trt",
+    "python",
+    "torch",
+    "cuda",
+    "cudnn",
+    "driver",
+    "gpu",
+    "triton",
+    "cupy",
+    "onnxruntime",
+    "onnxruntime_providers",
+    "tensorrt",
+    "tensorrt_usable",
+    "polygraphy",
+    "git_commit",
+)
 
 
 def format_table(doc: dict) -> str:
@@ -506,13 +593,22 @@ def format_table(doc: dict) -> str:
     if "export" in doc:
         from ..export.trt_support import Finding, GraphReport, format_reports
 
-        reports = {s: GraphReport(graph=s, opsets=g["opsets"], ops=g["ops"],
-                                  findings=[Finding(**{**f, "versions": tuple(f["versions"])}) for f in g["findings"]])
-                   for s, g in doc["export"]["graphs"].items()}
+        reports = {
+            s: GraphReport(
+                graph=s,
+                opsets=g["opsets"],
+                ops=g["ops"],
+                findings=[Finding(**{**f, "versions": tuple(f["versions"])}) for f in g["findings"]],
+            )
+            for s, g in doc["export"]["graphs"].items()
+        }
         lines += ["", format_reports(reports)]
     s = doc["summary"]
-    lines += ["", f"{s['pass']} passed, {s['fail']} failed, {s['skip']} skipped"
-              + ("" if doc["ok"] else ": see the FAIL lines above")]
+    lines += [
+        "",
+        f"{s['pass']} passed, {s['fail']} failed, {s['skip']} skipped"
+        + ("" if doc["ok"] else ": see the FAIL lines above"),
+    ]
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
 """The environment a benchmark ran in: hardware, drivers, library versions and the code's git commit."""
+
 import os
 import platform
 import subprocess
@@ -7,8 +8,8 @@ from typing import Optional
 
 import torch
 
-from ..core.version import __version__
 from ..core.deps import version
+from ..core.version import __version__
 
 
 def environment(device: torch.device) -> dict:
@@ -37,9 +38,13 @@ def environment(device: torch.device) -> dict:
         env["git_dirty"] = bool(_git("status", "--porcelain", "--untracked-files=no"))
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        env.update(gpu=props.name, gpu_memory_mib=props.total_memory // 2**20,
-                   compute_capability=f"{props.major}.{props.minor}", cudnn=torch.backends.cudnn.version(),
-                   driver=_driver())
+        env.update(
+            gpu=props.name,
+            gpu_memory_mib=props.total_memory // 2**20,
+            compute_capability=f"{props.major}.{props.minor}",
+            cudnn=torch.backends.cudnn.version(),
+            driver=_driver(),
+        )
     return env
 
 
@@ -55,8 +60,9 @@ def cpu_model() -> Optional[str]:
 
 def _git(*args) -> Optional[str]:
     try:
-        out = subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True, text=True,
-                             timeout=10)
+        out = subprocess.run(
+            ["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None

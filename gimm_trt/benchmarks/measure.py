@@ -4,6 +4,7 @@ On CUDA, latencies come from CUDA events recorded on torch's current stream (eve
 there, see ``gimm_trt.engines.runner``) and are read after a device-wide synchronise; on CPU from
 ``time.perf_counter``.
 """
+
 import contextlib
 import os
 import threading
@@ -23,8 +24,14 @@ MIB = 2.0**20
 def summary(values) -> dict:
     """mean, median, p90, p99, min, max of a list of milliseconds."""
     v = np.asarray(values, dtype=np.float64)
-    return {"mean": float(v.mean()), "median": float(np.median(v)), "p90": float(np.percentile(v, 90)),
-            "p99": float(np.percentile(v, 99)), "min": float(v.min()), "max": float(v.max())}
+    return {
+        "mean": float(v.mean()),
+        "median": float(np.median(v)),
+        "p90": float(np.percentile(v, 90)),
+        "p99": float(np.percentile(v, 99)),
+        "min": float(v.min()),
+        "max": float(v.max()),
+    }
 
 
 def synchronize(device: torch.device) -> None:

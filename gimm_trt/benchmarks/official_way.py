@@ -6,6 +6,7 @@ instead; this function keeps the official loop so that "batched vs official way"
 measured against what users of the official code get. (Our motion stage also redoes its small per-pair
 part, splat metrics and motion latents, at each call: about 2% of a timestep's work.)
 """
+
 from collections.abc import Sequence
 
 import torch

@@ -1,4 +1,5 @@
 """A ``gimm-bench/1`` document as a readable table, a JSON file and a PNG (per-stage latency, fps, memory)."""
+
 import json
 from pathlib import Path
 
@@ -19,22 +20,43 @@ def format_table(doc: dict) -> str:
         f"weights: {rows[0]['weights'] if rows else '?'}",
         "",
     ]
-    head = ("row", "pair ms mean", "median", "p90", "p99", "min", "max", "frame ms", *(f"{s} ms" for s in STAGES),
-            "fps", "speed-up", "PSNR dB", "max |d|", "dev MiB", "host MiB")
+    head = (
+        "row",
+        "pair ms mean",
+        "median",
+        "p90",
+        "p99",
+        "min",
+        "max",
+        "frame ms",
+        *(f"{s} ms" for s in STAGES),
+        "fps",
+        "speed-up",
+        "PSNR dB",
+        "max |d|",
+        "dev MiB",
+        "host MiB",
+    )
     table = [head]
     for r in rows:
         pair = r["latency_ms"]["pair"]
         acc = r["accuracy"]
-        table.append((
-            r["name"] + (" (1 t/call)" if r["mode"] == "official-way" else ""),
-            *(_ms(pair[k]) for k in ("mean", "median", "p90", "p99", "min", "max")),
-            _ms(r["latency_ms"]["frame"]["mean"]),
-            *(_ms(r["stage_ms"][s]["mean"]) for s in STAGES),
-            f"{r['fps']:.3g}", f"{r['speedup']:.2f}x",
-            "ref" if r["mode"] == "official-way" else ("inf" if acc["psnr_db"] is None else f"{acc['psnr_db']:.1f}"),
-            "ref" if r["mode"] == "official-way" else f"{acc['max_abs']:.1e}",
-            _mib(r["peak_device_mib"]), _mib(r["peak_host_rss_mib"]),
-        ))
+        table.append(
+            (
+                r["name"] + (" (1 t/call)" if r["mode"] == "official-way" else ""),
+                *(_ms(pair[k]) for k in ("mean", "median", "p90", "p99", "min", "max")),
+                _ms(r["latency_ms"]["frame"]["mean"]),
+                *(_ms(r["stage_ms"][s]["mean"]) for s in STAGES),
+                f"{r['fps']:.3g}",
+                f"{r['speedup']:.2f}x",
+                "ref"
+                if r["mode"] == "official-way"
+                else ("inf" if acc["psnr_db"] is None else f"{acc['psnr_db']:.1f}"),
+                "ref" if r["mode"] == "official-way" else f"{acc['max_abs']:.1e}",
+                _mib(r["peak_device_mib"]),
+                _mib(r["peak_host_rss_mib"]),
+            )
+        )
     widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
     for row in table:
         cells = [str(row[0]).ljust(widths[0])] + [str(v).rjust(w) for v, w in zip(row[1:], widths[1:])]
@@ -78,9 +100,11 @@ def write_plot(doc: dict, path) -> None:
     lat.legend(fontsize="small")
     fps.bar(x, [r["fps"] for r in rows], color="tab:green")
     fps.set(title="new frames per second", ylabel="frames/s")
-    series = [(label, [r[key] or 0.0 for r in rows]) for label, key in
-              (("device (peak)", "peak_device_mib"), ("host RSS (peak)", "peak_host_rss_mib"))
-              if any(r[key] is not None for r in rows)]  # no device bars for a CPU run
+    series = [
+        (label, [r[key] or 0.0 for r in rows])
+        for label, key in (("device (peak)", "peak_device_mib"), ("host RSS (peak)", "peak_host_rss_mib"))
+        if any(r[key] is not None for r in rows)
+    ]  # no device bars for a CPU run
     width = 0.8 / max(len(series), 1)
     for k, (label, values) in enumerate(series):
         mem.bar([i + (k - (len(series) - 1) / 2) * width for i in x], values, width, label=label)
@@ -89,7 +113,10 @@ def write_plot(doc: dict, path) -> None:
     for ax in (lat, fps, mem):
         ax.set_xticks(list(x), names, rotation=20, ha="right", fontsize="small")
     c = doc["config"]
-    fig.suptitle(f"GIMM-VFI-{c['variant']} {c['width']}x{c['height']} ds {c['ds_scale']} x{c['factor']} on "
-                 f"{doc['environment']['gpu'] or doc['environment']['cpu']}", fontsize="medium")
+    fig.suptitle(
+        f"GIMM-VFI-{c['variant']} {c['width']}x{c['height']} ds {c['ds_scale']} x{c['factor']} on "
+        f"{doc['environment']['gpu'] or doc['environment']['cpu']}",
+        fontsize="medium",
+    )
     kind = Path(path).suffix.lstrip(".").lower() or "png"  # savefig would take it from the name, not a file object
     atomic_write(path, lambda f: fig.savefig(f, format=kind, dpi=110))

@@ -3,6 +3,7 @@
 Nothing is imported to answer ``installed``: ``find_spec`` only looks, so asking is cheap and has no side
 effects (a CUDA context, a plugin registry).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -15,11 +16,20 @@ __all__ = ["EXTRAS", "installed", "usable", "install_hint", "require", "version"
 
 # module -> the extra of gimm-trt that brings it
 EXTRAS = {
-    "onnx": "onnx", "onnxscript": "onnx", "onnx_ir": "onnx", "onnxruntime": "onnx", "onnxruntime_extensions": "onnx",
-    "tensorrt": "tensorrt", "polygraphy": "tensorrt",
-    "triton": "triton", "cupy": "cupy",
-    "av": "video", "PIL": "video",
-    "psutil": "bench", "matplotlib": "bench", "pynvml": "bench",
+    "onnx": "onnx",
+    "onnxscript": "onnx",
+    "onnx_ir": "onnx",
+    "onnxruntime": "onnx",
+    "onnxruntime_extensions": "onnx",
+    "tensorrt": "tensorrt",
+    "polygraphy": "tensorrt",
+    "triton": "triton",
+    "cupy": "cupy",
+    "av": "video",
+    "PIL": "video",
+    "psutil": "bench",
+    "matplotlib": "bench",
+    "pynvml": "bench",
     "ray": "ray",
 }
 _NOTES = {
@@ -59,8 +69,9 @@ def require(module: str, purpose: str):
     try:
         return importlib.import_module(module)
     except ImportError as err:
-        raise MissingDependency(f"{purpose} needs {module}, which is not installed ({err}): "
-                                f"{install_hint(module)}") from None
+        raise MissingDependency(
+            f"{purpose} needs {module}, which is not installed ({err}): {install_hint(module)}"
+        ) from None
 
 
 def version(module: str) -> Optional[str]:

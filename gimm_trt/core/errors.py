@@ -5,8 +5,17 @@ for bad values, ``ImportError`` for missing packages, ...), so ``except ValueErr
 turns a ``GimmError`` into one line and exit status 2; anything else is a bug and shows its traceback.
 """
 
-__all__ = ["GimmError", "InputError", "CheckpointError", "ExportError", "ExportMissingError", "EngineError",
-           "EngineMissingError", "MissingDependency", "DeviceError"]
+__all__ = [
+    "GimmError",
+    "InputError",
+    "CheckpointError",
+    "ExportError",
+    "ExportMissingError",
+    "EngineError",
+    "EngineMissingError",
+    "MissingDependency",
+    "DeviceError",
+]
 
 
 class GimmError(Exception):

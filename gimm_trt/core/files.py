@@ -1,4 +1,5 @@
 """Files that are never seen half-written: atomic writes, a cross-process lock, streaming hashes."""
+
 from __future__ import annotations
 
 import contextlib
@@ -72,8 +73,9 @@ def check_writable(path) -> None:
     try:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".gimm-write-check-")
     except OSError as e:
-        raise InputError(f"cannot write {path}: {folder} is not writable ({e.strerror or e}); "
-                         "choose another place") from None
+        raise InputError(
+            f"cannot write {path}: {folder} is not writable ({e.strerror or e}); choose another place"
+        ) from None
     try:
         os.close(fd)
     finally:

@@ -1,4 +1,5 @@
 """Image-quality numbers shared by the export checks, the benchmarks and the doctor."""
+
 import math
 from typing import Optional
 

@@ -1,4 +1,5 @@
 """Frame sizes: the official padding to multiples of 32, the processing size at a scale, resolution presets."""
+
 from __future__ import annotations
 
 import re
@@ -6,8 +7,17 @@ from dataclasses import dataclass
 
 from .errors import InputError
 
-__all__ = ["MIN_PROCESSING", "PAD_MULTIPLE", "PRESETS", "Padding", "padded_size", "processing_size", "default_ds",
-           "Resolution", "parse_resolution"]
+__all__ = [
+    "MIN_PROCESSING",
+    "PAD_MULTIPLE",
+    "PRESETS",
+    "Padding",
+    "padded_size",
+    "processing_size",
+    "default_ds",
+    "Resolution",
+    "parse_resolution",
+]
 
 PAD_MULTIPLE = 32
 MIN_PROCESSING = 128  # smallest processing height/width: the 1/8 correlation pyramid needs 4 levels
@@ -39,7 +49,7 @@ class Padding:
 
     def crop(self, x):
         h, w = x.shape[-2:]
-        return x[..., self.top:h - self.bottom, self.left:w - self.right]
+        return x[..., self.top : h - self.bottom, self.left : w - self.right]
 
 
 def padded_size(h: int, w: int) -> tuple:
@@ -55,11 +65,14 @@ def processing_size(h: int, w: int, ds: float) -> tuple:
     hp, wp = padded_size(h, w)
     hd, wd = int(hp * ds), int(wp * ds)
     if hd % 8 or wd % 8 or hd * 1.0 != hp * ds or wd * 1.0 != wp * ds:
-        raise InputError(f"ds_scale={ds} does not divide the padded size {hp}x{wp} into multiples of 8 "
-                         "(use 1.0, 0.5 or 0.25)")
+        raise InputError(
+            f"ds_scale={ds} does not divide the padded size {hp}x{wp} into multiples of 8 (use 1.0, 0.5 or 0.25)"
+        )
     if hd < MIN_PROCESSING or wd < MIN_PROCESSING:
-        raise InputError(f"frames of {h}x{w} at ds_scale={ds} are processed at {hd}x{wd}; both sides must be "
-                         f">= {MIN_PROCESSING} (use larger frames or a larger ds_scale)")
+        raise InputError(
+            f"frames of {h}x{w} at ds_scale={ds} are processed at {hd}x{wd}; both sides must be "
+            f">= {MIN_PROCESSING} (use larger frames or a larger ds_scale)"
+        )
     return hp, wp, hd, wd
 
 

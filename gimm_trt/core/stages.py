@@ -3,14 +3,27 @@
 The ONNX graphs, the TensorRT engines and every backend use exactly these names. ``T`` is the one dynamic
 axis: the first axis of ``t``, ``flowt`` and ``frames``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .errors import InputError
 
-__all__ = ["STAGES", "FLOW_INPUTS", "FLOW_OUTPUTS", "MOTION_INPUTS", "MOTION_OUTPUTS", "SYNTHESIS_INPUTS",
-           "SYNTHESIS_OUTPUTS", "IO", "T_AXIS", "T_INPUTS", "T_OUTPUTS", "TimestepProfile"]
+__all__ = [
+    "STAGES",
+    "FLOW_INPUTS",
+    "FLOW_OUTPUTS",
+    "MOTION_INPUTS",
+    "MOTION_OUTPUTS",
+    "SYNTHESIS_INPUTS",
+    "SYNTHESIS_OUTPUTS",
+    "IO",
+    "T_AXIS",
+    "T_INPUTS",
+    "T_OUTPUTS",
+    "TimestepProfile",
+]
 
 STAGES = ("flow", "motion", "synthesis")
 FLOW_INPUTS = ("img0", "img1")
@@ -19,8 +32,11 @@ MOTION_INPUTS = ("flow01", "flow10", "t")
 MOTION_OUTPUTS = ("flowt",)
 SYNTHESIS_INPUTS = ("img0", "img1", "feat4_0", "feat4_1", "feat8_0", "feat8_1", "corr0", "corr1", "flowt", "t")
 SYNTHESIS_OUTPUTS = ("frames",)
-IO = {"flow": (FLOW_INPUTS, FLOW_OUTPUTS), "motion": (MOTION_INPUTS, MOTION_OUTPUTS),
-      "synthesis": (SYNTHESIS_INPUTS, SYNTHESIS_OUTPUTS)}
+IO = {
+    "flow": (FLOW_INPUTS, FLOW_OUTPUTS),
+    "motion": (MOTION_INPUTS, MOTION_OUTPUTS),
+    "synthesis": (SYNTHESIS_INPUTS, SYNTHESIS_OUTPUTS),
+}
 
 T_AXIS = "T"
 T_INPUTS = ("t", "flowt")  # inputs whose first axis is T

@@ -3,6 +3,7 @@
 Kept on the ground floor because the plugin (a bottom layer) and the engines (a higher one) both need it.
 Nothing is imported at import time.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -10,8 +11,15 @@ import re
 
 from .errors import MissingDependency
 
-__all__ = ["MIN_TRT_VERSION", "INSTALL_HINT", "TRT_REQUIRED", "parse_version", "check_trt_version", "import_trt",
-           "has_tensorrt"]
+__all__ = [
+    "MIN_TRT_VERSION",
+    "INSTALL_HINT",
+    "TRT_REQUIRED",
+    "parse_version",
+    "check_trt_version",
+    "import_trt",
+    "has_tensorrt",
+]
 
 # The splat op ships as a quickly-deployable plugin with an AOT implementation (`trtp.aot_impl`),
 # which first appears in TensorRT 10.9.

@@ -2,6 +2,7 @@
 
 Ray is optional (``pip install 'gimm-trt[ray]'``): nothing here imports it until a cluster is used.
 """
+
 from .batch import WorkerPool, interpolate_videos
 from .cluster import ray_session
 from .worker import WorkerSpec

@@ -6,6 +6,7 @@ model again) and its segment is run again; parts are only ever whole files, so t
 identical. Each input's parts are joined in order as they arrive, so the disk holds only the parts that
 wait for an earlier one.
 """
+
 from __future__ import annotations
 
 import sys
@@ -43,8 +44,16 @@ class WorkerPool:
     ``close()`` it, to free the workers.
     """
 
-    def __init__(self, spec: WorkerSpec, workers: int, *, gpus_per_worker: Optional[float] = None,
-                 cpus_per_worker: Optional[float] = None, retries: int = 3, start_timeout: Optional[float] = 600):
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        workers: int,
+        *,
+        gpus_per_worker: Optional[float] = None,
+        cpus_per_worker: Optional[float] = None,
+        retries: int = 3,
+        start_timeout: Optional[float] = 600,
+    ):
         ray = require_ray()
         if not ray.is_initialized():
             raise InputError("WorkerPool needs a Ray connection: use it inside gimm_trt.distributed.ray_session()")
@@ -56,22 +65,29 @@ class WorkerPool:
         if gpus_per_worker is None:
             gpus_per_worker = 1 if gpus and spec.device != "cpu" else 0
         if gpus_per_worker and workers * gpus_per_worker > gpus:
-            raise InputError(f"{workers} workers with {gpus_per_worker:g} GPU each need {workers * gpus_per_worker:g} "
-                             f"GPUs; the Ray cluster has {gpus}")
+            raise InputError(
+                f"{workers} workers with {gpus_per_worker:g} GPU each need {workers * gpus_per_worker:g} "
+                f"GPUs; the Ray cluster has {gpus}"
+            )
         if spec.device and spec.device.startswith("cuda") and not gpus_per_worker:
             raise InputError(f"device {spec.device!r} needs GPUs; the Ray cluster has none")
         if cpus_per_worker is None:
             cpus_per_worker = min(1.0, ray.cluster_resources().get("CPU", 1) / workers)
-        remote = ray.remote(SegmentWorker).options(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker,
-                                                   max_restarts=retries, max_task_retries=retries)
+        remote = ray.remote(SegmentWorker).options(
+            num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=retries, max_task_retries=retries
+        )
         self.retries = retries
         self.actors = [remote.remote(spec) for _ in range(workers)]
         # frames written per segment, reported by the workers; started with them, so a run waits for neither
         self.counter = ray.remote(num_cpus=0)(_Progress).remote()
         self._runs = 0
         try:
-            self.info = _get(ray, [a.start.remote() for a in self.actors], start_timeout,
-                             f"{workers} workers did not start within {start_timeout} s (not enough free resources?)")
+            self.info = _get(
+                ray,
+                [a.start.remote() for a in self.actors],
+                start_timeout,
+                f"{workers} workers did not start within {start_timeout} s (not enough free resources?)",
+            )
         except BaseException:
             self.close()
             raise
@@ -82,8 +98,12 @@ class WorkerPool:
 
     def locate(self, timeout: Optional[float] = 600) -> list:
         """Ask every worker where it runs now (restarted ones too) and update ``info``."""
-        self.info = _get(self._ray, [a.start.remote() for a in self.actors], timeout,
-                         f"the workers did not answer within {timeout} s")
+        self.info = _get(
+            self._ray,
+            [a.start.remote() for a in self.actors],
+            timeout,
+            f"the workers did not answer within {timeout} s",
+        )
         return self.info
 
     def close(self) -> None:
@@ -130,13 +150,26 @@ class _Progress:
         return sum(n for key, n in self.done.items() if key.startswith(f"{run}/"))
 
 
-def interpolate_videos(inputs, out_dir=None, *, factor: int = 2, spec: Optional[WorkerSpec] = None, fps=None,
-                       ds_scale: Optional[float] = None, overwrite: bool = False, workers: Optional[int] = None,
-                       ray_address: Optional[str] = None, pool: Optional[WorkerPool] = None,
-                       segment_pairs: Optional[int] = None, retries: int = 3,
-                       gpus_per_worker: Optional[float] = None, cpus_per_worker: Optional[float] = None,
-                       progress: bool = False, on_progress: Optional[Callable[[int, int], None]] = None,
-                       timeout: Optional[float] = None) -> list:
+def interpolate_videos(
+    inputs,
+    out_dir=None,
+    *,
+    factor: int = 2,
+    spec: Optional[WorkerSpec] = None,
+    fps=None,
+    ds_scale: Optional[float] = None,
+    overwrite: bool = False,
+    workers: Optional[int] = None,
+    ray_address: Optional[str] = None,
+    pool: Optional[WorkerPool] = None,
+    segment_pairs: Optional[int] = None,
+    retries: int = 3,
+    gpus_per_worker: Optional[float] = None,
+    cpus_per_worker: Optional[float] = None,
+    progress: bool = False,
+    on_progress: Optional[Callable[[int, int], None]] = None,
+    timeout: Optional[float] = None,
+) -> list:
     """Interpolate each input at ``factor`` times its frame rate; the same frames as ``interpolate_video``.
 
     Args:
@@ -164,12 +197,36 @@ def interpolate_videos(inputs, out_dir=None, *, factor: int = 2, spec: Optional[
     if pool is None and workers is None:
         return _in_process(jobs, spec, factor, fps, ds_scale, overwrite, progress)
     if pool is not None:
-        return _run(pool, jobs, factor=factor, fps=fps, ds_scale=ds_scale, overwrite=overwrite,
-                    pairs=segment_pairs, progress=progress, on_progress=on_progress, timeout=timeout)
-    with ray_session(ray_address) as _, WorkerPool(spec, workers, gpus_per_worker=gpus_per_worker,
-                                                   cpus_per_worker=cpus_per_worker, retries=retries) as own:
-        return _run(own, jobs, factor=factor, fps=fps, ds_scale=ds_scale, overwrite=overwrite, pairs=segment_pairs,
-                    progress=progress, on_progress=on_progress, timeout=timeout)
+        return _run(
+            pool,
+            jobs,
+            factor=factor,
+            fps=fps,
+            ds_scale=ds_scale,
+            overwrite=overwrite,
+            pairs=segment_pairs,
+            progress=progress,
+            on_progress=on_progress,
+            timeout=timeout,
+        )
+    with (
+        ray_session(ray_address) as _,
+        WorkerPool(
+            spec, workers, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker, retries=retries
+        ) as own,
+    ):
+        return _run(
+            own,
+            jobs,
+            factor=factor,
+            fps=fps,
+            ds_scale=ds_scale,
+            overwrite=overwrite,
+            pairs=segment_pairs,
+            progress=progress,
+            on_progress=on_progress,
+            timeout=timeout,
+        )
 
 
 def _jobs(pairs: list, overwrite: bool, ds_scale) -> list:
@@ -194,12 +251,24 @@ def _in_process(jobs, spec, factor, fps, ds_scale, overwrite, progress) -> list:
             built.append(spec.build())
         return built[0]
 
-    return [interpolate_video(job.source, job.output, interpolator=interpolator, factor=factor, fps=fps,
-                              ds_scale=ds_scale, overwrite=overwrite, progress=progress) for job in jobs]
+    return [
+        interpolate_video(
+            job.source,
+            job.output,
+            interpolator=interpolator,
+            factor=factor,
+            fps=fps,
+            ds_scale=ds_scale,
+            overwrite=overwrite,
+            progress=progress,
+        )
+        for job in jobs
+    ]
 
 
-def _run(pool: WorkerPool, jobs: list, *, factor, fps, ds_scale, overwrite, pairs, progress, on_progress,
-         timeout) -> list:
+def _run(
+    pool: WorkerPool, jobs: list, *, factor, fps, ds_scale, overwrite, pairs, progress, on_progress, timeout
+) -> list:
     ray = pool._ray
     pairs = pairs or segment_pairs([j.frames for j in jobs], len(pool.actors))
     segments = {job.index: split(job.index, job.frames, pairs) for job in jobs}
@@ -219,8 +288,21 @@ def _run(pool: WorkerPool, jobs: list, *, factor, fps, ds_scale, overwrite, pair
                 part = parts.part_path(staging, seg.key, job.video_out)
                 tasks.append(SegmentTask(job.source, seg, factor, ds_scale, str(part), job.video_out, run))
         with _bar(progress, expected) as bar:
-            _schedule(ray, pool, tasks, run, jobs, segments, opened, results, bar, on_progress, expected,
-                      lambda job: _open_join(job, staged[job.index], factor, fps, overwrite, comment), timeout)
+            _schedule(
+                ray,
+                pool,
+                tasks,
+                run,
+                jobs,
+                segments,
+                opened,
+                results,
+                bar,
+                on_progress,
+                expected,
+                lambda job: _open_join(job, staged[job.index], factor, fps, overwrite, comment),
+                timeout,
+            )
     except BaseException:
         for j in opened.values():
             j.abort()
@@ -238,8 +320,7 @@ def _open_join(job: Job, staging: Path, factor, fps, overwrite, comment):
     return joins.VideoJoin(job, rate=rate, comment=comment, fps_given=bool(fps))
 
 
-def _schedule(ray, pool, tasks, run, jobs, segments, opened, results, bar, on_progress, expected, make_join,
-              timeout):
+def _schedule(ray, pool, tasks, run, jobs, segments, opened, results, bar, on_progress, expected, make_join, timeout):
     """Keep every worker busy with the next segment; join each input's parts in order as they complete."""
     deadline = None if timeout is None else time.monotonic() + timeout
     idle, running = list(pool.actors), {}

@@ -9,6 +9,7 @@ Ray also turns on token authentication for a new cluster and saves a new token u
 started here gets its token from the environment instead (``RAY_AUTH_TOKEN``, inherited by the processes
 Ray starts), so nothing is written into the home directory.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,8 +34,13 @@ def require_ray():
 
 
 @contextlib.contextmanager
-def ray_session(address: Optional[str] = None, *, num_cpus: Optional[float] = None,
-                num_gpus: Optional[float] = None, log_to_driver: bool = False) -> Iterator[object]:
+def ray_session(
+    address: Optional[str] = None,
+    *,
+    num_cpus: Optional[float] = None,
+    num_gpus: Optional[float] = None,
+    log_to_driver: bool = False,
+) -> Iterator[object]:
     """Yield the ``ray`` module connected to a cluster; shut down on exit what this call started.
 
     Args:
@@ -73,8 +79,13 @@ def _start_loopback(ray, num_cpus, num_gpus, log_to_driver: bool) -> None:
     saved = ray_constants.ENABLE_RAY_CLUSTER
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:
-        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, _node_ip_address=LOOPBACK, include_dashboard=False,
-                 log_to_driver=log_to_driver)
+        ray.init(
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            _node_ip_address=LOOPBACK,
+            include_dashboard=False,
+            log_to_driver=log_to_driver,
+        )
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = saved
 
@@ -91,7 +102,8 @@ def _environment(local: bool):
         yield
         return
     if os.environ.get("RAY_AUTH_MODE", "token") == "token" and not (
-            os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
+        os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+    ):
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     saved = os.environ.get(_ONE_NODE)
     os.environ[_ONE_NODE] = "0"

@@ -5,6 +5,7 @@ or, when the OUTPUT folder already has files, has its frames moved in. A video O
 encoded once, in order, by the same ``VideoWriter`` as the single-process path (same codec, frame rate,
 timestamps), with the input's audio packets copied, into a hidden partial file renamed when complete.
 """
+
 from __future__ import annotations
 
 import os
@@ -84,16 +85,21 @@ class VideoJoin:
                 template = self._source.streams.audio[0]
                 self._audio = self._source.demux(template)
         self.output.parent.mkdir(parents=True, exist_ok=True)
-        self.writer = VideoWriter(self.partial, fps=rate, width=job.width, height=job.height, audio=template,
-                                  comment=comment)
+        self.writer = VideoWriter(
+            self.partial, fps=rate, width=job.width, height=job.height, audio=template, comment=comment
+        )
         self._pending = None  # an audio packet read ahead of the frame it belongs after
         self.notes = notes = []  # what the video changes, as the single-process path says it
         if job.fps is None and not fps_given:
-            notes.append(f"images have no frame rate: {IMAGE_FPS} fps assumed, so the video is {float(rate):g} fps "
-                         "(set it with --fps)")
+            notes.append(
+                f"images have no frame rate: {IMAGE_FPS} fps assumed, so the video is {float(rate):g} fps "
+                "(set it with --fps)"
+            )
         if self.writer.padded:
-            notes.append(f"{job.width}x{job.height} has an odd side and yuv420p needs even sizes: the video is "
-                         f"{self.writer.width}x{self.writer.height} (last column/row repeated)")
+            notes.append(
+                f"{job.width}x{job.height} has an odd side and yuv420p needs even sizes: the video is "
+                f"{self.writer.width}x{self.writer.height} (last column/row repeated)"
+            )
 
     @property
     def frames(self) -> int:

@@ -4,6 +4,7 @@ folder OUTPUT), or one lossless FFV1 video (for a video OUTPUT, which is encoded
 A part is written under a hidden temporary name and renamed when complete, so a part that exists is whole,
 and a retried segment simply writes its part again.
 """
+
 from __future__ import annotations
 
 import itertools

@@ -8,6 +8,7 @@ output frame, which the segment before it wrote as its last. The pieces then joi
 sequence: each pair is computed by the same calls on the same frames (a segment's first frame is encoded
 once more, by the same per-frame encoder).
 """
+
 from __future__ import annotations
 
 import math

@@ -3,6 +3,7 @@
 ``SegmentWorker`` is a plain class; ``WorkerPool`` makes it a Ray actor. ``run_segment`` needs no Ray, so the
 same code runs in a worker and in a test.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -66,13 +67,21 @@ class WorkerSpec:
             if self.export is not None:
                 if self.backend == "torch":
                     raise InputError("an export runs on backend onnxruntime or tensorrt")
-                return Interpolator.from_export(self.export, backend=self.backend, device=device,
-                                                max_batch=self.max_batch, options=self.options)
-            return Interpolator.from_checkpoint(self.checkpoint, variant=self.variant, backend=self.backend,
-                                                flow_checkpoint=self.flow_checkpoint,
-                                                device=device, precision=self.precision,
-                                                random_weights=self.random_weights, seed=self.seed,
-                                                max_batch=self.max_batch, options=self.options)
+                return Interpolator.from_export(
+                    self.export, backend=self.backend, device=device, max_batch=self.max_batch, options=self.options
+                )
+            return Interpolator.from_checkpoint(
+                self.checkpoint,
+                variant=self.variant,
+                backend=self.backend,
+                flow_checkpoint=self.flow_checkpoint,
+                device=device,
+                precision=self.precision,
+                random_weights=self.random_weights,
+                seed=self.seed,
+                max_batch=self.max_batch,
+                options=self.options,
+            )
 
 
 @dataclass(frozen=True)
@@ -126,14 +135,21 @@ class SegmentWorker:
         import ray
 
         interp = self._interpolator()
-        return {"pid": os.getpid(), "gpus": [str(g) for g in ray.get_gpu_ids()], "device": str(interp.device),
-                "node": ray.get_runtime_context().get_node_id(), "describe": describe(interp)}
+        return {
+            "pid": os.getpid(),
+            "gpus": [str(g) for g in ray.get_gpu_ids()],
+            "device": str(interp.device),
+            "node": ray.get_runtime_context().get_node_id(),
+            "describe": describe(interp),
+        }
 
     def run(self, task: SegmentTask, progress=None) -> dict:
         report = None
         if progress is not None:
+
             def report(n):
                 progress.set.remote(f"{task.run}/{task.segment.key}", n)
+
         return run_segment(self._interpolator(), task, report)
 
 

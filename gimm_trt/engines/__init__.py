@@ -5,15 +5,25 @@
 ``prepare(options)`` exports, checks and builds in one call (``gimm-export``).
 Importing this package imports neither TensorRT, Polygraphy, ONNX nor torch: names resolve on first use.
 """
+
 import importlib
 
 _EXPORTS = {
-    "build_engines": "build", "engine_loaders": "build", "CachedEngine": "build", "SaveEngineAtomic": "build",
-    "EngineBytesFromOnnx": "build", "inspect_onnx": "build", "profiles_for": "build", "polygraphy_builder": "build",
+    "build_engines": "build",
+    "engine_loaders": "build",
+    "CachedEngine": "build",
+    "SaveEngineAtomic": "build",
+    "EngineBytesFromOnnx": "build",
+    "inspect_onnx": "build",
+    "profiles_for": "build",
+    "polygraphy_builder": "build",
     "EngineKey": "cache",
-    "Target": "compat", "current_target": "compat",
-    "TrtStage": "runner", "load_stages": "runner",
-    "prepare": "prepare", "Prepared": "prepare",
+    "Target": "compat",
+    "current_target": "compat",
+    "TrtStage": "runner",
+    "load_stages": "runner",
+    "prepare": "prepare",
+    "Prepared": "prepare",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -12,6 +12,7 @@ The chain for one stage, composed lazily (nothing is read, hashed or built until
 Engines are always strongly typed: TensorRT 11 has no ``BuilderFlag.FP16``, so fp16 comes from the fp16
 ONNX graph; TF32 is off so fp32 engines compare with the reference.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,9 +35,19 @@ except ImportError as _err:  # Polygraphy comes with the tensorrt extra
     raise MissingDependency(f"gimm_trt.engines builds with Polygraphy: `{compat.INSTALL_HINT}`") from _err
 
 __all__ = [
-    "PLUGIN_MODULE", "OnnxInfo", "inspect_onnx", "profiles_for", "profile_tag", "import_plugin",
-    "RequireTensorRT", "polygraphy_builder", "EngineBytesFromOnnx", "SaveEngineAtomic", "CachedEngine",
-    "engine_loaders", "build_engines",
+    "PLUGIN_MODULE",
+    "OnnxInfo",
+    "inspect_onnx",
+    "profiles_for",
+    "profile_tag",
+    "import_plugin",
+    "RequireTensorRT",
+    "polygraphy_builder",
+    "EngineBytesFromOnnx",
+    "SaveEngineAtomic",
+    "CachedEngine",
+    "engine_loaders",
+    "build_engines",
 ]
 
 PLUGIN_MODULE = compat.PLUGIN_MODULE
@@ -85,7 +96,8 @@ def _is_splat(node) -> bool:
         return True
     # TensorRT's parser ignores domains and picks plugins by op type + plugin_namespace
     return node.op_type == schema.OP_NAME and any(
-        a.name == "plugin_namespace" and a.s == schema.NAMESPACE.encode() for a in node.attribute)
+        a.name == "plugin_namespace" and a.s == schema.NAMESPACE.encode() for a in node.attribute
+    )
 
 
 def inspect_onnx(path) -> OnnxInfo:
@@ -116,8 +128,10 @@ def profiles_for(inputs, profile: TimestepProfile = TimestepProfile()) -> list:
             out.add(name, min=dims, opt=dims, max=dims)
             continue
         if dynamic != [0] or dims[0] not in (T_AXIS, "?"):
-            raise ExportError(f"ONNX input {name!r} has shape {list(dims)}: only its first axis may be dynamic, "
-                              f"and only as the timestep axis {T_AXIS!r}")
+            raise ExportError(
+                f"ONNX input {name!r} has shape {list(dims)}: only its first axis may be dynamic, "
+                f"and only as the timestep axis {T_AXIS!r}"
+            )
         rest = tuple(dims[1:])
         out.add(name, min=(profile.min,) + rest, opt=(profile.opt,) + rest, max=(profile.max,) + rest)
     return [out]
@@ -146,7 +160,8 @@ def import_plugin(onnx_path, needed: bool, module: str = PLUGIN_MODULE) -> None:
             f"{Path(onnx_path).name} holds the {schema.PLUGIN_ID} op, and building it needs the TensorRT plugin "
             f"module {module}, which could not be imported ({err}); install `{compat.INSTALL_HINT}` "
             f"(TensorRT >= {'.'.join(map(str, compat.MIN_TRT_VERSION))}) with Triton, or export with "
-            f"`--splat portable`") from err
+            f"`--splat portable`"
+        ) from err
 
 
 class RequireTensorRT(BaseLoader):
@@ -189,8 +204,15 @@ class EngineBytesFromOnnx(BaseLoader):
     """Serialized engine bytes for one ONNX file: reads its inputs, derives the profile, imports the splat
     plugin when the graph holds the op, then runs ``builder``'s loader."""
 
-    def __init__(self, path, *, timing_cache=None, profile: TimestepProfile = TimestepProfile(), builder=None,
-                 plugin_module=PLUGIN_MODULE):
+    def __init__(
+        self,
+        path,
+        *,
+        timing_cache=None,
+        profile: TimestepProfile = TimestepProfile(),
+        builder=None,
+        plugin_module=PLUGIN_MODULE,
+    ):
         """
         Args:
             path (Union[path, Callable() -> path]): the ONNX file.
@@ -289,8 +311,9 @@ class CachedEngine(BaseLoader):
         return path
 
 
-def engine_loaders(export_dir, *, profile: TimestepProfile = TimestepProfile(), build=True, target=None,
-                   builder=None, stages=STAGES) -> dict:
+def engine_loaders(
+    export_dir, *, profile: TimestepProfile = TimestepProfile(), build=True, target=None, builder=None, stages=STAGES
+) -> dict:
     """One uncalled ``CachedEngine`` per stage of an export directory; calling one returns its plan path.
 
     ``target``: a ``compat.Target`` or a callable returning one; default: probe this machine (on call).
@@ -298,21 +321,25 @@ def engine_loaders(export_dir, *, profile: TimestepProfile = TimestepProfile(), 
     export_dir = Path(export_dir)
     engine_dir = export_dir / ENGINE_DIR
     # probed at most once for all stages, and only when a loader runs
-    resolve = functools.cache(target if callable(target) else
-                              (lambda: target) if target is not None else compat.current_target)
+    resolve = functools.cache(
+        target if callable(target) else (lambda: target) if target is not None else compat.current_target
+    )
     loaders = {}
     for stage in stages:
         onnx_path = export_dir / f"{stage}.onnx"
-        engine_bytes = EngineBytesFromOnnx(onnx_path, timing_cache=lambda: engine_dir / timing_name(resolve()),
-                                           profile=profile, builder=builder)
+        engine_bytes = EngineBytesFromOnnx(
+            onnx_path, timing_cache=lambda: engine_dir / timing_name(resolve()), profile=profile, builder=builder
+        )
         key = functools.partial(
-            lambda s, p: EngineKey.of(s, p, resolve(), profile_tag(inspect_onnx(p).inputs, profile)), stage, onnx_path)
+            lambda s, p: EngineKey.of(s, p, resolve(), profile_tag(inspect_onnx(p).inputs, profile)), stage, onnx_path
+        )
         loaders[stage] = CachedEngine(engine_bytes, key=key, engine_dir=engine_dir, build=build)
     return loaders
 
 
-def build_engines(export_dir, *, profile: TimestepProfile = None, build=True, device=None, target=None,
-                  builder=None, stages=STAGES) -> dict:
+def build_engines(
+    export_dir, *, profile: TimestepProfile = None, build=True, device=None, target=None, builder=None, stages=STAGES
+) -> dict:
     """The TensorRT plan of each stage of a ``gimm-export`` directory, built where missing.
 
     Args:
@@ -336,8 +363,7 @@ def build_engines(export_dir, *, profile: TimestepProfile = None, build=True, de
         profile = TimestepProfile.up_to(_manifest_max_timesteps(export_dir) or TimestepProfile().max)
     if target is None:
         target = compat.current_target(device)
-    loaders = engine_loaders(export_dir, profile=profile, build=build, target=target, builder=builder,
-                             stages=stages)
+    loaders = engine_loaders(export_dir, profile=profile, build=build, target=target, builder=builder, stages=stages)
     with _on_device(device):
         return {stage: loader() for stage, loader in loaders.items()}
 

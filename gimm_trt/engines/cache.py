@@ -10,6 +10,7 @@ never loaded: its name does not match the key that is asked for (a plan built fo
 not be picked when 8 are asked for; the flow stage has no timestep axis and no such part). Plans are written
 with ``core.files.atomic_write``, so a reader sees a whole plan or none.
 """
+
 from __future__ import annotations
 
 import re
@@ -32,9 +33,15 @@ _SAFE = {"stage": r"[a-z0-9_]+", **PATTERNS, "onnx_sha256": r"[0-9a-f]{64}", "pr
 _PLAN_NAME = re.compile(
     rf"(?P<stage>{_SAFE['stage']})\.(?P<gpu>{_SAFE['gpu']})-sm(?P<sm>{_SAFE['sm']})"
     rf"\.trt(?P<trt>{_SAFE['trt_version']})\.(?P<sha>[0-9a-f]{{{_SHA_CHARS}}})"
-    rf"(?:\.(?P<profile>{_PROFILE}))?\.plan")
-_LABELS = {"stage": "stage", "gpu": "GPU", "sm": "compute capability", "trt_version": "TensorRT version",
-           "onnx_sha256": "ONNX hash"}
+    rf"(?:\.(?P<profile>{_PROFILE}))?\.plan"
+)
+_LABELS = {
+    "stage": "stage",
+    "gpu": "GPU",
+    "sm": "compute capability",
+    "trt_version": "TensorRT version",
+    "onnx_sha256": "ONNX hash",
+}
 
 
 class PlanName(NamedTuple):
@@ -68,8 +75,14 @@ class EngineKey:
     @classmethod
     def of(cls, stage: str, onnx_path, target: Target, profile: str = "") -> EngineKey:
         """The key of the engine for ``onnx_path`` on ``target`` (hashes the file)."""
-        return cls(stage=stage, gpu=target.gpu, sm=target.sm, trt_version=target.trt_version,
-                   onnx_sha256=sha256_file(onnx_path), profile=profile)
+        return cls(
+            stage=stage,
+            gpu=target.gpu,
+            sm=target.sm,
+            trt_version=target.trt_version,
+            onnx_sha256=sha256_file(onnx_path),
+            profile=profile,
+        )
 
     @property
     def target(self) -> Target:
@@ -91,8 +104,10 @@ class EngineKey:
             if getattr(self, name) != getattr(plan, name):
                 found.append(f"{_LABELS[name]} (plan: {getattr(plan, name)}, wanted: {getattr(self, name)})")
         if self.onnx_sha256[:_SHA_CHARS] != plan.onnx_sha12:
-            found.append(f"{_LABELS['onnx_sha256']} (plan: {plan.onnx_sha12}, wanted: "
-                         f"{self.onnx_sha256[:_SHA_CHARS]}: the ONNX file changed after the plan was built)")
+            found.append(
+                f"{_LABELS['onnx_sha256']} (plan: {plan.onnx_sha12}, wanted: "
+                f"{self.onnx_sha256[:_SHA_CHARS]}: the ONNX file changed after the plan was built)"
+            )
         if self.profile != plan.profile:
             found.append(f"timestep profile (plan: {plan.profile or 'none'}, wanted: {self.profile or 'none'})")
         return found
@@ -119,8 +134,10 @@ def parse_plan_name(name: str):
 def explain_missing(key: EngineKey, engine_dir) -> str:
     """Why no plan in ``engine_dir`` serves ``key``: each plan of the same stage and what differs."""
     engine_dir = Path(engine_dir)
-    lines = [f"no TensorRT engine for stage {key.stage!r} matches this machine in {engine_dir}, and building "
-             f"is off; wanted {key.plan_name}"]
+    lines = [
+        f"no TensorRT engine for stage {key.stage!r} matches this machine in {engine_dir}, and building "
+        f"is off; wanted {key.plan_name}"
+    ]
     plans = sorted(engine_dir.glob(f"{key.stage}.*.plan")) if engine_dir.is_dir() else []
     for path in plans:
         plan = parse_plan_name(path.name)

@@ -3,6 +3,7 @@
 Everything else asks here, so a TensorRT release that renames or drops something is handled in one file.
 Nothing is imported or probed at import time; ``tensorrt`` and ``torch`` load on first use.
 """
+
 from __future__ import annotations
 
 import functools
@@ -14,9 +15,23 @@ from ..core.errors import DeviceError, InputError
 from ..core.trt import INSTALL_HINT, MIN_TRT_VERSION, has_tensorrt, import_trt, parse_version
 
 __all__ = [
-    "MIN_TRT_VERSION", "INSTALL_HINT", "Target", "import_trt", "has_tensorrt", "trt_version", "parse_version",
-    "has_fp16_flag", "has_strongly_typed", "has_python_plugins", "sanitize_gpu_name",
-    "cuda_device", "gpu_name", "compute_capability", "current_target", "trt_logger", "PLUGIN_MODULE",
+    "MIN_TRT_VERSION",
+    "INSTALL_HINT",
+    "Target",
+    "import_trt",
+    "has_tensorrt",
+    "trt_version",
+    "parse_version",
+    "has_fp16_flag",
+    "has_strongly_typed",
+    "has_python_plugins",
+    "sanitize_gpu_name",
+    "cuda_device",
+    "gpu_name",
+    "compute_capability",
+    "current_target",
+    "trt_logger",
+    "PLUGIN_MODULE",
 ]
 
 PLUGIN_MODULE = "gimm_trt.plugins.trt_plugin"  # registers gimm_trt::splat with tensorrt.plugin on import
@@ -86,8 +101,10 @@ def cuda_device(device=None):
     import torch
 
     if not torch.cuda.is_available():
-        raise DeviceError("the tensorrt backend needs a CUDA GPU, and torch sees none "
-                           "(is this a CPU-only torch build, or is CUDA_VISIBLE_DEVICES empty?)")
+        raise DeviceError(
+            "the tensorrt backend needs a CUDA GPU, and torch sees none "
+            "(is this a CPU-only torch build, or is CUDA_VISIBLE_DEVICES empty?)"
+        )
     device = torch.device("cuda" if device is None else device)
     if device.type != "cuda":
         raise DeviceError(f"the tensorrt backend runs on a CUDA device, not {device}")

@@ -1,6 +1,7 @@
 """``prepare``: export a model (``gimm_trt.export``), check the graphs against TensorRT's ONNX parser, optionally
 compare them with PyTorch in ONNX Runtime and build their TensorRT engines: what ``gimm-export`` does, as one
 call."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -26,8 +27,16 @@ class Prepared:
     parser_notes: list = field(default_factory=list)
 
 
-def prepare(options: ExportOptions, out="exports", *, check: bool = False, build_engines: bool = False,
-            device=None, force: bool = False, log: Optional[Callable[[str], None]] = None) -> Prepared:
+def prepare(
+    options: ExportOptions,
+    out="exports",
+    *,
+    check: bool = False,
+    build_engines: bool = False,
+    device=None,
+    force: bool = False,
+    log: Optional[Callable[[str], None]] = None,
+) -> Prepared:
     """Export ``options`` under ``out``, check it against TensorRT's ONNX parser; then, if asked, compare it
     with PyTorch and build its engines.
 
@@ -57,9 +66,13 @@ def prepare(options: ExportOptions, out="exports", *, check: bool = False, build
         from ..model.checkpoint import load_model
 
         log("checking: each graph in ONNX Runtime against PyTorch (fp32) on a synthetic pair, same inputs")
-        model = load_model(options.checkpoint, variant=options.variant, flow_checkpoint=options.flow_checkpoint,
-                           random_weights=options.random_weights,
-                           seed=options.seed)
+        model = load_model(
+            options.checkpoint,
+            variant=options.variant,
+            flow_checkpoint=options.flow_checkpoint,
+            random_weights=options.random_weights,
+            seed=options.seed,
+        )
         result.check = compare_export(result.export_dir, model)
     if build_engines:
         from .build import build_engines as build

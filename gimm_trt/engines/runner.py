@@ -11,6 +11,7 @@ is the legacy default stream unless the caller chose another, and TensorRT adds 
 it is handed that one. All of a stage's execution contexts (one for eager calls, one per captured CUDA graph) share
 one block of activation memory, which is safe because they only ever run one after another on that stream.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -27,8 +28,14 @@ from . import compat
 __all__ = ["ALIGNMENT", "EngineRunner", "TorchCuda", "TrtStage", "load_stages", "torch_dtype"]
 
 _TORCH_DTYPES = {
-    "FLOAT": torch.float32, "HALF": torch.float16, "BF16": torch.bfloat16, "INT64": torch.int64,
-    "INT32": torch.int32, "INT8": torch.int8, "UINT8": torch.uint8, "BOOL": torch.bool,
+    "FLOAT": torch.float32,
+    "HALF": torch.float16,
+    "BF16": torch.bfloat16,
+    "INT64": torch.int64,
+    "INT32": torch.int32,
+    "INT8": torch.int8,
+    "UINT8": torch.uint8,
+    "BOOL": torch.bool,
 }
 ALIGNMENT = 256  # bytes: IExecutionContext::setTensorAddress wants every tensor address aligned to it
 _MAX_GRAPHS = 4  # captured shape sets kept; each holds its own context, input and output buffers
@@ -95,8 +102,10 @@ def _set_input_shapes(context, engine, shapes: Mapping[str, tuple]) -> None:
     for name, shape in shapes.items():
         if not context.set_input_shape(name, shape):
             lo, _, hi = (tuple(s) for s in engine.get_tensor_profile_shape(name, 0))
-            raise InputError(f"input {name!r} of shape {tuple(shape)} is outside the engine's profile "
-                             f"(min {lo}, max {hi}); rebuild the engines with a larger max_timesteps")
+            raise InputError(
+                f"input {name!r} of shape {tuple(shape)} is outside the engine's profile "
+                f"(min {lo}, max {hi}); rebuild the engines with a larger max_timesteps"
+            )
 
 
 def _empty_outputs(context, dtypes: Mapping[str, torch.dtype], empty) -> dict:
@@ -104,8 +113,10 @@ def _empty_outputs(context, dtypes: Mapping[str, torch.dtype], empty) -> dict:
     for name, dtype in dtypes.items():
         shape = tuple(context.get_tensor_shape(name))
         if any(d < 0 for d in shape):  # data-dependent shapes would need an IOutputAllocator
-            raise RuntimeError(f"output {name!r} has shape {shape} after setting the input shapes; "
-                               "gimm_trt engines have no data-dependent output shapes")
+            raise RuntimeError(
+                f"output {name!r} has shape {shape} after setting the input shapes; "
+                "gimm_trt engines have no data-dependent output shapes"
+            )
         outputs[name] = empty(shape, dtype)
     return outputs
 
@@ -124,8 +135,10 @@ def _bindable(tensor: torch.Tensor, empty) -> torch.Tensor:
 def _bind(context, tensors: Mapping[str, torch.Tensor]) -> None:
     for name, tensor in tensors.items():
         if not context.set_tensor_address(name, tensor.data_ptr()):
-            raise RuntimeError(f"TensorRT refused the address {tensor.data_ptr():#x} of tensor {name!r} "
-                               f"(it must be {ALIGNMENT}-byte aligned)")
+            raise RuntimeError(
+                f"TensorRT refused the address {tensor.data_ptr():#x} of tensor {name!r} "
+                f"(it must be {ALIGNMENT}-byte aligned)"
+            )
 
 
 def _enqueue(context, stream) -> None:
@@ -334,10 +347,13 @@ class TrtStage(EngineRunner):
             engine = self._runtime.deserialize_cuda_engine(data)
         if engine is None:
             hint = f"; the splat plugin could not be imported: {plugin_error}" if plugin_error else ""
-            raise EngineError(f"TensorRT could not deserialize the plan (built by another TensorRT version "
-                               f"or GPU, or truncated?){hint}; see TensorRT's log above")
-        super().__init__(engine, cuda, strategy=trt.ExecutionContextAllocationStrategy.USER_MANAGED,
-                         cuda_graph=cuda_graph)
+            raise EngineError(
+                f"TensorRT could not deserialize the plan (built by another TensorRT version "
+                f"or GPU, or truncated?){hint}; see TensorRT's log above"
+            )
+        super().__init__(
+            engine, cuda, strategy=trt.ExecutionContextAllocationStrategy.USER_MANAGED, cuda_graph=cuda_graph
+        )
 
 
 def load_stages(export_dir, *, device=None, cuda_graph: bool = False, build: bool = True) -> dict:

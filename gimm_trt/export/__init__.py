@@ -4,16 +4,29 @@
 its command line and ``Interpolator.from_export`` runs the result. Importing this package imports neither
 torch nor ONNX: names resolve on first use.
 """
+
 import importlib
 
 _EXPORTS = {
-    "ExportOptions": "exporter", "WeightsSource": "exporter", "export": "exporter", "export_key": "exporter",
-    "weights_of": "exporter", "OPSETS": "exporter", "DEFAULT_OPSET": "exporter", "PRECISIONS": "exporter",
-    "ExportInfo": "manifest", "read_manifest": "manifest",
-    "to_fp16": "fp16", "Fp16Report": "fp16",
-    "stage_module": "graphs", "trace": "graphs",
-    "compare_export": "compare", "ort_session": "ort", "providers_for": "ort",
-    "check_export": "trt_support", "require_parsable": "trt_support",
+    "ExportOptions": "exporter",
+    "WeightsSource": "exporter",
+    "export": "exporter",
+    "export_key": "exporter",
+    "weights_of": "exporter",
+    "OPSETS": "exporter",
+    "DEFAULT_OPSET": "exporter",
+    "PRECISIONS": "exporter",
+    "ExportInfo": "manifest",
+    "read_manifest": "manifest",
+    "to_fp16": "fp16",
+    "Fp16Report": "fp16",
+    "stage_module": "graphs",
+    "trace": "graphs",
+    "compare_export": "compare",
+    "ort_session": "ort",
+    "providers_for": "ort",
+    "check_export": "trt_support",
+    "require_parsable": "trt_support",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -4,6 +4,7 @@ Each stage gets the *same* inputs in both (the torch stage's outputs feed the ne
 numbers measure one graph at a time; ``frames`` also reports the PSNR of the ONNX Runtime frames against
 the torch (fp32) frames.
 """
+
 from __future__ import annotations
 
 import torch
@@ -52,8 +53,10 @@ def compare_export(export_dir, model, *, img0=None, img1=None, timesteps=(0.25, 
         flowt = model.motion(feats["flow01"], feats["flow10"], t)
         frames = model.synthesis(img0, img1, *(feats[k] for k in IO["synthesis"][0][2:8]), flowt, t, ds)
     feed = {"img0": img0, "img1": img1, "t": t, "flowt": flowt, **feats}
-    report = {"flow": {k: diff_stats(v, feats[k]) for k, v in _run(sessions["flow"], "flow", feed).items()},
-              "motion": {"flowt": diff_stats(_run(sessions["motion"], "motion", feed)["flowt"], flowt)}}
+    report = {
+        "flow": {k: diff_stats(v, feats[k]) for k, v in _run(sessions["flow"], "flow", feed).items()},
+        "motion": {"flowt": diff_stats(_run(sessions["motion"], "motion", feed)["flowt"], flowt)},
+    }
     out = _run(sessions["synthesis"], "synthesis", feed)["frames"]
     report["synthesis"] = {"frames": {**diff_stats(out, frames), "psnr_db": psnr(out, frames)}}
     return report

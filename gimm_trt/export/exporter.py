@@ -4,6 +4,7 @@ Per stage: trace with the dynamo exporter (``graphs.trace``), clean (``passes.cl
 fp32 islands (``fp16.to_fp16``), check (``onnx.checker``), write atomically. Re-running with the same inputs
 reuses the directory (``manifest.reuse_problem``); different inputs re-export into it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,8 +24,16 @@ from ..model.checkpoint import Weights, checkpoint_files
 from ..plugins import schema
 from . import graphs, manifest
 
-__all__ = ["ExportOptions", "WeightsSource", "export", "export_key", "weights_of", "OPSETS", "DEFAULT_OPSET",
-           "PRECISIONS"]
+__all__ = [
+    "ExportOptions",
+    "WeightsSource",
+    "export",
+    "export_key",
+    "weights_of",
+    "OPSETS",
+    "DEFAULT_OPSET",
+    "PRECISIONS",
+]
 
 OPSETS = (17, 18, 19)  # not 20: GridSample changed there and TensorRT 10 parses it as nearest (NVIDIA/TensorRT#4646)
 DEFAULT_OPSET = 18
@@ -124,8 +133,9 @@ def weights_of(options: ExportOptions) -> WeightsSource:
     files = checkpoint_files(options.checkpoint, options.variant, flow_checkpoint=options.flow_checkpoint)
     digests = [sha256_file(p) for p in files.paths]
     sha = digests[0] if len(digests) == 1 else hashlib.sha256(" ".join(digests).encode()).hexdigest()
-    return WeightsSource(label=str(files), sha256=sha, path=str(files.gimm),
-                         flow_path=None if files.flow is None else str(files.flow))
+    return WeightsSource(
+        label=str(files), sha256=sha, path=str(files.gimm), flow_path=None if files.flow is None else str(files.flow)
+    )
 
 
 def _fields(options: ExportOptions, weights: WeightsSource) -> dict:
@@ -133,10 +143,19 @@ def _fields(options: ExportOptions, weights: WeightsSource) -> dict:
     from ..core.version import __version__
 
     padded, processing = options.sizes
-    return {"weights": weights.identity, "variant": options.variant, "precision": options.precision,
-            "resolution": options.frame.name, "padded_size": list(padded), "processing_size": list(processing),
-            "ds_scale": options.ds, "splat": options.splat, "opset": options.opset, "gimm_trt": __version__,
-            "source": manifest.source_digest(Weights.verify(options.variant).value.arch)}
+    return {
+        "weights": weights.identity,
+        "variant": options.variant,
+        "precision": options.precision,
+        "resolution": options.frame.name,
+        "padded_size": list(padded),
+        "processing_size": list(processing),
+        "ds_scale": options.ds,
+        "splat": options.splat,
+        "opset": options.opset,
+        "gimm_trt": __version__,
+        "source": manifest.source_digest(Weights.verify(options.variant).value.arch),
+    }
 
 
 def export_key(options: ExportOptions, weights: WeightsSource) -> str:
@@ -163,8 +182,15 @@ def _io(values) -> list:
     return out
 
 
-def export(options: ExportOptions, out="exports", *, model=None, weights: Optional[WeightsSource] = None,
-           force: bool = False, log: Optional[Callable[[str], None]] = None) -> Path:
+def export(
+    options: ExportOptions,
+    out="exports",
+    *,
+    model=None,
+    weights: Optional[WeightsSource] = None,
+    force: bool = False,
+    log: Optional[Callable[[str], None]] = None,
+) -> Path:
     """Write (or reuse) the export of ``options`` under ``out``; returns ``<out>/<options.name>``.
 
     A directory made from the same inputs is reused as is. Otherwise each stage is, in this order: kept when
@@ -190,8 +216,9 @@ def export(options: ExportOptions, out="exports", *, model=None, weights: Option
             data = manifest.read_manifest(export_dir)
             if data.get("max_timesteps") != options.max_timesteps:  # engines only: no new graphs needed
                 axis = {**data.get("dynamic_axis", {}), "profile": options.profile.as_dict()}
-                manifest.write_manifest(export_dir, {**data, "max_timesteps": options.max_timesteps,
-                                                     "dynamic_axis": axis})
+                manifest.write_manifest(
+                    export_dir, {**data, "max_timesteps": options.max_timesteps, "dynamic_axis": axis}
+                )
             log(f"reusing {export_dir} (made from the same inputs)")
             return export_dir
         if (export_dir / manifest.MANIFEST).exists():
@@ -217,8 +244,12 @@ def export(options: ExportOptions, out="exports", *, model=None, weights: Option
             "max_timesteps": options.max_timesteps,
             "opset": options.opset,
             "splat": _splat_entry(options.splat),
-            "dynamic_axis": {"name": T_AXIS, "inputs": list(T_INPUTS), "outputs": list(T_OUTPUTS),
-                             "profile": options.profile.as_dict()},  # as the engines are built
+            "dynamic_axis": {
+                "name": T_AXIS,
+                "inputs": list(T_INPUTS),
+                "outputs": list(T_OUTPUTS),
+                "profile": options.profile.as_dict(),
+            },  # as the engines are built
             "stages": stages,
             "tools": manifest.tool_versions(),
             "inputs": fields,
@@ -237,8 +268,12 @@ def _require_onnx() -> None:
 
 def _splat_entry(form: str) -> dict:
     if form == "plugin":
-        return {"form": form, "node": f"{schema.NAMESPACE}::{schema.OP_NAME}", "version": schema.VERSION,
-                "note": "custom node: TensorRT plugin gimm_trt::splat, ONNX Runtime via onnxruntime-extensions"}
+        return {
+            "form": form,
+            "node": f"{schema.NAMESPACE}::{schema.OP_NAME}",
+            "version": schema.VERSION,
+            "note": "custom node: TensorRT plugin gimm_trt::splat, ONNX Runtime via onnxruntime-extensions",
+        }
     return {"form": form, "node": "ScatterElements(reduction=add)", "note": "standard ONNX ops only"}
 
 
@@ -259,8 +294,9 @@ class _Sources:
             from dataclasses import replace
 
             fp32 = replace(self.options, precision="fp32")
-            path = manifest.reusable_stage(Path(self.out) / fp32.name, stage,
-                                           manifest.stage_digest(_fields(fp32, self.weights), stage))
+            path = manifest.reusable_stage(
+                Path(self.out) / fp32.name, stage, manifest.stage_digest(_fields(fp32, self.weights), stage)
+            )
             if path is not None:
                 return "fp32", path
         return "trace", None
@@ -271,9 +307,13 @@ class _Sources:
             from ..model.checkpoint import load_model  # torch and the model load only when a stage is traced
 
             self.log(f"loading GIMM-VFI-{self.options.variant} ({self.weights.label})")
-            self._model = load_model(self.weights.path, variant=self.options.variant,
-                                     flow_checkpoint=self.weights.flow_path,
-                                     random_weights=self.options.random_weights, seed=self.options.seed)
+            self._model = load_model(
+                self.weights.path,
+                variant=self.options.variant,
+                flow_checkpoint=self.weights.flow_path,
+                random_weights=self.options.random_weights,
+                seed=self.options.seed,
+            )
         return self._model
 
 
@@ -296,11 +336,18 @@ def _make_stage(stage, found, options, sources, export_dir, log) -> dict:
     else:
         model = sources.model  # loads it on first use
         start = time.perf_counter()
-        log(f"{stage}: tracing with torch.onnx (dynamo), opset {options.opset}, "
-            f"{padded[1]}x{padded[0]} padded, ds {options.ds:g}")
+        log(
+            f"{stage}: tracing with torch.onnx (dynamo), opset {options.opset}, "
+            f"{padded[1]}x{padded[0]} padded, ds {options.ds:g}"
+        )
         module = graphs.stage_module(model, stage, options.ds)
-        ir_model = graphs.trace(module, graphs.example_inputs(stage, padded, processing), stage=stage,
-                                opset=options.opset, splat=options.splat)
+        ir_model = graphs.trace(
+            module,
+            graphs.example_inputs(stage, padded, processing),
+            stage=stage,
+            opset=options.opset,
+            splat=options.splat,
+        )
         entry = {"trace_seconds": round(time.perf_counter() - start, 2)}
         passes.clean(ir_model)
     if options.precision == "fp16":
@@ -308,16 +355,27 @@ def _make_stage(stage, found, options, sources, export_dir, log) -> dict:
 
         entry["fp16"] = fp16.to_fp16(ir_model, islands=fp16.island_classes()).as_dict()
         passes.prune(ir_model)  # the fp32 originals of converted weights
-    proto = passes.to_proto(ir_model, name=f"gimm_{stage}",
-                            doc=f"GIMM-VFI-{options.variant} {stage} stage, {options.precision}, gimm_trt export")
+    proto = passes.to_proto(
+        ir_model,
+        name=f"gimm_{stage}",
+        doc=f"GIMM-VFI-{options.variant} {stage} stage, {options.precision}, gimm_trt export",
+    )
     passes.validate(proto)
     data = proto.SerializeToString()
     file = f"{stage}.onnx"
     atomic_write(export_dir / file, data)
     seconds = time.perf_counter() - start
-    entry = {"file": file, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-             "nodes": len(proto.graph.node), "ops": passes.op_counts(proto), "inputs": _io(proto.graph.input),
-             "outputs": _io(proto.graph.output), "exporter": "torch.onnx.export(dynamo=True)",
-             "export_seconds": round(seconds, 2), **entry}
+    entry = {
+        "file": file,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+        "nodes": len(proto.graph.node),
+        "ops": passes.op_counts(proto),
+        "inputs": _io(proto.graph.input),
+        "outputs": _io(proto.graph.output),
+        "exporter": "torch.onnx.export(dynamo=True)",
+        "export_seconds": round(seconds, 2),
+        **entry,
+    }
     log(f"{stage}: {entry['nodes']} nodes, {len(data) / 2**20:.1f} MiB, {seconds:.1f} s")
     return entry

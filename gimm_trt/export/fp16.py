@@ -15,22 +15,57 @@ The rule mirrors what ``precision="fp16"`` does in PyTorch (autocast with the mo
 
 Casts go where the two meet (one per tensor and direction); weights of fp16 nodes become fp16 initializers.
 """
+
 from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
 
-__all__ = ["Fp16Report", "to_fp16", "island_classes", "SEED_OPS", "FOLLOWERS", "LEARNED_LAYERS",
-           "DEFAULT_ISLANDS"]
+__all__ = ["Fp16Report", "to_fp16", "island_classes", "SEED_OPS", "FOLLOWERS", "LEARNED_LAYERS", "DEFAULT_ISLANDS"]
 
 SEED_OPS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm"})
-LEARNED_LAYERS = frozenset({
-    "torch.nn.modules.conv.Conv1d", "torch.nn.modules.conv.Conv2d", "torch.nn.modules.conv.Conv3d",
-    "torch.nn.modules.conv.ConvTranspose2d", "torch.nn.modules.linear.Linear"})
-FOLLOWERS = frozenset({
-    "Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "Elu", "HardSigmoid", "Clip", "Add", "Sub", "Mul", "Neg",
-    "Concat", "Split", "Slice", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Expand", "Flatten", "Identity",
-    "Pad", "DepthToSpace", "SpaceToDepth", "BatchNormalization", "MaxPool", "Tile", "Gather"})
+LEARNED_LAYERS = frozenset(
+    {
+        "torch.nn.modules.conv.Conv1d",
+        "torch.nn.modules.conv.Conv2d",
+        "torch.nn.modules.conv.Conv3d",
+        "torch.nn.modules.conv.ConvTranspose2d",
+        "torch.nn.modules.linear.Linear",
+    }
+)
+FOLLOWERS = frozenset(
+    {
+        "Relu",
+        "LeakyRelu",
+        "PRelu",
+        "Sigmoid",
+        "Tanh",
+        "Elu",
+        "HardSigmoid",
+        "Clip",
+        "Add",
+        "Sub",
+        "Mul",
+        "Neg",
+        "Concat",
+        "Split",
+        "Slice",
+        "Reshape",
+        "Transpose",
+        "Squeeze",
+        "Unsqueeze",
+        "Expand",
+        "Flatten",
+        "Identity",
+        "Pad",
+        "DepthToSpace",
+        "SpaceToDepth",
+        "BatchNormalization",
+        "MaxPool",
+        "Tile",
+        "Gather",
+    }
+)
 ANY_TYPE = frozenset({"Shape", "Size", "Cast"})  # consume an fp16 tensor as readily as an fp32 one
 # island modules whose ``forward`` the model marks fp32 (``model._utils.fp32``); found on the model too
 DEFAULT_ISLANDS = frozenset({"gimm_trt.model.flow._utils.ConvexUpsample", "gimm_trt.model.motion.CoordMLP"})
@@ -47,8 +82,13 @@ class Fp16Report:
     fp32_seed_ops: int  # Conv/MatMul nodes kept fp32 (islands, correlation, attention)
 
     def as_dict(self) -> dict:
-        return {"half_nodes": self.half_nodes, "seeds": self.seeds, "casts": self.casts,
-                "fp32_nodes": self.fp32_nodes, "fp32_conv_matmul": self.fp32_seed_ops}
+        return {
+            "half_nodes": self.half_nodes,
+            "seeds": self.seeds,
+            "casts": self.casts,
+            "fp32_nodes": self.fp32_nodes,
+            "fp32_conv_matmul": self.fp32_seed_ops,
+        }
 
 
 def island_classes() -> frozenset:
@@ -70,8 +110,11 @@ def island_classes() -> frozenset:
         todo.extend(cls.__subclasses__())
         forward = cls.__dict__.get("forward")
         code = getattr(forward, "__code__", None)  # functools.wraps copies names; the code keeps its own
-        if cls.__module__.startswith("gimm_trt.") and getattr(forward, "__wrapped__", None) is not None \
-                and getattr(code, "co_qualname", "").startswith("fp32."):
+        if (
+            cls.__module__.startswith("gimm_trt.")
+            and getattr(forward, "__wrapped__", None) is not None
+            and getattr(code, "co_qualname", "").startswith("fp32.")
+        ):
             found.add(f"{cls.__module__}.{cls.__qualname__}")
     return frozenset(found)
 
@@ -155,8 +198,12 @@ def to_fp16(model, *, islands=DEFAULT_ISLANDS) -> Fp16Report:
     def half_const(value):
         if value not in halved:
             data = value.const_value.numpy().astype(np.float16)
-            copy = ir.Value(name=f"{value.name}__f16", type=ir.TensorType(HALF), shape=value.shape,
-                            const_value=ir.tensor(data, name=f"{value.name}__f16"))
+            copy = ir.Value(
+                name=f"{value.name}__f16",
+                type=ir.TensorType(HALF),
+                shape=value.shape,
+                const_value=ir.tensor(data, name=f"{value.name}__f16"),
+            )
             graph.register_initializer(copy)
             halved[value] = copy
         return halved[value]
@@ -185,6 +232,10 @@ def to_fp16(model, *, islands=DEFAULT_ISLANDS) -> Fp16Report:
             out = cast(value, FLOAT)
             out.name = name
             graph.outputs[i] = out
-    return Fp16Report(half_nodes=len(half), seeds=seeds, casts=len(casts),
-                      fp32_nodes=len(graph) - len(half) - len(casts),
-                      fp32_seed_ops=fp32_seed_ops)
+    return Fp16Report(
+        half_nodes=len(half),
+        seeds=seeds,
+        casts=len(casts),
+        fp32_nodes=len(graph) - len(half) - len(casts),
+        fp32_seed_ops=fp32_seed_ops,
+    )

@@ -4,6 +4,7 @@ Each graph module binds what the export fixes (the processing scale ``ds``) and 
 named in ``gimm_trt.core.stages`` (``FLOW_INPUTS`` ...), so the ONNX input names are the stage's. Spatial
 sizes are static; the one dynamic axis is ``T`` (timesteps), the first axis of ``t``, ``flowt`` and ``frames``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -65,8 +66,7 @@ def stage_module(model: nn.Module, stage: str, ds: float) -> nn.Module:
     return module.eval()
 
 
-def example_inputs(stage: str, padded: tuple, processing: tuple, *, timesteps: int = EXAMPLE_T,
-                   seed: int = 0) -> tuple:
+def example_inputs(stage: str, padded: tuple, processing: tuple, *, timesteps: int = EXAMPLE_T, seed: int = 0) -> tuple:
     """Random inputs of the right shapes (values do not matter to the trace; shapes do).
 
     Args:
@@ -85,9 +85,18 @@ def example_inputs(stage: str, padded: tuple, processing: tuple, *, timesteps: i
         def feat(c, s):
             return torch.randn(1, c, h // s, w // s, generator=g)
 
-        return (torch.rand(1, 3, hp, wp, generator=g), torch.rand(1, 3, hp, wp, generator=g), feat(128, 4),
-                feat(128, 4), feat(256, 8), feat(256, 8), feat(256, 8), feat(256, 8),
-                3 * torch.randn(timesteps, 2, h, w, generator=g), t)
+        return (
+            torch.rand(1, 3, hp, wp, generator=g),
+            torch.rand(1, 3, hp, wp, generator=g),
+            feat(128, 4),
+            feat(128, 4),
+            feat(256, 8),
+            feat(256, 8),
+            feat(256, 8),
+            feat(256, 8),
+            3 * torch.randn(timesteps, 2, h, w, generator=g),
+            t,
+        )
     raise InputError(f"unknown stage {stage!r}: one of {STAGES}")
 
 
@@ -113,11 +122,24 @@ def trace(module: nn.Module, args: tuple, *, stage: str, opset: int, splat: str)
     from .passes import quiet
 
     inputs, outputs = IO[stage]
-    with onnx_node.export_splat_mode(splat) as table, torch.inference_mode(False), warnings.catch_warnings(), \
-            quiet("torch.onnx", "onnxscript"):
+    with (
+        onnx_node.export_splat_mode(splat) as table,
+        torch.inference_mode(False),
+        warnings.catch_warnings(),
+        quiet("torch.onnx", "onnxscript"),
+    ):
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer chatter
         program = torch.onnx.export(
-            module, args, dynamo=True, opset_version=opset, custom_translation_table=table or None,
-            input_names=list(inputs), output_names=list(outputs), dynamic_shapes=dynamic_shapes(stage),
-            optimize=False, verbose=False, report=False)
+            module,
+            args,
+            dynamo=True,
+            opset_version=opset,
+            custom_translation_table=table or None,
+            input_names=list(inputs),
+            output_names=list(outputs),
+            dynamic_shapes=dynamic_shapes(stage),
+            optimize=False,
+            verbose=False,
+            report=False,
+        )
     return program.model

@@ -7,6 +7,7 @@ ONNX file still has the sha256 the manifest records. Anything else re-exports. T
 
 Reading is light (json only): the runtime opens exports through ``ExportInfo``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,8 +19,19 @@ from ..core.errors import ExportError, ExportMissingError
 from ..core.files import atomic_write, sha256_file
 from ..core.sizes import padded_size
 
-__all__ = ["SCHEMA", "MANIFEST", "ExportInfo", "read_manifest", "write_manifest", "inputs_digest", "source_digest",
-           "stage_digest", "reuse_problem", "reusable_stage", "tool_versions"]
+__all__ = [
+    "SCHEMA",
+    "MANIFEST",
+    "ExportInfo",
+    "read_manifest",
+    "write_manifest",
+    "inputs_digest",
+    "source_digest",
+    "stage_digest",
+    "reuse_problem",
+    "reusable_stage",
+    "tool_versions",
+]
 
 SCHEMA = "gimm-export/1"
 MANIFEST = "manifest.json"
@@ -52,8 +64,12 @@ def source_digest(arch: str) -> str:
     the trace and graph passes): an edited model invalidates exports while the package version stays the same."""
     root = Path(__file__).resolve().parent.parent
     skip = {root / "model" / name for name in _OTHER_ESTIMATOR[arch]}
-    files = [*(root / "model").rglob("*.py"), *(root / "model").rglob("*.json"), *(root / "plugins").rglob("*.py"),
-             *(root / "export" / name for name in ("graphs.py", "passes.py", "fp16.py"))]
+    files = [
+        *(root / "model").rglob("*.py"),
+        *(root / "model").rglob("*.json"),
+        *(root / "plugins").rglob("*.py"),
+        *(root / "export" / name for name in ("graphs.py", "passes.py", "fp16.py")),
+    ]
     digest = hashlib.sha256()
     for path in sorted(set(files) - skip):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
@@ -66,8 +82,11 @@ def inputs_digest(fields: dict) -> str:
 
 
 # what each graph does not depend on: a re-export that changes only these keeps the stage's file
-_STAGE_IGNORES = {"flow": ("splat", "resolution"), "synthesis": ("splat", "resolution"),
-                  "motion": ("resolution", "padded_size", "ds_scale")}
+_STAGE_IGNORES = {
+    "flow": ("splat", "resolution"),
+    "synthesis": ("splat", "resolution"),
+    "motion": ("resolution", "padded_size", "ds_scale"),
+}
 
 
 def stage_digest(fields: dict, stage: str) -> str:
@@ -144,10 +163,19 @@ class ExportInfo:
         path = Path(export_dir)
         data = read_manifest(path)
         try:
-            return cls(path=path, variant=data["variant"], precision=data["precision"], weights=data["weights"],
-                       ds_scale=float(data["ds_scale"]), padded_size=tuple(data["padded_size"]),
-                       processing_size=tuple(data["processing_size"]), resolution=data["resolution"]["name"],
-                       max_timesteps=int(data["max_timesteps"]), splat=data["splat"]["form"], stages=data["stages"])
+            return cls(
+                path=path,
+                variant=data["variant"],
+                precision=data["precision"],
+                weights=data["weights"],
+                ds_scale=float(data["ds_scale"]),
+                padded_size=tuple(data["padded_size"]),
+                processing_size=tuple(data["processing_size"]),
+                resolution=data["resolution"]["name"],
+                max_timesteps=int(data["max_timesteps"]),
+                splat=data["splat"]["form"],
+                stages=data["stages"],
+            )
         except (KeyError, TypeError) as err:
             raise ExportError(f"{path / MANIFEST} lacks {err}; re-run gimm-export") from None
 
@@ -162,32 +190,40 @@ class ExportInfo:
             try:
                 path, recorded = self.path / entry["file"], entry["sha256"]
             except (KeyError, TypeError):
-                raise ExportError(f"{self.path / MANIFEST} lacks the file or sha256 of the {stage} stage; "
-                                  "re-run gimm-export") from None
+                raise ExportError(
+                    f"{self.path / MANIFEST} lacks the file or sha256 of the {stage} stage; re-run gimm-export"
+                ) from None
             if not path.is_file():
                 raise ExportMissingError(f"{path} is missing from the export; re-run gimm-export")
             if sha256_file(path) != recorded:
-                raise ExportError(f"{path} does not match the sha256 its manifest records: the file is damaged or "
-                                  "was changed after export; re-run gimm-export")
+                raise ExportError(
+                    f"{path} does not match the sha256 its manifest records: the file is damaged or "
+                    "was changed after export; re-run gimm-export"
+                )
 
     def check_frames(self, height: int, width: int) -> None:
         """ExportError unless frames of ``height`` x ``width`` pad to the size this export was made for."""
         padded = padded_size(height, width)
         if padded != self.padded_size:
             hp, wp = self.padded_size
-            raise ExportError(f"frames of {width}x{height} (padded to {padded[1]}x{padded[0]}) do not fit this export "
-                             f"({self.path}), made for frames that pad to {wp}x{hp} ({self.resolution}); export for "
-                             f"{width}x{height} with gimm-export --resolution {width}x{height}")
+            raise ExportError(
+                f"frames of {width}x{height} (padded to {padded[1]}x{padded[0]}) do not fit this export "
+                f"({self.path}), made for frames that pad to {wp}x{hp} ({self.resolution}); export for "
+                f"{width}x{height} with gimm-export --resolution {width}x{height}"
+            )
 
     def check_ds(self, ds: float) -> None:
         if float(ds) != self.ds_scale:
-            raise ExportError(f"this export ({self.path}) was made for ds_scale={self.ds_scale}; got ds_scale={ds} "
-                             f"(re-export with --ds-scale {ds})")
+            raise ExportError(
+                f"this export ({self.path}) was made for ds_scale={self.ds_scale}; got ds_scale={ds} "
+                f"(re-export with --ds-scale {ds})"
+            )
 
     def check_padded(self, img, ds: float) -> None:
         """What the exported flow stage is given: frames already padded to the export's size, at its ds."""
         self.check_ds(ds)
         if tuple(img.shape[-2:]) != self.padded_size:
             self.check_frames(*img.shape[-2:])  # names the export's size when the frames pad to another
-            raise ExportError(f"flow takes frames padded to {self.padded_size}, got {tuple(img.shape[-2:])} "
-                             "(Interpolator pads them)")
+            raise ExportError(
+                f"flow takes frames padded to {self.padded_size}, got {tuple(img.shape[-2:])} (Interpolator pads them)"
+            )

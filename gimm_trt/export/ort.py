@@ -1,4 +1,5 @@
 """ONNX Runtime sessions for exported graphs: providers per device, splat custom nodes mapped to the ORT op."""
+
 from __future__ import annotations
 
 from ..core import deps
@@ -19,8 +20,10 @@ def providers_for(device) -> list:
     if device.type != "cuda":
         return ["CPUExecutionProvider"]
     if "CUDAExecutionProvider" not in ort.get_available_providers():
-        raise DeviceError(f"device {str(device)!r}: this onnxruntime has no CUDA execution provider (providers: "
-                          f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu or use device='cpu'")
+        raise DeviceError(
+            f"device {str(device)!r}: this onnxruntime has no CUDA execution provider (providers: "
+            f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu or use device='cpu'"
+        )
     return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
 
 

@@ -6,6 +6,7 @@ folding input limit so that weight-only arithmetic (the coordinate MLP's normali
 initializers. Folding never materialises large tensors (``output_size_limit``): coordinate grids at 4K stay
 ops, which TensorRT folds itself.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,12 +38,16 @@ def clean(model, *, steps: int = 2):
     import onnx_ir.passes.common as common
     from onnxscript.optimizer import _constant_folding
 
-    fold = _constant_folding.FoldConstantsPass(shape_inference=True, input_size_limit=FOLD_INPUT_LIMIT,
-                                               output_size_limit=FOLD_OUTPUT_LIMIT)
+    fold = _constant_folding.FoldConstantsPass(
+        shape_inference=True, input_size_limit=FOLD_INPUT_LIMIT, output_size_limit=FOLD_OUTPUT_LIMIT
+    )
     pipeline = ir.passes.Sequential(
         common.InlinePass(),
-        ir.passes.PassManager([fold, common.RemoveUnusedNodesPass(), common.RemoveUnusedFunctionsPass(),
-                               common.RemoveUnusedOpsetsPass()], steps=steps, early_stop=True),
+        ir.passes.PassManager(
+            [fold, common.RemoveUnusedNodesPass(), common.RemoveUnusedFunctionsPass(), common.RemoveUnusedOpsetsPass()],
+            steps=steps,
+            early_stop=True,
+        ),
         common.RemoveUnusedNodesPass(),
         common.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0),
         common.DeduplicateInitializersPass(),

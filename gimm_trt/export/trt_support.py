@@ -16,6 +16,7 @@ not, an attribute value outside its list, a shape it cannot take, a custom op no
 change (a GridSample or Resize mode it maps to nearest, an input without a shape it imports as a scalar).
 Each names the TensorRT majors it concerns: a graph can be fine for 11.x and not for 10.9.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,20 +28,63 @@ from typing import Optional
 from ..core.errors import ExportError, ExportMissingError
 from ..plugins import schema
 
-__all__ = ["TARGETS", "TABLE", "Finding", "GraphReport", "load_table", "check_model", "check_file", "check_export",
-           "findings", "targets_here", "require_parsable", "format_reports"]
+__all__ = [
+    "TARGETS",
+    "TABLE",
+    "Finding",
+    "GraphReport",
+    "load_table",
+    "check_model",
+    "check_file",
+    "check_export",
+    "findings",
+    "targets_here",
+    "require_parsable",
+    "format_reports",
+]
 
 TARGETS = ("10", "11")  # TensorRT majors checked: 10 = 10.9 and later, 11 = 11.x
 TABLE = Path(__file__).with_name("trt_ops.json")
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
 # ONNX TensorProto element types -> the type names of the parser's table
-_TYPE_NAMES = {1: "FP32", 2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16", 6: "INT32", 7: "INT64", 8: "STRING",
-               9: "BOOL", 10: "FP16", 11: "DOUBLE", 12: "UINT32", 13: "UINT64", 14: "COMPLEX64", 15: "COMPLEX128",
-               16: "BF16", 17: "FP8", 18: "FP8", 19: "FP8", 20: "FP8", 21: "UINT4", 22: "INT4", 23: "FP4"}
+_TYPE_NAMES = {
+    1: "FP32",
+    2: "UINT8",
+    3: "INT8",
+    4: "UINT16",
+    5: "INT16",
+    6: "INT32",
+    7: "INT64",
+    8: "STRING",
+    9: "BOOL",
+    10: "FP16",
+    11: "DOUBLE",
+    12: "UINT32",
+    13: "UINT64",
+    14: "COMPLEX64",
+    15: "COMPLEX128",
+    16: "BF16",
+    17: "FP8",
+    18: "FP8",
+    19: "FP8",
+    20: "FP8",
+    21: "UINT4",
+    22: "INT4",
+    23: "FP4",
+}
 # ops whose table types describe the output (the inputs are shapes, or there are none)
-_OUTPUT_TYPED = {"Cast", "CastLike", "Constant", "ConstantOfShape", "EyeLike", "RandomNormal", "RandomNormalLike",
-                 "RandomUniform", "RandomUniformLike"}
+_OUTPUT_TYPED = {
+    "Cast",
+    "CastLike",
+    "Constant",
+    "ConstantOfShape",
+    "EyeLike",
+    "RandomNormal",
+    "RandomNormalLike",
+    "RandomUniform",
+    "RandomUniformLike",
+}
 _DATA_INPUT = {"Where": 1}  # input 0 is the condition
 
 # onnx-tensorrt onnxOpImporters.cpp (GridSample): any other mode string silently becomes kNEAREST, any other
@@ -57,8 +101,21 @@ SCATTER_REDUCTIONS = ("add", "mul", "max", "min")
 
 # inputs the parser reads as weights at import (initializer or Constant output): op -> {input index: what}
 _CONSTANT_INPUTS = {
-    **{op: {1: "axes"} for op in ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax",
-                                  "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare")},
+    **{
+        op: {1: "axes"}
+        for op in (
+            "ReduceL1",
+            "ReduceL2",
+            "ReduceLogSum",
+            "ReduceLogSumExp",
+            "ReduceMax",
+            "ReduceMean",
+            "ReduceMin",
+            "ReduceProd",
+            "ReduceSum",
+            "ReduceSumSquare",
+        )
+    },
     "CumSum": {1: "axis"},
     "OneHot": {1: "depth"},
     "Dropout": {2: "training_mode"},
@@ -84,8 +141,13 @@ class Finding:
         return f"{self.graph}: node {self.node!r} ({self.op}): {self.reason} [TensorRT {', '.join(self.versions)}]"
 
     def as_dict(self) -> dict:
-        return {"graph": self.graph, "node": self.node, "op": self.op, "reason": self.reason,
-                "versions": list(self.versions)}
+        return {
+            "graph": self.graph,
+            "node": self.node,
+            "op": self.op,
+            "reason": self.reason,
+            "versions": list(self.versions),
+        }
 
 
 @dataclass
@@ -98,8 +160,12 @@ class GraphReport:
     findings: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"graph": self.graph, "opsets": self.opsets, "ops": self.ops,
-                "findings": [f.as_dict() for f in self.findings]}
+        return {
+            "graph": self.graph,
+            "opsets": self.opsets,
+            "ops": self.ops,
+            "findings": [f.as_dict() for f in self.findings],
+        }
 
 
 def load_table(path=TABLE) -> dict:
@@ -108,6 +174,7 @@ def load_table(path=TABLE) -> dict:
 
 
 # --- what a graph holds ------------------------------------------------------------------------------------------
+
 
 class _Graph:
     """Lookups the rules need: producers, constants, types and shapes of every named value."""
@@ -198,8 +265,13 @@ def _table_rules(g: _Graph, node, attrs: dict) -> list:
             value = _typed_value(node)
             kind = g.type_name(value) if value else None
             if kind is not None and kind not in row["types"]:
-                issues.append((f"{kind} {'output' if node.op_type in _OUTPUT_TYPED else 'input'} {value!r}: the parser "
-                               f"supports {node.op_type} for {', '.join(row['types']) or 'no type'}", (version,)))
+                issues.append(
+                    (
+                        f"{kind} {'output' if node.op_type in _OUTPUT_TYPED else 'input'} {value!r}: the parser "
+                        f"supports {node.op_type} for {', '.join(row['types']) or 'no type'}",
+                        (version,),
+                    )
+                )
     return _merge(issues)
 
 
@@ -216,17 +288,28 @@ def _constant_rules(g: _Graph, node, attrs: dict) -> list:
     issues = []
     for index, what in _CONSTANT_INPUTS.get(node.op_type, {}).items():
         if len(node.input) > index and node.input[index] and not g.is_constant(node.input[index]):
-            issues.append((f"input {index} ({what}) must be an initializer or a Constant, got the computed value "
-                           f"{node.input[index]!r}", g.targets))
+            issues.append(
+                (
+                    f"input {index} ({what}) must be an initializer or a Constant, got the computed value "
+                    f"{node.input[index]!r}",
+                    g.targets,
+                )
+            )
     made = _OUTPUTS_MADE.get(node.op_type)
     used = [o for o in node.output[made:] if o] if made else []
     if used:
-        issues.append((f"uses output(s) {', '.join(map(repr, used))}: the parser makes only the first {made}",
-                       g.targets))
+        issues.append(
+            (f"uses output(s) {', '.join(map(repr, used))}: the parser makes only the first {made}", g.targets)
+        )
     for index, what in _STATIC_INPUTS.get(node.op_type, {}).items():
         if len(node.input) > index and g.depends_on_input_values(node.input[index]):
-            issues.append((f"input {index} ({what}) must resolve to a constant when the engine is built; it is "
-                           f"computed from a graph input's values", g.targets))
+            issues.append(
+                (
+                    f"input {index} ({what}) must resolve to a constant when the engine is built; it is "
+                    f"computed from a graph input's values",
+                    g.targets,
+                )
+            )
     return issues
 
 
@@ -247,8 +330,13 @@ def _scatter_elements(g: _Graph, node, attrs: dict) -> list:
     issues = []
     indices = g.type_name(node.input[1]) if len(node.input) > 1 else None
     if indices not in (None, "INT64"):
-        issues.append((f"ScatterElements with reduction {reduction!r} runs as TensorRT's ScatterElements plugin, "
-                       f"which takes INT64 indices, got {indices}", g.targets))
+        issues.append(
+            (
+                f"ScatterElements with reduction {reduction!r} runs as TensorRT's ScatterElements plugin, "
+                f"which takes INT64 indices, got {indices}",
+                g.targets,
+            )
+        )
     data = g.type_name(node.input[0]) if node.input else None
     if data in ("BF16", "INT8"):
         issues.append((f"TensorRT's ScatterElements plugin does not take {data} data", g.targets))
@@ -260,12 +348,22 @@ def _grid_sample(g: _Graph, node, attrs: dict) -> list:
     mode = attrs.get("mode", "bilinear")
     if mode not in GRIDSAMPLE_MODES:
         spelling = " (the opset-20 spelling)" if mode in ("linear", "cubic") else ""
-        issues.append((f"mode {mode!r}{spelling} is not one the parser knows ({', '.join(GRIDSAMPLE_MODES)}): it "
-                       "silently samples nearest", g.targets))
+        issues.append(
+            (
+                f"mode {mode!r}{spelling} is not one the parser knows ({', '.join(GRIDSAMPLE_MODES)}): it "
+                "silently samples nearest",
+                g.targets,
+            )
+        )
     padding = attrs.get("padding_mode", "zeros")
     if padding not in GRIDSAMPLE_PADDING:
-        issues.append((f"padding_mode {padding!r} is not one the parser knows ({', '.join(GRIDSAMPLE_PADDING)}): it "
-                       "silently pads with zeros", g.targets))
+        issues.append(
+            (
+                f"padding_mode {padding!r} is not one the parser knows ({', '.join(GRIDSAMPLE_PADDING)}): it "
+                "silently pads with zeros",
+                g.targets,
+            )
+        )
     rank = g.rank(node.input[0]) if node.input else None
     if rank is not None and rank != 4:
         issues.append((f"input of rank {rank}: TensorRT's GridSample takes rank 4 only", g.targets))
@@ -274,9 +372,12 @@ def _grid_sample(g: _Graph, node, attrs: dict) -> list:
 
 def _resize(g: _Graph, node, attrs: dict) -> list:
     issues = []
-    checks = (("mode", "nearest", RESIZE_MODES), ("coordinate_transformation_mode", "half_pixel", RESIZE_TRANSFORMS),
-              ("nearest_mode", "round_prefer_floor", RESIZE_NEAREST), ("keep_aspect_ratio_policy", "stretch",
-                                                                      ("stretch",)))
+    checks = (
+        ("mode", "nearest", RESIZE_MODES),
+        ("coordinate_transformation_mode", "half_pixel", RESIZE_TRANSFORMS),
+        ("nearest_mode", "round_prefer_floor", RESIZE_NEAREST),
+        ("keep_aspect_ratio_policy", "stretch", ("stretch",)),
+    )
     for name, default, allowed in checks:
         value = attrs.get(name, default)
         if value not in allowed:
@@ -289,8 +390,13 @@ def _resize(g: _Graph, node, attrs: dict) -> list:
     if scales and not sizes and not g.is_constant(scales) and axes is not None:
         rank = g.rank(node.input[0])
         if rank is None or list(axes) != list(range(rank)):
-            issues.append(("scales is a computed tensor and axes is not 0..rank-1: the parser takes axes only as an "
-                           "iota vector then", g.targets))
+            issues.append(
+                (
+                    "scales is a computed tensor and axes is not 0..rank-1: the parser takes axes only as an "
+                    "iota vector then",
+                    g.targets,
+                )
+            )
     return issues
 
 
@@ -301,27 +407,43 @@ def _eye_like(g: _Graph, node, attrs: dict) -> list:
     return []
 
 
-_OP_RULES: dict = {"ScatterND": _scatter_nd, "ScatterElements": _scatter_elements, "Scatter": _scatter_elements,
-                   "GridSample": _grid_sample, "Resize": _resize, "EyeLike": _eye_like}
+_OP_RULES: dict = {
+    "ScatterND": _scatter_nd,
+    "ScatterElements": _scatter_elements,
+    "Scatter": _scatter_elements,
+    "GridSample": _grid_sample,
+    "Resize": _resize,
+    "EyeLike": _eye_like,
+}
 
 
 def _splat_rules(g: _Graph, node, attrs: dict) -> list:
     """Our plugin node: the attributes the parser and the plugin read, the types the plugin takes."""
     issues = []
     if attrs.get(schema.MODE_ATTR) not in schema.MODES:
-        issues.append((f"{schema.MODE_ATTR} {attrs.get(schema.MODE_ATTR)!r} is none of {', '.join(schema.MODES)}",
-                       g.targets))
+        issues.append(
+            (f"{schema.MODE_ATTR} {attrs.get(schema.MODE_ATTR)!r} is none of {', '.join(schema.MODES)}", g.targets)
+        )
     # onnx-tensorrt FallbackPluginImporter: the plugin is looked up by op type, plugin_version (default "1") and
     # plugin_namespace (default ""); from 10.10 the node's domain also gives the namespace.
     namespace = attrs.get("plugin_namespace")
     if namespace != schema.NAMESPACE:
         versions = tuple(v for v in g.targets if v == "10") if namespace is None else g.targets
         if versions:
-            issues.append((f"plugin_namespace {namespace!r}: the parser looks the plugin up in that namespace, "
-                           f"registered as {schema.NAMESPACE!r}", versions))
+            issues.append(
+                (
+                    f"plugin_namespace {namespace!r}: the parser looks the plugin up in that namespace, "
+                    f"registered as {schema.NAMESPACE!r}",
+                    versions,
+                )
+            )
     if str(attrs.get("plugin_version", "1")) != str(schema.VERSION):
-        issues.append((f"plugin_version {attrs.get('plugin_version')!r}: the plugin is registered as version "
-                       f"{schema.VERSION}", g.targets))
+        issues.append(
+            (
+                f"plugin_version {attrs.get('plugin_version')!r}: the plugin is registered as version {schema.VERSION}",
+                g.targets,
+            )
+        )
     if len(node.input) != len(schema.INPUTS):
         issues.append((f"{len(node.input)} inputs; the plugin takes {len(schema.INPUTS)}", g.targets))
     allowed = {"FP32": "float32", "FP16": "float16"}
@@ -339,10 +461,20 @@ def _custom_rules(g: _Graph, node, attrs: dict) -> list:
         return _splat_rules(g, node, attrs)
     if node.op_type in g.table["ops"]:
         # the parser picks importers by op type alone; 10.15 added kENABLE_PLUGIN_OVERRIDE, off by default
-        return [(f"custom op {node.domain}::{node.op_type} has a standard op's name: the parser imports it as the "
-                 f"ONNX {node.op_type}", g.targets)]
-    return [(f"unknown custom op {node.domain}::{node.op_type}: the parser needs a TensorRT plugin of that name, and "
-             f"gimm_trt registers only {schema.PLUGIN_ID}", g.targets)]
+        return [
+            (
+                f"custom op {node.domain}::{node.op_type} has a standard op's name: the parser imports it as the "
+                f"ONNX {node.op_type}",
+                g.targets,
+            )
+        ]
+    return [
+        (
+            f"unknown custom op {node.domain}::{node.op_type}: the parser needs a TensorRT plugin of that name, and "
+            f"gimm_trt registers only {schema.PLUGIN_ID}",
+            g.targets,
+        )
+    ]
 
 
 def _merge(issues: list) -> list:
@@ -376,16 +508,17 @@ def _graph_issues(g: _Graph) -> list:
             continue
         if not vi.type.tensor_type.HasField("shape"):
             # onnx-tensorrt ModelImporter.cpp importInput converts shape().dim() as it is: no shape, rank 0
-            issues.append((vi.name, "input", "graph input without a shape: the parser adds it as a scalar",
-                           g.targets))
+            issues.append((vi.name, "input", "graph input without a shape: the parser adds it as a scalar", g.targets))
         kind = g.type_name(vi.name)
         if kind not in (None, "FP32", "FP16", "BF16", "INT32", "INT64", "INT8", "UINT8", "BOOL"):
-            issues.append((vi.name, "input", f"graph input of type {kind}: TensorRT has no such network input type",
-                           g.targets))
+            issues.append(
+                (vi.name, "input", f"graph input of type {kind}: TensorRT has no such network input type", g.targets)
+            )
     return issues
 
 
 # --- checking ------------------------------------------------------------------------------------------------------
+
 
 def _with_types(model):
     """``model`` with inferred value types (our splat op's schema registered first); as it is if inference fails."""
@@ -430,8 +563,13 @@ def check_model(model, *, graph: str = "graph", targets: tuple = TARGETS, table:
             if g.graph is model.graph:
                 report.findings += [Finding(graph, n, o, r, v) for n, o, r, v in _graph_issues(g)]
             continue
-        _inventory(report.ops, op, attrs, [g.type_name(v) if v else "-" for v in node.input],
-                   opsets.get(node.domain or "ai.onnx"))
+        _inventory(
+            report.ops,
+            op,
+            attrs,
+            [g.type_name(v) if v else "-" for v in node.input],
+            opsets.get(node.domain or "ai.onnx"),
+        )
         report.findings += [Finding(graph, label, op, reason, versions) for reason, versions in _node_issues(g, node)]
     return report
 
@@ -448,8 +586,9 @@ def _inventory(ops: dict, op: str, attrs: dict, types: list, opset) -> None:
         entry["input_types"].append(signature)
 
 
-def check_file(path, *, graph: Optional[str] = None, targets: tuple = TARGETS,
-               table: Optional[dict] = None) -> GraphReport:
+def check_file(
+    path, *, graph: Optional[str] = None, targets: tuple = TARGETS, table: Optional[dict] = None
+) -> GraphReport:
     import onnx
 
     path = Path(path)
@@ -471,8 +610,10 @@ def check_export(export_dir, *, targets: tuple = TARGETS) -> dict:
     if not stages:
         raise ExportError(f"{export_dir} lists no graphs in its manifest; re-run gimm-export")
     table = load_table()
-    return {stage: check_file(export_dir / entry["file"], graph=stage, targets=targets, table=table)
-            for stage, entry in stages.items()}
+    return {
+        stage: check_file(export_dir / entry["file"], graph=stage, targets=targets, table=table)
+        for stage, entry in stages.items()
+    }
 
 
 def findings(reports: dict) -> list:
@@ -489,8 +630,9 @@ def targets_here() -> tuple:
     return (major,) if major in TARGETS else TARGETS
 
 
-def require_parsable(export_dir, *, targets: Optional[tuple] = None,
-                     log: Optional[Callable[[str], None]] = None) -> list:
+def require_parsable(
+    export_dir, *, targets: Optional[tuple] = None, log: Optional[Callable[[str], None]] = None
+) -> list:
     """Check an export; ExportError naming each node and reason that concerns ``targets`` (default: the TensorRT
     installed here, else every major we support). Findings only for other majors are logged and returned."""
     log = log or (lambda message: None)
@@ -503,8 +645,9 @@ def require_parsable(export_dir, *, targets: Optional[tuple] = None,
     if blocking:
         lines = "; ".join(str(f) for f in blocking[:10])
         more = f" (and {len(blocking) - 10} more)" if len(blocking) > 10 else ""
-        raise ExportError(f"TensorRT's ONNX parser would reject or change {len(blocking)} node(s) of {export_dir}: "
-                          f"{lines}{more}")
+        raise ExportError(
+            f"TensorRT's ONNX parser would reject or change {len(blocking)} node(s) of {export_dir}: {lines}{more}"
+        )
     return found
 
 

@@ -1,4 +1,5 @@
 """Small pure helpers shared by the stages."""
+
 import functools
 
 import torch
@@ -61,8 +62,8 @@ def warp_region(x: torch.Tensor, flow: torch.Tensor, top: int, left: int, height
         flow: [N,2,h,w] the flow of the window.
     """
     n, _, h, w = flow.shape
-    gx = torch.linspace(-1.0, 1.0, width, device=flow.device, dtype=flow.dtype)[left:left + w]
-    gy = torch.linspace(-1.0, 1.0, height, device=flow.device, dtype=flow.dtype)[top:top + h]
+    gx = torch.linspace(-1.0, 1.0, width, device=flow.device, dtype=flow.dtype)[left : left + w]
+    gy = torch.linspace(-1.0, 1.0, height, device=flow.device, dtype=flow.dtype)[top : top + h]
     gx, gy = gx.view(1, 1, w).expand(n, h, w), gy.view(1, h, 1).expand(n, h, w)
     grid = torch.stack(
         [gx + flow[:, 0] / ((x.shape[3] - 1.0) / 2.0), gy + flow[:, 1] / ((x.shape[2] - 1.0) / 2.0)], dim=3
@@ -78,4 +79,4 @@ def resize_region(x: torch.Tensor, scale: int, box: tuple) -> torch.Tensor:
     a, b = max(y0 // scale - 1, 0), min(-(-y1 // scale) + 1, h)
     c, d = max(x0 // scale - 1, 0), min(-(-x1 // scale) + 1, w)
     out = resize(x[..., a:b, c:d], float(scale))
-    return out[..., y0 - scale * a:y1 - scale * a, x0 - scale * c:x1 - scale * c]
+    return out[..., y0 - scale * a : y1 - scale * a, x0 - scale * c : x1 - scale * c]

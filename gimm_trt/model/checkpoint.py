@@ -5,6 +5,7 @@ the same state_dict load too, and so do ComfyUI-GIMM-VFI's split pairs (GIMM fil
 ``checkpoint_files``). Keys are mapped from the official flat names to our stage modules by prefix, then
 loaded with ``strict=True``; every mismatch is reported in one short message naming the file.
 """
+
 import enum
 import os
 import pickle
@@ -86,7 +87,7 @@ def to_model_keys(state_dict: dict) -> dict:
     for key, value in state_dict.items():
         for old, new in PREFIXES.items():
             if key.startswith(old):
-                out[new + key[len(old):]] = value
+                out[new + key[len(old) :]] = value
                 break
         else:
             out[key] = value  # left as is: reported as unexpected by the strict load
@@ -97,8 +98,10 @@ def read_state_dict(path) -> dict:
     """The official-layout state_dict stored in ``path`` (.pt/.pth/.ckpt or .safetensors)."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path} (download the official files from {WEIGHTS_URL} "
-                              f"into ./pretrained_ckpt or $GIMM_TRT_CHECKPOINTS, or use random weights)")
+        raise CheckpointError(
+            f"checkpoint not found: {path} (download the official files from {WEIGHTS_URL} "
+            f"into ./pretrained_ckpt or $GIMM_TRT_CHECKPOINTS, or use random weights)"
+        )
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -119,9 +122,11 @@ def _unreadable(path: Path, err: Exception) -> str:
     """One line on why ``path`` did not load: pickled code that loading would run, or damage."""
     found = re.search(r"GLOBAL ([\w.]+)", str(err)) if isinstance(err, pickle.UnpicklingError) else None
     if found:
-        return (f"cannot read checkpoint {path}: it holds pickled Python objects ({found.group(1)}) that loading "
-                f"would run code for, so it is refused (use the official files from {WEIGHTS_URL}, or convert a file "
-                "you trust to .safetensors)")
+        return (
+            f"cannot read checkpoint {path}: it holds pickled Python objects ({found.group(1)}) that loading "
+            f"would run code for, so it is refused (use the official files from {WEIGHTS_URL}, or convert a file "
+            "you trust to .safetensors)"
+        )
     return f"cannot read checkpoint {path}: truncated or not a checkpoint ({_clause(str(err)) or type(err).__name__})"
 
 
@@ -140,11 +145,15 @@ def _check_values(state_dict: dict, arch: str, source: str) -> None:
     for key, value in state_dict.items():
         want_float = dtypes.get(key, "float32").startswith("float")
         if value.is_floating_point() != want_float:
-            raise CheckpointError(f"{source}: {key} holds {value.dtype} values, expected {dtypes.get(key)} "
-                                  "(a damaged or wrongly converted checkpoint)")
+            raise CheckpointError(
+                f"{source}: {key} holds {value.dtype} values, expected {dtypes.get(key)} "
+                "(a damaged or wrongly converted checkpoint)"
+            )
         if want_float and not bool(torch.isfinite(value).all()):
-            raise CheckpointError(f"{source}: {key} holds NaN or infinite values (a damaged checkpoint, or one "
-                                  "saved from a diverged training run)")
+            raise CheckpointError(
+                f"{source}: {key} holds NaN or infinite values (a damaged checkpoint, or one "
+                "saved from a diverged training run)"
+            )
 
 
 def upcast(state_dict: dict) -> dict:
@@ -159,7 +168,7 @@ def _layout(arch: str) -> tuple:
     for e in manifest(arch)["entries"]:
         key = e["key"]
         if key.startswith(FLOW):
-            flow[key[len(FLOW):]] = tuple(e["shape"])
+            flow[key[len(FLOW) :]] = tuple(e["shape"])
         else:
             gimm[key] = tuple(e["shape"])
     return gimm, flow
@@ -194,16 +203,18 @@ def _check_keys(state_dict: dict, expected: dict, source: str, what: str) -> Non
         raise CheckpointError(f"{source} does not match {what}: {'; '.join(parts)}")
     for key, shape in expected.items():
         if tuple(state_dict[key].shape) != shape:
-            raise CheckpointError(f"{source} does not match {what}: {key} has shape {tuple(state_dict[key].shape)}, "
-                                  f"expected {shape}")
+            raise CheckpointError(
+                f"{source} does not match {what}: {key} has shape {tuple(state_dict[key].shape)}, expected {shape}"
+            )
 
 
 def _check_arch(keys: set, layouts: dict, weights: Weights, source: str, path=None) -> None:
     """A CheckpointError naming the variant ``keys`` belong to when that is not ``weights``' arch."""
     found = _closest(keys, layouts)
     if found != weights.value.arch:
-        raise CheckpointError(f"{source} is a GIMM-VFI-{_variants(found)} checkpoint, not {weights.value.variant}"
-                              f"{_named(path, found)}")
+        raise CheckpointError(
+            f"{source} is a GIMM-VFI-{_variants(found)} checkpoint, not {weights.value.variant}{_named(path, found)}"
+        )
 
 
 def check_state_dict(state_dict: dict, weights: Weights, source: str = "checkpoint", path=None) -> None:
@@ -220,7 +231,7 @@ def _own_keys(state_dict: dict) -> dict:
     (the original RAFT/FlowFormer releases were saved from DataParallel) or ``flow_estimator.``."""
     for prefix in ("module.", FLOW):
         if state_dict and all(k.startswith(prefix) for k in state_dict):
-            state_dict = {k[len(prefix):]: v for k, v in state_dict.items()}
+            state_dict = {k[len(prefix) :]: v for k, v in state_dict.items()}
     return state_dict
 
 
@@ -233,12 +244,15 @@ def _check_gimm(state_dict: dict, path: Path, weights: Weights) -> None:
         alone = set(_own_keys(state_dict))
         if alone & (set(flows["r"]) | set(flows["f"])):  # the estimator file given in place of the GIMM file
             arch = _closest(alone, flows)
-            raise CheckpointError(f"{path} is a {ESTIMATORS[arch]} flow estimator alone (GIMM-VFI-{_variants(arch)}),"
-                                  f" not GIMM weights: pass the GIMM file (e.g. gimmvfi_{arch}_arb_lpips_fp32."
-                                  "safetensors) as --checkpoint and this one as --flow-checkpoint")
+            raise CheckpointError(
+                f"{path} is a {ESTIMATORS[arch]} flow estimator alone (GIMM-VFI-{_variants(arch)}),"
+                f" not GIMM weights: pass the GIMM file (e.g. gimmvfi_{arch}_arb_lpips_fp32."
+                "safetensors) as --checkpoint and this one as --flow-checkpoint"
+            )
     _check_arch(keys, layouts, weights, str(path), path)
-    _check_keys(state_dict, layouts[weights.value.arch], str(path), f"the GIMM weights of GIMM-VFI-"
-                f"{weights.value.variant}")
+    _check_keys(
+        state_dict, layouts[weights.value.arch], str(path), f"the GIMM weights of GIMM-VFI-{weights.value.variant}"
+    )
 
 
 def _check_flow(state_dict: dict, path: Path, weights: Weights) -> None:
@@ -246,16 +260,23 @@ def _check_flow(state_dict: dict, path: Path, weights: Weights) -> None:
     arch = weights.value.arch
     gimm_keys = set(_layout("r")[0]) | set(_layout("f")[0])
     if set(state_dict) & gimm_keys:
-        raise CheckpointError(f"flow checkpoint {path} holds GIMM weights, not a flow estimator alone: pass it as "
-                              "--checkpoint")
+        raise CheckpointError(
+            f"flow checkpoint {path} holds GIMM weights, not a flow estimator alone: pass it as --checkpoint"
+        )
     flows = {a: _layout(a)[1] for a in ("r", "f")}
     found = _closest(set(state_dict), flows)
     if found != arch:
-        raise CheckpointError(f"flow checkpoint {path} is the {ESTIMATORS[found]} estimator (GIMM-VFI-"
-                              f"{_variants(found)}), not the {ESTIMATORS[arch]} one GIMM-VFI-{weights.value.variant} "
-                              f"needs ({FLOW_NAMES[arch][0]})")
-    _check_keys(state_dict, flows[arch], f"flow checkpoint {path}",
-                f"the {ESTIMATORS[arch]} estimator of GIMM-VFI-{weights.value.variant}")
+        raise CheckpointError(
+            f"flow checkpoint {path} is the {ESTIMATORS[found]} estimator (GIMM-VFI-"
+            f"{_variants(found)}), not the {ESTIMATORS[arch]} one GIMM-VFI-{weights.value.variant} "
+            f"needs ({FLOW_NAMES[arch][0]})"
+        )
+    _check_keys(
+        state_dict,
+        flows[arch],
+        f"flow checkpoint {path}",
+        f"the {ESTIMATORS[arch]} estimator of GIMM-VFI-{weights.value.variant}",
+    )
 
 
 def read_checkpoint(files: CheckpointFiles, weights: Weights) -> dict:
@@ -270,8 +291,10 @@ def read_checkpoint(files: CheckpointFiles, weights: Weights) -> dict:
             _check_gimm(gimm, files.gimm, weights)  # the right variant's GIMM weights, only the estimator missing
             arch = weights.value.arch
             named = _named(files.gimm, arch) or f" (GIMM-VFI-{_variants(arch)})"
-            raise CheckpointError(f"{files.gimm}{named}: GIMM weights found, flow estimator missing: put "
-                                  f"{FLOW_NAMES[arch][0]} beside it or pass --flow-checkpoint")
+            raise CheckpointError(
+                f"{files.gimm}{named}: GIMM weights found, flow estimator missing: put "
+                f"{FLOW_NAMES[arch][0]} beside it or pass --flow-checkpoint"
+            )
         check_state_dict(gimm, weights, str(files.gimm), files.gimm)
         return gimm
     rest = {k: v for k, v in gimm.items() if not k.startswith(FLOW)}
@@ -296,8 +319,12 @@ def build_model(arch: str, **kwargs):
     if arch == "r":
         from .flow.raft import raft_large
 
-        flow = FlowStage(estimator=raft_large(), fproj=torch.nn.Conv2d(256, 256, 1),
-                         proj4=torch.nn.Conv2d(96, 128, 1), proj8=torch.nn.Conv2d(128, 256, 1))
+        flow = FlowStage(
+            estimator=raft_large(),
+            fproj=torch.nn.Conv2d(256, 256, 1),
+            proj4=torch.nn.Conv2d(96, 128, 1),
+            proj8=torch.nn.Conv2d(128, 256, 1),
+        )
     else:
         from .flow.flowformer import flowformer
 
@@ -306,8 +333,9 @@ def build_model(arch: str, **kwargs):
     return GIMMVFI(flow=flow, motion=MotionNetwork(splat_impl=splat_impl), synthesis=Synthesis(**kwargs))
 
 
-def checkpoint_files(checkpoint=None, variant="R-P", *, flow_checkpoint=None,
-                     random_weights: bool = False) -> Optional[CheckpointFiles]:
+def checkpoint_files(
+    checkpoint=None, variant="R-P", *, flow_checkpoint=None, random_weights: bool = False
+) -> Optional[CheckpointFiles]:
     """The files ``load_model`` reads for these arguments (None for random weights); found by name only.
 
     ``checkpoint``: a GIMM file (official ``.pt``, flat ``.safetensors``, or ComfyUI-GIMM-VFI's), a folder
@@ -327,8 +355,9 @@ def checkpoint_files(checkpoint=None, variant="R-P", *, flow_checkpoint=None,
     return locate(checkpoint, weights.value, flow_checkpoint)
 
 
-def load_model(checkpoint=None, *, variant="R-P", flow_checkpoint=None, random_weights: bool = False, seed: int = 0,
-               **kwargs):
+def load_model(
+    checkpoint=None, *, variant="R-P", flow_checkpoint=None, random_weights: bool = False, seed: int = 0, **kwargs
+):
     """A ``GIMMVFI`` in eval mode with the weights of ``checkpoint`` (strictly checked against ``variant``).
 
     ``checkpoint`` and ``flow_checkpoint`` as in ``checkpoint_files``; ``random_weights=True`` (with

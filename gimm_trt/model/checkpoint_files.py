@@ -7,6 +7,7 @@ non-strictly and then puts the separately loaded estimator in place, so the esti
 estimator weights the GIMM file holds. Finding the files here goes by name and existence only (no file is
 read), so the loader and an export's weight identity always agree on them.
 """
+
 import os
 import re
 from dataclasses import dataclass
@@ -73,8 +74,10 @@ def locate(checkpoint, release, flow_checkpoint=None) -> CheckpointFiles:
     if flow_checkpoint is not None:
         flow = Path(flow_checkpoint)
         if not flow.is_file():
-            raise CheckpointError(f"flow checkpoint not found: {flow} ({ESTIMATORS[release.arch]} estimator, e.g. "
-                                  f"ComfyUI-GIMM-VFI's {FLOW_NAMES[release.arch][0]})")
+            raise CheckpointError(
+                f"flow checkpoint not found: {flow} ({ESTIMATORS[release.arch]} estimator, e.g. "
+                f"ComfyUI-GIMM-VFI's {FLOW_NAMES[release.arch][0]})"
+            )
         return CheckpointFiles(gimm, flow)
     beside = [gimm.parent / name for name in FLOW_NAMES[release.arch]]
     return CheckpointFiles(gimm, next((p for p in beside if p.is_file()), None))
@@ -85,20 +88,26 @@ def _gimm_file(checkpoint, release) -> Path:
         folder = Path(os.environ.get("GIMM_TRT_CHECKPOINTS", "pretrained_ckpt"))
         found = _pick(folder, release) if folder.is_dir() else None
         if found is None:
-            raise CheckpointError(f"checkpoint not found: {folder / release.file} (download the official files from "
-                                  f"{WEIGHTS_URL} into ./pretrained_ckpt or $GIMM_TRT_CHECKPOINTS, pass --checkpoint, "
-                                  "or use random weights)")
+            raise CheckpointError(
+                f"checkpoint not found: {folder / release.file} (download the official files from "
+                f"{WEIGHTS_URL} into ./pretrained_ckpt or $GIMM_TRT_CHECKPOINTS, pass --checkpoint, "
+                "or use random weights)"
+            )
         return found
     path = Path(checkpoint)
     if path.is_dir():
         found = _pick(path, release)
         if found is None:
-            raise CheckpointError(f"no GIMM-VFI-{release.variant} weights in {path}: looked for "
-                                  f"{', '.join(gimm_names(release))}{_others(path)}")
+            raise CheckpointError(
+                f"no GIMM-VFI-{release.variant} weights in {path}: looked for "
+                f"{', '.join(gimm_names(release))}{_others(path)}"
+            )
         return found
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path} (download the official files from {WEIGHTS_URL}, "
-                              "or pass a ComfyUI-GIMM-VFI models folder or file)")
+        raise CheckpointError(
+            f"checkpoint not found: {path} (download the official files from {WEIGHTS_URL}, "
+            "or pass a ComfyUI-GIMM-VFI models folder or file)"
+        )
     return path
 
 

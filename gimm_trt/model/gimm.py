@@ -1,4 +1,5 @@
 """GIMM-VFI composed from its three stages: flow (once per pair), motion and synthesis (T timesteps as a batch)."""
+
 import torch
 import torch.nn as nn
 
@@ -46,8 +47,16 @@ class FlowStage(nn.Module):
         return self._project(*self.estimator.estimate(enc0, enc1))
 
     def _project(self, flow01, flow10, fmap0, fmap1, f4_0, f4_1, f8_0, f8_1):
-        return (flow01, flow10, self.proj4(f4_0), self.proj4(f4_1), self.proj8(f8_0), self.proj8(f8_1),
-                self.fproj(fmap0), self.fproj(fmap1))
+        return (
+            flow01,
+            flow10,
+            self.proj4(f4_0),
+            self.proj4(f4_1),
+            self.proj8(f8_0),
+            self.proj8(f8_1),
+            self.fproj(fmap0),
+            self.fproj(fmap1),
+        )
 
 
 class GIMMVFI(nn.Module):

@@ -7,6 +7,7 @@ autocast): reduced precision is modelled with CPU autocast, whose fp16 casts cov
 matmuls, and the CUDA caching allocator's rounding of every block to 512 bytes is applied to each storage.
 Kernel workspaces (cuDNN, oneDNN) are not tensors and are not counted.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -108,8 +109,7 @@ def fake_model(arch: str, fake_mode, **kwargs) -> torch.nn.Module:
                     if p is None:
                         continue
                     fake = torch.empty_strided(p.shape, p.stride(), dtype=p.dtype, device="cpu")
-                    table[name] = torch.nn.Parameter(fake, requires_grad=False) if table is module._parameters \
-                        else fake
+                    table[name] = torch.nn.Parameter(fake, requires_grad=False) if table is module._parameters else fake
     return model.eval().requires_grad_(False)
 
 
@@ -123,9 +123,19 @@ class Estimate:
     weights: int
 
 
-def estimate(variant_arch: str, height: int, width: int, ds: float, *, precision: str = "fp32",
-             timesteps: int = 1, tile: Optional[int] = None, device: str = "cpu",
-             model: Optional[torch.nn.Module] = None, fake_mode=None) -> Estimate:
+def estimate(
+    variant_arch: str,
+    height: int,
+    width: int,
+    ds: float,
+    *,
+    precision: str = "fp32",
+    timesteps: int = 1,
+    tile: Optional[int] = None,
+    device: str = "cpu",
+    model: Optional[torch.nn.Module] = None,
+    fake_mode=None,
+) -> Estimate:
     """Peak memory of one frame pair of padded size ``height`` x ``width`` with ``timesteps`` in one batch.
 
     Runs what the torch backend runs for a pair (flow, motion, synthesis; ``tile``: the synthesis tile, see
@@ -144,8 +154,17 @@ def estimate(variant_arch: str, height: int, width: int, ds: float, *, precision
     return Estimate(total=tracker.peak, stages=dict(tracker.peaks), weights=tracker.fixed)
 
 
-def run_pair(model, tracker: LiveBytes, height: int, width: int, ds: float, *, timesteps: int = 1,
-             tile: Optional[int] = None, precision: str = "fp32") -> None:
+def run_pair(
+    model,
+    tracker: LiveBytes,
+    height: int,
+    width: int,
+    ds: float,
+    *,
+    timesteps: int = 1,
+    tile: Optional[int] = None,
+    precision: str = "fp32",
+) -> None:
     """What the torch backend runs for one pair (inputs made empty here), with ``tracker`` counting.
 
     Under a ``FakeTensorMode`` nothing is computed; with a real model it computes on uninitialised frames.

@@ -3,6 +3,7 @@
 Per pair: flow normalisation, splatting metrics and motion latents. Per timestep (a batch axis T):
 two forward splats of the latents, the latent refiner and the coordinate MLP.
 """
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -48,8 +49,15 @@ class CoordMLP(nn.Module):
     normalised per output column before use (as trained).
     """
 
-    def __init__(self, *, in_features: int = 35, hidden: int = 128, layers: int = 5, out_features: int = 2,
-                 output_bias: float = 0.5):
+    def __init__(
+        self,
+        *,
+        in_features: int = 35,
+        hidden: int = 128,
+        layers: int = 5,
+        out_features: int = 2,
+        output_bias: float = 0.5,
+    ):
         super().__init__()
         dims = [in_features] + [hidden] * (layers - 1) + [out_features]
         self.layers = nn.ParameterList([nn.Parameter(torch.zeros(i + 1, o)) for i, o in zip(dims[:-1], dims[1:])])
@@ -152,6 +160,10 @@ class MotionNetwork(nn.Module):
         ys = -1.0 + 2.0 * ((0.5 + torch.arange(h, device=t.device, dtype=torch.float32)) / h)
         xs = -1.0 + 2.0 * ((0.5 + torch.arange(w, device=t.device, dtype=torch.float32)) / w)
         return torch.stack(
-            [t.view(n_t, 1, 1).expand(n_t, h, w), ys.view(1, h, 1).expand(n_t, h, w), xs.view(1, 1, w).expand(n_t, h, w)],
+            [
+                t.view(n_t, 1, 1).expand(n_t, h, w),
+                ys.view(1, h, 1).expand(n_t, h, w),
+                xs.view(1, 1, w).expand(n_t, h, w),
+            ],
             dim=-1,
         )

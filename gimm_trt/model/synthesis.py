@@ -3,6 +3,7 @@
 All T timesteps of a pair run as one batch; what depends only on the pair (upsampled encoder features,
 resized images, the bidirectional correlation pyramids) is computed once per call.
 """
+
 from typing import Optional
 
 import torch
@@ -31,15 +32,17 @@ def tiles(height: int, width: int, tile: int, margin: int):
     for y0 in range(0, height, tile):
         for x0 in range(0, width, tile):
             y1, x1 = min(y0 + tile, height), min(x0 + tile, width)
-            yield (y0, y1, x0, x1), (max(y0 - margin, 0), min(y1 + margin, height), max(x0 - margin, 0),
-                                     min(x1 + margin, width))
+            yield (
+                (y0, y1, x0, x1),
+                (max(y0 - margin, 0), min(y1 + margin, height), max(x0 - margin, 0), min(x1 + margin, width)),
+            )
 
 
 def paste(outs, parts, box, region) -> list:
     """Write the window ``box`` of each of ``parts`` (computed on ``region``) into ``outs`` (made on first use)."""
     y0, y1, x0, x1 = box
     ry0, _, rx0, _ = region
-    parts = [p[..., y0 - ry0:y1 - ry0, x0 - rx0:x1 - rx0] for p in parts]
+    parts = [p[..., y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0] for p in parts]
     if outs is None:
         return parts  # a single tile: the window is the frame
     for out, part in zip(outs, parts):
@@ -96,7 +99,10 @@ class InitDecoder(nn.Module):
         self.upsample = feature_upsampler(channels, 1)
         c = channels // 2
         self.convblock = nn.Sequential(
-            convrelu(2 * c + 16, c, 1, 0), ResBlock(c, side), ResBlock(c, side), ResBlock(c, side),
+            convrelu(2 * c + 16, c, 1, 0),
+            ResBlock(c, side),
+            ResBlock(c, side),
+            ResBlock(c, side),
             nn.Conv2d(c, c + 5, 3, 1, 1),
         )
 
@@ -105,9 +111,19 @@ class InitDecoder(nn.Module):
         n = flow0.shape[0]
         img0 = img0.expand(n, -1, -1, -1)
         img1 = img1.expand(n, -1, -1, -1)
-        x = torch.cat([
-            warp(up0.expand(n, -1, -1, -1), flow0), warp(up1.expand(n, -1, -1, -1), flow1), flow0, flow1,
-            img0, img1, warp(img0, flow0), warp(img1, flow1)], dim=1)
+        x = torch.cat(
+            [
+                warp(up0.expand(n, -1, -1, -1), flow0),
+                warp(up1.expand(n, -1, -1, -1), flow1),
+                flow0,
+                flow1,
+                img0,
+                img1,
+                warp(img0, flow0),
+                warp(img1, flow1),
+            ],
+            dim=1,
+        )
         out = self.convblock(x)
         return flow0 + out[:, 0:2], flow1 + out[:, 2:4], out[:, 4:5], out[:, 5:]
 
@@ -124,14 +140,18 @@ class UpdateBlock(nn.Module):
         self.convf2 = nn.Conv2d(128, 64, 3, padding=1)
         self.conv = nn.Conv2d(64 + 192, 188, 3, padding=1)
         self.gru = nn.Sequential(
-            nn.Conv2d(188 + 4 + feature, hidden, 3, padding=1), nn.LeakyReLU(0.1, inplace=True),
-            nn.Conv2d(hidden, hidden, 3, padding=1))
+            nn.Conv2d(188 + 4 + feature, hidden, 3, padding=1),
+            nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(hidden, hidden, 3, padding=1),
+        )
         self.feat_head = nn.Sequential(
-            nn.Conv2d(hidden, hidden, 3, padding=1), nn.LeakyReLU(0.1, inplace=True),
-            nn.Conv2d(hidden, feature, 3, padding=1))
+            nn.Conv2d(hidden, hidden, 3, padding=1),
+            nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(hidden, feature, 3, padding=1),
+        )
         self.flow_head = nn.Sequential(
-            nn.Conv2d(hidden, hidden, 3, padding=1), nn.LeakyReLU(0.1, inplace=True),
-            nn.Conv2d(hidden, 4, 3, padding=1))
+            nn.Conv2d(hidden, hidden, 3, padding=1), nn.LeakyReLU(0.1, inplace=True), nn.Conv2d(hidden, 4, 3, padding=1)
+        )
         self.lrelu = nn.LeakyReLU(0.1, inplace=True)
 
     def forward(self, feat, flow, corr):
@@ -158,8 +178,12 @@ class MultiFlowDecoder(nn.Module):
         self.upsample = feature_upsampler(channels, 2)
         c = 2 * channels
         self.convblock = nn.Sequential(
-            convrelu(c + 17, c), ResBlock(c, side), ResBlock(c, side), ResBlock(c, side),
-            nn.Conv2d(c, 8 * flows, 3, padding=1))
+            convrelu(c + 17, c),
+            ResBlock(c, side),
+            ResBlock(c, side),
+            ResBlock(c, side),
+            nn.Conv2d(c, 8 * flows, 3, padding=1),
+        )
 
     def forward(self, feat, up0, up1, flow0, flow1, mask, img0, img1):
         # feat [T,128,h4,w4], flows [T,2,h4,w4], mask [T,1,h4,w4]; up0/up1 [1,64,H,W]; img0/img1 [1,3,H,W]
@@ -169,12 +193,28 @@ class MultiFlowDecoder(nn.Module):
         mask = resize(mask, 4.0)
         img0 = img0.expand(n, -1, -1, -1)
         img1 = img1.expand(n, -1, -1, -1)
-        x = torch.cat([
-            resize(feat, 4.0), warp(up0.expand(n, -1, -1, -1), flow0), warp(up1.expand(n, -1, -1, -1), flow1),
-            flow0, flow1, mask, img0, img1, warp(img0, flow0), warp(img1, flow1)], dim=1)
+        x = torch.cat(
+            [
+                resize(feat, 4.0),
+                warp(up0.expand(n, -1, -1, -1), flow0),
+                warp(up1.expand(n, -1, -1, -1), flow1),
+                flow0,
+                flow1,
+                mask,
+                img0,
+                img1,
+                warp(img0, flow0),
+                warp(img1, flow1),
+            ],
+            dim=1,
+        )
         d_flow0, d_flow1, d_mask, res = torch.split(self.convblock(x), [2 * k, 2 * k, k, 3 * k], dim=1)
-        return (d_flow0 + flow0.repeat(1, k, 1, 1), d_flow1 + flow1.repeat(1, k, 1, 1),
-                torch.sigmoid(d_mask + mask.repeat(1, k, 1, 1)), res)
+        return (
+            d_flow0 + flow0.repeat(1, k, 1, 1),
+            d_flow1 + flow1.repeat(1, k, 1, 1),
+            torch.sigmoid(d_mask + mask.repeat(1, k, 1, 1)),
+            res,
+        )
 
     def region(self, feat, up0, up1, flow0, flow1, mask, img0, img1, box):
         """``forward``'s outputs on the window ``box`` = (y0, y1, x0, x1) of the full-size frame; exact within
@@ -186,14 +226,28 @@ class MultiFlowDecoder(nn.Module):
         flow1 = 4.0 * resize_region(flow1, 4, box)
         mask = resize_region(mask, 4, box)
         img0, img1 = img0.expand(n, -1, -1, -1), img1.expand(n, -1, -1, -1)
-        x = torch.cat([
-            resize_region(feat, 4, box), warp_region(up0.expand(n, -1, -1, -1), flow0, y0, x0, h, w),
-            warp_region(up1.expand(n, -1, -1, -1), flow1, y0, x0, h, w), flow0, flow1, mask,
-            img0[..., y0:y1, x0:x1], img1[..., y0:y1, x0:x1],
-            warp_region(img0, flow0, y0, x0, h, w), warp_region(img1, flow1, y0, x0, h, w)], dim=1)
+        x = torch.cat(
+            [
+                resize_region(feat, 4, box),
+                warp_region(up0.expand(n, -1, -1, -1), flow0, y0, x0, h, w),
+                warp_region(up1.expand(n, -1, -1, -1), flow1, y0, x0, h, w),
+                flow0,
+                flow1,
+                mask,
+                img0[..., y0:y1, x0:x1],
+                img1[..., y0:y1, x0:x1],
+                warp_region(img0, flow0, y0, x0, h, w),
+                warp_region(img1, flow1, y0, x0, h, w),
+            ],
+            dim=1,
+        )
         d_flow0, d_flow1, d_mask, res = torch.split(self.convblock(x), [2 * k, 2 * k, k, 3 * k], dim=1)
-        return (d_flow0 + flow0.repeat(1, k, 1, 1), d_flow1 + flow1.repeat(1, k, 1, 1),
-                torch.sigmoid(d_mask + mask.repeat(1, k, 1, 1)), res)
+        return (
+            d_flow0 + flow0.repeat(1, k, 1, 1),
+            d_flow1 + flow1.repeat(1, k, 1, 1),
+            torch.sigmoid(d_mask + mask.repeat(1, k, 1, 1)),
+            res,
+        )
 
 
 class Synthesis(nn.Module):
@@ -210,10 +264,24 @@ class Synthesis(nn.Module):
         self.update_high = UpdateBlock(corr_channels=2 * levels * (2 * radius + 1) ** 2)
         self.final_decoder = MultiFlowDecoder(128, 64, flows)
         self.combine = nn.Sequential(
-            nn.Conv2d(3 * flows, 6 * flows, 7, 1, 3), nn.PReLU(6 * flows), nn.Conv2d(6 * flows, 3, 7, 1, 3))
+            nn.Conv2d(3 * flows, 6 * flows, 7, 1, 3), nn.PReLU(6 * flows), nn.Conv2d(6 * flows, 3, 7, 1, 3)
+        )
 
-    def forward(self, img0, img1, feat4_0, feat4_1, feat8_0, feat8_1, corr0, corr1, flowt, t, ds: float = 1.0,
-                tile: Optional[int] = None):
+    def forward(
+        self,
+        img0,
+        img1,
+        feat4_0,
+        feat4_1,
+        feat8_0,
+        feat8_1,
+        corr0,
+        corr1,
+        flowt,
+        t,
+        ds: float = 1.0,
+        tile: Optional[int] = None,
+    ):
         """Frames at each timestep.
 
         Args:
@@ -234,8 +302,16 @@ class Synthesis(nn.Module):
         """
         x0, x1 = resize(img0, ds), resize(img1, ds)
         flow0, flow1, feat, mask = self.quarter_flows(x0, x1, feat8_0, feat8_1, corr0, corr1, flowt, t)
-        args = (feat, self.final_decoder.upsample(feat4_0), self.final_decoder.upsample(feat4_1),
-                flow0, flow1, mask, 2 * x0 - 1.0, 2 * x1 - 1.0)
+        args = (
+            feat,
+            self.final_decoder.upsample(feat4_0),
+            self.final_decoder.upsample(feat4_1),
+            flow0,
+            flow1,
+            mask,
+            2 * x0 - 1.0,
+            2 * x1 - 1.0,
+        )
         del feat, flow0, flow1, mask
         if tile is None:
             return self.compose(img0, img1, *self.final_decoder(*args))
@@ -263,8 +339,9 @@ class Synthesis(nn.Module):
         out = None
         for box, region in tiles(hp, wp, tile, halo(self.combine)):
             ups = [resize_region(x, r, region) for x in (flows0, flows1, masks, res)]
-            part = self.compose(img0, img1, float(r) * ups[0], float(r) * ups[1], ups[2], ups[3], region=region,
-                                scale=1.0)
+            part = self.compose(
+                img0, img1, float(r) * ups[0], float(r) * ups[1], ups[2], ups[3], region=region, scale=1.0
+            )
             if out is None and box != (0, hp, 0, wp):
                 out = part.new_empty(part.shape[:2] + (hp, wp))
             out = paste(None if out is None else [out], [part], box, region)[0]
@@ -284,8 +361,13 @@ class Synthesis(nn.Module):
         flow1 = 0.25 * resize(flowt * (1.0 - tt), 0.25)
         quarter = flow0.shape[2] / img0.shape[2]
         flow0, flow1, mask, feat = self.init_decoder(
-            self.init_decoder.upsample(feat8_0), self.init_decoder.upsample(feat8_1), flow0, flow1,
-            resize(img0, quarter), resize(img1, quarter))
+            self.init_decoder.upsample(feat8_0),
+            self.init_decoder.upsample(feat8_1),
+            flow0,
+            flow1,
+            resize(img0, quarter),
+            resize(img1, quarter),
+        )
 
         scale = 1.0 / float(corr0.shape[1]) ** 0.5
         opts = dict(levels=self.levels, radius=self.radius, scale=scale, mode=self.corr_mode)
@@ -296,9 +378,9 @@ class Synthesis(nn.Module):
         f0 = 0.5 * resize(flow0, 0.5)
         f1 = 0.5 * resize(flow1, 0.5)
         # crossed on purpose: the frame-0 volume is read where t->1 points, scaled to a 0->1 flow
-        corr = torch.cat([
-            corr_01(grid + f1 * (1.0 / (1.0 - tt)), shared=True),
-            corr_10(grid + f0 * (1.0 / tt), shared=True)], dim=1)
+        corr = torch.cat(
+            [corr_01(grid + f1 * (1.0 / (1.0 - tt)), shared=True), corr_10(grid + f0 * (1.0 / tt), shared=True)], dim=1
+        )
         d_feat, d_flow = self.update_low(feat, torch.cat([f0, f1], dim=1), corr)
         flow0, flow1, feat = flow0 + d_flow[:, :2], flow1 + d_flow[:, 2:4], feat + d_feat
 

@@ -5,6 +5,7 @@ The weight rules (ours; the parity fixtures were made from checkpoints written b
 biases 0.01 N(0,1), norms 1 + 0.1 N(0,1), fixed values for filters, alphas, PReLU slopes and the GMA gamma,
 and the residual heads listed in ``SMALL_HEADS`` a gain of 0.1 so recurrent refinements stay in range.
 """
+
 import collections
 import json
 import math
@@ -16,15 +17,17 @@ import torch.nn.functional as F
 
 MANIFESTS = Path(__file__).parent / "manifests"
 
-SMALL_HEADS = frozenset({
-    "flow_estimator.update_block.flow_head.conv2.weight",
-    "flow_estimator.memory_decoder.update_block.flow_head.conv2.weight",
-    "amt_init_decoder.convblock.4.weight",
-    "amt_update4_low.flow_head.2.weight",
-    "amt_update4_high.flow_head.2.weight",
-    "amt_final_decoder.convblock.4.weight",
-    "amt_comb_block.2.weight",
-})
+SMALL_HEADS = frozenset(
+    {
+        "flow_estimator.update_block.flow_head.conv2.weight",
+        "flow_estimator.memory_decoder.update_block.flow_head.conv2.weight",
+        "amt_init_decoder.convblock.4.weight",
+        "amt_update4_low.flow_head.2.weight",
+        "amt_update4_high.flow_head.2.weight",
+        "amt_final_decoder.convblock.4.weight",
+        "amt_comb_block.2.weight",
+    }
+)
 
 
 def manifest(arch: str) -> dict:
@@ -93,6 +96,6 @@ def synthetic_pair(height: int, width: int, *, seed: int = 0, index: int = 0) ->
     img = F.interpolate(coarse, size=(height + 16, width + 16), mode="bicubic", align_corners=False)
     img = (img + 0.05 * torch.rand(img.shape, generator=g)).clamp(0, 1)
     dy, dx = (int(v) for v in torch.randint(-8, 9, (2,), generator=g))
-    img0 = img[..., 8:8 + height, 8:8 + width]
-    img1 = img[..., 8 + dy:8 + dy + height, 8 + dx:8 + dx + width]
+    img0 = img[..., 8 : 8 + height, 8 : 8 + width]
+    img1 = img[..., 8 + dy : 8 + dy + height, 8 + dx : 8 + dx + width]
     return img0.contiguous(), img1.contiguous()

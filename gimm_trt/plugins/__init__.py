@@ -12,6 +12,7 @@
 While a model is being exported, ``splat`` emits the form chosen with
 ``gimm_trt.plugins.onnx_node.export_splat_mode("plugin" | "portable")`` (see that module).
 """
+
 from . import schema
 from .ops import IMPLS, accumulate, available_impls, normalise, splat, weighted_input
 

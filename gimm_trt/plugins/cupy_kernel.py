@@ -6,6 +6,7 @@ without FMA contraction. Neighbour bounds are decided on the float corner (the o
 ``floor`` to int first, which is undefined for huge coordinates; both agree wherever that is defined).
 CuPy is imported on first use; without it ``splat_sum`` raises an ImportError naming the extra.
 """
+
 import torch
 
 __all__ = ["splat_sum"]
@@ -49,8 +50,9 @@ def _cupy():
     try:
         import cupy
     except ImportError as err:
-        raise ImportError("impl='cupy' needs CuPy: pip install gimm-trt[cupy] (or a cupy-cudaXXx wheel matching "
-                          "your CUDA)") from err
+        raise ImportError(
+            "impl='cupy' needs CuPy: pip install gimm-trt[cupy] (or a cupy-cudaXXx wheel matching your CUDA)"
+        ) from err
     return cupy
 
 
@@ -71,6 +73,17 @@ def splat_sum(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         if _kernel is None:
             _kernel = cupy.RawKernel(_SOURCE, "gimm_splat_sum", options=("--fmad=false",))
         grid = min((total + _BLOCK - 1) // _BLOCK, 65535 * 32)  # grid-stride loop covers the rest
-        _kernel((grid,), (_BLOCK,), (cupy.int64(total), cupy.int32(c), cupy.int32(h), cupy.int32(w),
-                                      cupy.asarray(x), cupy.asarray(flow), cupy.asarray(out)))
+        _kernel(
+            (grid,),
+            (_BLOCK,),
+            (
+                cupy.int64(total),
+                cupy.int32(c),
+                cupy.int32(h),
+                cupy.int32(w),
+                cupy.asarray(x),
+                cupy.asarray(flow),
+                cupy.asarray(out),
+            ),
+        )
     return out

@@ -35,6 +35,7 @@ library::
 ``make_node(...)`` builds the node by hand (e.g. for graph surgery); ``register_onnx_schema()`` makes
 ``onnx.checker`` accept it.
 """
+
 import contextlib
 
 import torch
@@ -42,9 +43,19 @@ import torch
 from . import _export_state, schema
 from .ops import accumulate, normalise, weighted_input
 
-__all__ = ["export_splat_mode", "splat_for_export", "translation_table", "portable_accumulate", "make_node",
-           "node_attributes", "register_onnx_schema", "for_onnxruntime", "session_options", "ORT_DOMAIN",
-           "FORMS"]
+__all__ = [
+    "export_splat_mode",
+    "splat_for_export",
+    "translation_table",
+    "portable_accumulate",
+    "make_node",
+    "node_attributes",
+    "register_onnx_schema",
+    "for_onnxruntime",
+    "session_options",
+    "ORT_DOMAIN",
+    "FORMS",
+]
 
 FORMS = schema.FORMS
 ONNX_DOMAIN = schema.NAMESPACE
@@ -54,6 +65,7 @@ TRT_ONLY_ATTRS = ("plugin_namespace", "plugin_version", "aot")
 
 
 # --- the torch op the exporter sees ---------------------------------------------------------------------------
+
 
 @torch.library.custom_op(schema.PLUGIN_ID, mutates_args=())
 def _splat_op(x: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor, mode: str) -> torch.Tensor:
@@ -69,9 +81,11 @@ def _(x, flow, metric, mode):
 def splat_for_export(x, flow, metric, mode: str) -> torch.Tensor:
     """``splat`` in the form chosen by ``export_splat_mode``: [N,C,H,W] float32."""
     if _export_state.form is None:
-        raise RuntimeError("gimm_trt.plugins.splat is being exported without a splat form: wrap the export in "
-                           "`with gimm_trt.plugins.onnx_node.export_splat_mode('plugin' | 'portable') as table:` "
-                           "and pass custom_translation_table=table")
+        raise RuntimeError(
+            "gimm_trt.plugins.splat is being exported without a splat form: wrap the export in "
+            "`with gimm_trt.plugins.onnx_node.export_splat_mode('plugin' | 'portable') as table:` "
+            "and pass custom_translation_table=table"
+        )
     if _export_state.form == "portable":
         return normalise(portable_accumulate(x, flow, metric, mode), mode)
     if metric is None:
@@ -104,8 +118,12 @@ def export_splat_mode(form: str, aot: bool = True):
 
 def node_attributes(mode: str, aot: bool = True) -> dict:
     """The node's attributes: the op's own (``mode``) and what TensorRT's ONNX parser reads."""
-    return {schema.MODE_ATTR: schema.check_mode(mode), "plugin_namespace": schema.NAMESPACE,
-            "plugin_version": str(schema.VERSION), "aot": int(aot)}
+    return {
+        schema.MODE_ATTR: schema.check_mode(mode),
+        "plugin_namespace": schema.NAMESPACE,
+        "plugin_version": str(schema.VERSION),
+        "aot": int(aot),
+    }
 
 
 def translation_table() -> dict:
@@ -137,6 +155,7 @@ def _torchscript_symbolic(g, x, flow, metric, mode):
 
 # --- the portable decomposition -------------------------------------------------------------------------------
 
+
 def portable_accumulate(x, flow, metric, mode: str) -> torch.Tensor:
     """``accumulate`` with tensor ops that export to standard ONNX (``ScatterElements`` add, no ScatterND).
 
@@ -157,14 +176,16 @@ def portable_accumulate(x, flow, metric, mode: str) -> torch.Tensor:
 
 # --- the node itself ------------------------------------------------------------------------------------------
 
+
 def make_node(inputs, outputs, mode: str = schema.DEFAULT_MODE, name: str = None, aot: bool = True):
     """An ``onnx.NodeProto`` of the op: inputs (x, flow, metric) names, outputs (acc,) name."""
     import onnx
 
     if len(inputs) != len(schema.INPUTS) or len(outputs) != len(schema.OUTPUTS):
         raise ValueError(f"the splat node takes inputs {schema.INPUTS} and outputs {schema.OUTPUTS}")
-    return onnx.helper.make_node(OP_TYPE, list(inputs), list(outputs), name=name, domain=ONNX_DOMAIN,
-                                 **node_attributes(mode, aot))
+    return onnx.helper.make_node(
+        OP_TYPE, list(inputs), list(outputs), name=name, domain=ONNX_DOMAIN, **node_attributes(mode, aot)
+    )
 
 
 def register_onnx_schema() -> None:
@@ -178,18 +199,28 @@ def register_onnx_schema() -> None:
     param = OpSchema.FormalParameter
     attr = OpSchema.Attribute
     string, integer = OpSchema.AttrType.STRING, OpSchema.AttrType.INT
-    onnx.defs.register_schema(OpSchema(
-        OP_TYPE, ONNX_DOMAIN, schema.VERSION,
-        doc="Forward summation splatting; see gimm_trt.plugins.schema.",
-        inputs=[param("x", "T"), param("flow", "U"), param("metric", "V")],
-        outputs=[param("acc", "F")],
-        type_constraints=[("T", floats, "x"), ("U", floats, "flow"), ("V", floats, "metric"),
-                          ("F", ["tensor(float)"], "always float32")],
-        attributes=[attr(schema.MODE_ATTR, string, "one of " + ", ".join(schema.MODES), required=True),
-                    attr("plugin_namespace", string, "TensorRT plugin namespace", required=False),
-                    attr("plugin_version", string, "TensorRT plugin version", required=False),
-                    attr("aot", integer, "1: TensorRT uses the ahead-of-time kernel", required=False)],
-    ))
+    onnx.defs.register_schema(
+        OpSchema(
+            OP_TYPE,
+            ONNX_DOMAIN,
+            schema.VERSION,
+            doc="Forward summation splatting; see gimm_trt.plugins.schema.",
+            inputs=[param("x", "T"), param("flow", "U"), param("metric", "V")],
+            outputs=[param("acc", "F")],
+            type_constraints=[
+                ("T", floats, "x"),
+                ("U", floats, "flow"),
+                ("V", floats, "metric"),
+                ("F", ["tensor(float)"], "always float32"),
+            ],
+            attributes=[
+                attr(schema.MODE_ATTR, string, "one of " + ", ".join(schema.MODES), required=True),
+                attr("plugin_namespace", string, "TensorRT plugin namespace", required=False),
+                attr("plugin_version", string, "TensorRT plugin version", required=False),
+                attr("aot", integer, "1: TensorRT uses the ahead-of-time kernel", required=False),
+            ],
+        )
+    )
 
 
 # --- ONNX Runtime ---------------------------------------------------------------------------------------------
@@ -203,8 +234,12 @@ def _register_ort_op() -> None:
         return
     from onnxruntime_extensions import PyCustomOpDef, onnx_op
 
-    @onnx_op(op_type=OP_TYPE, inputs=[PyCustomOpDef.dt_float] * 3, outputs=[PyCustomOpDef.dt_float],
-             attrs={schema.MODE_ATTR: PyCustomOpDef.dt_string})
+    @onnx_op(
+        op_type=OP_TYPE,
+        inputs=[PyCustomOpDef.dt_float] * 3,
+        outputs=[PyCustomOpDef.dt_float],
+        attrs={schema.MODE_ATTR: PyCustomOpDef.dt_string},
+    )
     def _ort_splat(x, flow, metric, **attrs):
         mode = attrs[schema.MODE_ATTR]
         acc = accumulate(torch.from_numpy(x), torch.from_numpy(flow), torch.from_numpy(metric), mode, impl="torch")
@@ -242,8 +277,15 @@ def for_onnxruntime(model):
             cast_names = []
             for name, role in zip(node.input, schema.INPUTS):
                 cast_names.append(f"{node.output[0]}__{role}_f32")
-                nodes.append(onnx.helper.make_node("Cast", [name], [cast_names[-1]], to=onnx.TensorProto.FLOAT,
-                                                   name=f"{node.name or node.output[0]}/cast_{role}"))
+                nodes.append(
+                    onnx.helper.make_node(
+                        "Cast",
+                        [name],
+                        [cast_names[-1]],
+                        to=onnx.TensorProto.FLOAT,
+                        name=f"{node.name or node.output[0]}/cast_{role}",
+                    )
+                )
             keep = [a for a in node.attribute if a.name not in TRT_ONLY_ATTRS]
             del node.attribute[:]
             node.attribute.extend(keep)

@@ -4,6 +4,7 @@ While a model is being exported, ``splat`` emits the form chosen with
 ``gimm_trt.plugins.onnx_node.export_splat_mode("plugin" | "portable")``, which installs the emitter in
 ``_export_state`` (so this module never imports the ONNX side).
 """
+
 import torch
 
 from ..core.deps import installed
@@ -47,11 +48,18 @@ def available_impls() -> tuple:
 
 def _check(x, flow, metric, mode):
     schema.check_mode(mode)
-    if x.dim() != 4 or flow.dim() != 4 or flow.shape[1] != 2 or flow.shape[0] != x.shape[0] \
-            or flow.shape[2:] != x.shape[2:]:
+    if (
+        x.dim() != 4
+        or flow.dim() != 4
+        or flow.shape[1] != 2
+        or flow.shape[0] != x.shape[0]
+        or flow.shape[2:] != x.shape[2:]
+    ):
         raise ValueError(f"splat expects x [N,C,H,W] and flow [N,2,H,W]; got {tuple(x.shape)} and {tuple(flow.shape)}")
     if mode != "sum" and (metric is None or metric.shape != (x.shape[0], 1) + tuple(x.shape[2:])):
-        raise ValueError(f"splat mode {mode!r} needs metric [N,1,H,W]; got {None if metric is None else tuple(metric.shape)}")
+        raise ValueError(
+            f"splat mode {mode!r} needs metric [N,1,H,W]; got {None if metric is None else tuple(metric.shape)}"
+        )
 
 
 def weighted_input(x, metric, mode: str) -> torch.Tensor:
@@ -107,7 +115,9 @@ def splat(x, flow, metric=None, mode: str = schema.DEFAULT_MODE, impl: str = "au
     if _export_state.emit is not None:
         return _export_state.emit(x, flow, metric, mode)
     if torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export():
-        raise RuntimeError("gimm_trt.plugins.splat is being exported without a splat form: wrap the export in "
-                           "`with gimm_trt.plugins.onnx_node.export_splat_mode('plugin' | 'portable') as table:` "
-                           "and pass custom_translation_table=table")
+        raise RuntimeError(
+            "gimm_trt.plugins.splat is being exported without a splat form: wrap the export in "
+            "`with gimm_trt.plugins.onnx_node.export_splat_mode('plugin' | 'portable') as table:` "
+            "and pass custom_translation_table=table"
+        )
     return normalise(accumulate(x, flow, metric, mode, impl), mode)

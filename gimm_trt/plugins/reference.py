@@ -1,4 +1,5 @@
 """Pure-PyTorch summation splatting: the test oracle for every other implementation."""
+
 import torch
 
 
@@ -23,8 +24,9 @@ def corners(flow: torch.Tensor, h: int, w: int):
     y0 = torch.floor(py)
     x1 = x0 + 1.0
     y1 = y0 + 1.0
-    weights = torch.stack([(x1 - px) * (y1 - py), (px - x0) * (y1 - py), (x1 - px) * (py - y0),
-                           (px - x0) * (py - y0)], 1)
+    weights = torch.stack(
+        [(x1 - px) * (y1 - py), (px - x0) * (y1 - py), (x1 - px) * (py - y0), (px - x0) * (py - y0)], 1
+    )
     cx = torch.stack([x0, x1, x0, x1], 1)
     cy = torch.stack([y0, y0, y1, y1], 1)
     inside = finite.unsqueeze(1) & (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)

@@ -31,6 +31,7 @@ On CPU tensors the same source runs in Triton's interpreter when ``TRITON_INTERP
 ``triton`` is first imported: Triton 3.x reads it when each ``@triton.jit`` decorator runs, its own
 ``triton.language`` helpers included, so setting it later has no effect (the tests use a subprocess).
 """
+
 import contextlib
 import ctypes
 import inspect
@@ -45,9 +46,22 @@ import triton.language as tl
 
 from . import schema
 
-__all__ = ["splat_kernel", "splat_sum", "accumulate", "launch", "launch_config", "MODE_IDS", "compile_aot",
-           "aot_launch_dims", "aot_ptx_version", "strip_hidden_params", "CompiledSplat", "AOT_PARAMS", "AOT_TACTICS",
-           "MIN_TRITON_AOT"]
+__all__ = [
+    "splat_kernel",
+    "splat_sum",
+    "accumulate",
+    "launch",
+    "launch_config",
+    "MODE_IDS",
+    "compile_aot",
+    "aot_launch_dims",
+    "aot_ptx_version",
+    "strip_hidden_params",
+    "CompiledSplat",
+    "AOT_PARAMS",
+    "AOT_TACTICS",
+    "MIN_TRITON_AOT",
+]
 
 MODE_IDS = {"sum": 0, "linear-zeroeps": 1, "softmax-zeroeps": 2}
 
@@ -147,8 +161,11 @@ def splat_kernel(
 # Own-plane launch configurations, by TensorRT tactic: one program per plane keeps only N*CO blocks resident,
 # so bigger blocks hide more latency; TensorRT times each at build time and keeps the fastest. All use <= 64
 # registers per thread (ptxas, sm_90), so even 1024-thread blocks launch.
-AOT_TACTICS = {1: {"BLOCK": 1024, "num_warps": 8}, 2: {"BLOCK": 2048, "num_warps": 16},
-               3: {"BLOCK": 4096, "num_warps": 32}}
+AOT_TACTICS = {
+    1: {"BLOCK": 1024, "num_warps": 8},
+    2: {"BLOCK": 2048, "num_warps": 16},
+    3: {"BLOCK": 4096, "num_warps": 32},
+}
 
 
 def launch_config(own_plane: bool, tactic: int = 1) -> dict:
@@ -160,8 +177,10 @@ def _kernel_for(device: torch.device):
     """The kernel to launch; CPU tensors need the interpreter (Triton's own ``tl`` helpers are jitted too, so
     it cannot be switched on after ``import triton``)."""
     if device.type != "cuda" and not _interpreting():
-        raise RuntimeError("the triton splat kernel runs on CPU tensors only under the Triton interpreter: set "
-                           "TRITON_INTERPRET=1 before triton is first imported, or use impl='torch'")
+        raise RuntimeError(
+            "the triton splat kernel runs on CPU tensors only under the Triton interpreter: set "
+            "TRITON_INTERPRET=1 before triton is first imported, or use impl='torch'"
+        )
     return splat_kernel
 
 
@@ -220,8 +239,20 @@ def launch(x, flow, metric, out, mode: str, own_plane: bool = False, block: int 
         grid = (triton.cdiv(h * w, cfg["BLOCK"]), n)
     kernel = _kernel_for(x.device)
     with torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext():
-        kernel[grid](x, flow, metric, c, h, w, out, MODE=MODE_IDS[mode], OWN_PLANE=own_plane, BLOCK=cfg["BLOCK"],
-                     num_warps=cfg["num_warps"], enable_fp_fusion=False)
+        kernel[grid](
+            x,
+            flow,
+            metric,
+            c,
+            h,
+            w,
+            out,
+            MODE=MODE_IDS[mode],
+            OWN_PLANE=own_plane,
+            BLOCK=cfg["BLOCK"],
+            num_warps=cfg["num_warps"],
+            enable_fp_fusion=False,
+        )
     return out
 
 
@@ -264,17 +295,18 @@ def strip_hidden_params(ptx: str, keep: int) -> str:
     params = [p.strip() for p in match.group(1).split(",") if p.strip()]
     if len(params) < keep:
         raise ValueError(f"the kernel has {len(params)} parameters, expected at least {keep}")
-    body = ptx[match.end():]
+    body = ptx[match.end() :]
     for extra in params[keep:]:
         name = extra.split()[-1]
         if re.search(rf"\b{re.escape(name)}\b", body):
             raise ValueError(f"the kernel reads {name}: it needs Triton scratch memory, which TensorRT does not pass")
     kept = ",\n".join("\t" + p for p in params[:keep])
-    return ptx[: match.start(1)] + "\n" + kept + "\n" + ptx[match.end(1):]
+    return ptx[: match.start(1)] + "\n" + kept + "\n" + ptx[match.end(1) :]
 
 
-def compile_aot(x_dtype: str, flow_dtype: str, metric_dtype: str, mode: str, tactic: int = 1, target=None,
-                ptx_version: int = None) -> CompiledSplat:
+def compile_aot(
+    x_dtype: str, flow_dtype: str, metric_dtype: str, mode: str, tactic: int = 1, target=None, ptx_version: int = None
+) -> CompiledSplat:
     """Compile ``splat_kernel`` in its own-plane form for a TensorRT AOT plugin; needs Triton >= 3.3.
 
     Args:
@@ -297,8 +329,11 @@ def compile_aot(x_dtype: str, flow_dtype: str, metric_dtype: str, mode: str, tac
     cfg = launch_config(own_plane=True, tactic=tactic)
     types = (f"*{x_dtype}", f"*{flow_dtype}", f"*{metric_dtype}", "i32", "i32", "i32", "*fp32")
     signature = dict(zip(_KERNEL_PARAMS, types), MODE="constexpr", OWN_PLANE="constexpr", BLOCK="constexpr")
-    src = triton.compiler.ASTSource(fn=fn, signature=signature, constexprs={
-        "MODE": MODE_IDS[schema.check_mode(mode)], "OWN_PLANE": True, "BLOCK": cfg["BLOCK"]})
+    src = triton.compiler.ASTSource(
+        fn=fn,
+        signature=signature,
+        constexprs={"MODE": MODE_IDS[schema.check_mode(mode)], "OWN_PLANE": True, "BLOCK": cfg["BLOCK"]},
+    )
     if target is None:
         target = triton.runtime.driver.active.get_current_target()
     options = {"num_warps": cfg["num_warps"], "enable_fp_fusion": False}
@@ -319,8 +354,10 @@ MIN_TRITON_AOT = (3, 3)  # first release whose ASTSource takes constexprs= (3.2 
 def _check_triton_aot() -> None:
     if "constexprs" not in inspect.signature(triton.compiler.ASTSource).parameters:
         need = ".".join(map(str, MIN_TRITON_AOT))
-        raise RuntimeError(f"compiling the splat kernel for TensorRT needs Triton >= {need}, found "
-                           f"{triton.__version__}: pip install -U 'triton>={need}'")
+        raise RuntimeError(
+            f"compiling the splat kernel for TensorRT needs Triton >= {need}, found "
+            f"{triton.__version__}: pip install -U 'triton>={need}'"
+        )
 
 
 def aot_ptx_version(arch: int):

@@ -31,6 +31,7 @@ Kernel parameters, in the order TensorRT passes them: ``x, flow, metric`` pointe
 ``acc`` pointer (``triton_kernel.AOT_PARAMS``); grid ``(N * CO, 1, 1)``; block ``num_warps * 32`` threads
 (256, 512 or 1024 by tactic).
 """
+
 import contextlib
 from typing import Union
 
@@ -73,14 +74,20 @@ def _define() -> None:
         return trtp.from_shape_expr((shape[0], channels, shape[2], shape[3]), dtype=trt.float32)
 
     @trtp.autotune(schema.PLUGIN_ID)
-    def splat_autotune(x: trtp.TensorDesc, flow: trtp.TensorDesc, metric: trtp.TensorDesc,
-                       outputs: tuple[trtp.TensorDesc]) -> list[trtp.AutoTuneCombination]:
+    def splat_autotune(
+        x: trtp.TensorDesc, flow: trtp.TensorDesc, metric: trtp.TensorDesc, outputs: tuple[trtp.TensorDesc]
+    ) -> list[trtp.AutoTuneCombination]:
         return [trtp.AutoTuneCombination("FP32*FP16, FP32*FP16, FP32*FP16, FP32", "LINEAR", list(AOT_TACTICS))]
 
     @trtp.aot_impl(schema.PLUGIN_ID)
-    def splat_aot_impl(x: trtp.TensorDesc, flow: trtp.TensorDesc, metric: trtp.TensorDesc, mode: str,
-                       outputs: tuple[trtp.TensorDesc], tactic: int
-                       ) -> tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymIntExprs]:
+    def splat_aot_impl(
+        x: trtp.TensorDesc,
+        flow: trtp.TensorDesc,
+        metric: trtp.TensorDesc,
+        mode: str,
+        outputs: tuple[trtp.TensorDesc],
+        tactic: int,
+    ) -> tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymIntExprs]:
         mode = _mode(mode)
         kernel = compile_aot(_dtype_name(x.dtype), _dtype_name(flow.dtype), _dtype_name(metric.dtype), mode, tactic)
         grid_x, extra = aot_launch_dims(*x.shape_expr, mode)
@@ -91,8 +98,15 @@ def _define() -> None:
         return kernel.name, kernel.ptx, params, trtp.SymIntExprs.from_tuple([trtp.SymInt32(e) for e in extra])
 
     @trtp.impl(schema.PLUGIN_ID)
-    def splat_impl(x: trtp.Tensor, flow: trtp.Tensor, metric: trtp.Tensor, mode: str, outputs: tuple[trtp.Tensor],
-                   stream: int, tactic: int) -> None:  # the tactics are AOT block sizes; JIT always runs one way
+    def splat_impl(
+        x: trtp.Tensor,
+        flow: trtp.Tensor,
+        metric: trtp.Tensor,
+        mode: str,
+        outputs: tuple[trtp.Tensor],
+        stream: int,
+        tactic: int,
+    ) -> None:  # the tactics are AOT block sizes; JIT always runs one way
         from .triton_kernel import launch
 
         with _on_trt_stream((x, flow, metric, outputs[0]), stream) as (x_t, flow_t, metric_t, out_t):

@@ -1,4 +1,5 @@
 """Runtime: the ``Interpolator``, the backend contract and the backends' options."""
+
 from .backend import BACKENDS, PRECISIONS, Backend, OrtOptions, TrtOptions
 from .interpolator import Interpolator
 

@@ -4,6 +4,7 @@ A backend runs the three stages with torch tensors in and out. Every backend imp
 ``Backend``; which precisions it offers on which device type is declared once, in ``SPECS``, and the CLI's
 choices and every early check come from there.
 """
+
 from __future__ import annotations
 
 import abc
@@ -16,8 +17,18 @@ from ..core import deps
 from ..core.errors import DeviceError, InputError
 from ..export.exporter import PRECISIONS as EXPORT_PRECISIONS
 
-__all__ = ["Backend", "BackendSpec", "SPECS", "BACKENDS", "PRECISIONS", "OrtOptions", "TrtOptions",
-           "resolve_device", "check_backend", "unavailable"]
+__all__ = [
+    "Backend",
+    "BackendSpec",
+    "SPECS",
+    "BACKENDS",
+    "PRECISIONS",
+    "OrtOptions",
+    "TrtOptions",
+    "resolve_device",
+    "check_backend",
+    "unavailable",
+]
 
 
 class Backend(abc.ABC):
@@ -80,14 +91,27 @@ class BackendSpec:
 
 SPECS = {
     "torch": BackendSpec(
-        "torch", {"cuda": ("fp32", "fp16", "bf16"), "cpu": ("fp32", "bf16")},
-        why="PyTorch's CPU fp16 convolutions are reference loops (minutes per frame); bf16 ones are fast"),
+        "torch",
+        {"cuda": ("fp32", "fp16", "bf16"), "cpu": ("fp32", "bf16")},
+        why="PyTorch's CPU fp16 convolutions are reference loops (minutes per frame); bf16 ones are fast",
+    ),
     # the exported backends run what an export can be made in
     # portable splats for onnxruntime: stock ORT runs them on any provider, the custom op is a CPU Python callback
-    "onnxruntime": BackendSpec("onnxruntime", {"cpu": EXPORT_PRECISIONS, "cuda": EXPORT_PRECISIONS},
-                               needs=("onnxruntime", "onnx"), runs_exports=True, splat="portable"),
-    "tensorrt": BackendSpec("tensorrt", {"cuda": EXPORT_PRECISIONS}, needs=("tensorrt", "polygraphy"),
-                            runs_exports=True, splat="plugin", batch_bound=True),
+    "onnxruntime": BackendSpec(
+        "onnxruntime",
+        {"cpu": EXPORT_PRECISIONS, "cuda": EXPORT_PRECISIONS},
+        needs=("onnxruntime", "onnx"),
+        runs_exports=True,
+        splat="portable",
+    ),
+    "tensorrt": BackendSpec(
+        "tensorrt",
+        {"cuda": EXPORT_PRECISIONS},
+        needs=("tensorrt", "polygraphy"),
+        runs_exports=True,
+        splat="plugin",
+        batch_bound=True,
+    ),
 }
 BACKENDS = tuple(SPECS)
 PRECISIONS = tuple(dict.fromkeys(p for spec in SPECS.values() for ps in spec.precisions.values() for p in ps))
@@ -140,12 +164,16 @@ def _device_problem(spec: BackendSpec, device, precision: Optional[str]) -> Opti
     offered = spec.precisions_on(kind)
     if not offered:
         where = " or ".join(_KIND.get(t, t) for t in spec.precisions)
-        return (f"backend {spec.name!r} runs on {where} devices only, not {str(device)!r} "
-                f"(use --device {' or '.join(spec.precisions)})")
+        return (
+            f"backend {spec.name!r} runs on {where} devices only, not {str(device)!r} "
+            f"(use --device {' or '.join(spec.precisions)})"
+        )
     if precision is not None and precision not in offered:
         why = f" ({spec.why})" if spec.why else ""
-        return (f"precision {precision!r} of backend {spec.name!r} does not run on the {_KIND.get(kind, kind)}{why}; "
-                f"there use precision {' or '.join(repr(p) for p in offered)}")
+        return (
+            f"precision {precision!r} of backend {spec.name!r} does not run on the {_KIND.get(kind, kind)}{why}; "
+            f"there use precision {' or '.join(repr(p) for p in offered)}"
+        )
     return None
 
 

@@ -1,4 +1,5 @@
 """A memory budget: the timesteps per batch and synthesis tile that keep one pair under it, from the memory model."""
+
 from __future__ import annotations
 
 import re
@@ -11,8 +12,18 @@ from ..core.errors import InputError
 __all__ = ["parse_bytes", "Budget", "TILES"]
 
 TILES = (None, 512, 256, 128)  # untiled first: tiles recompute their halos
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20,
-          "gib": 2**30, "tib": 2**40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 
 
 def parse_bytes(value) -> int:
@@ -36,8 +47,9 @@ class Budget:
     timestep per batch, the reference's own peak). ``plan(height, width, ds, timesteps) -> (batch, tile)``
     for padded frames, remembered per size; ``tiles=False`` for backends that cannot tile (exports)."""
 
-    def __init__(self, arch: str, *, precision: str, device: torch.device, limit: Optional[int] = None,
-                 tiles: bool = True):
+    def __init__(
+        self, arch: str, *, precision: str, device: torch.device, limit: Optional[int] = None, tiles: bool = True
+    ):
         self.arch = arch
         self.precision = precision
         self.device = device
@@ -62,8 +74,18 @@ class Budget:
             mode = FakeTensorMode()
             self._fake = mode, fake_model(self.arch, mode)
         mode, model = self._fake
-        return estimate(self.arch, height, width, ds, precision=self.precision, timesteps=batch, tile=tile,
-                        device=self.device.type, model=model, fake_mode=mode).total
+        return estimate(
+            self.arch,
+            height,
+            width,
+            ds,
+            precision=self.precision,
+            timesteps=batch,
+            tile=tile,
+            device=self.device.type,
+            model=model,
+            fake_mode=mode,
+        ).total
 
     def _limit(self) -> Optional[int]:
         if self.limit is not None:
@@ -86,6 +108,8 @@ class Budget:
                     break
                 batch = (batch + 1) // 2
         smallest = self.peak(height, width, ds, 1, self.tiles[-1])
-        raise InputError(f"frames of {width}x{height} at ds_scale={ds} need at least {_gib(smallest)} "
-                         f"(one timestep per batch{', tiles of ' + str(self.tiles[-1]) if self.tiles[-1] else ''}); "
-                         f"the memory budget is {_gib(limit)}: raise max_memory, or use a smaller ds_scale")
+        raise InputError(
+            f"frames of {width}x{height} at ds_scale={ds} need at least {_gib(smallest)} "
+            f"(one timestep per batch{', tiles of ' + str(self.tiles[-1]) if self.tiles[-1] else ''}); "
+            f"the memory budget is {_gib(limit)}: raise max_memory, or use a smaller ds_scale"
+        )

@@ -1,4 +1,5 @@
 """A built-in clip for trying the toolkit without any input file: textured shapes moving over a gradient."""
+
 import numpy as np
 
 

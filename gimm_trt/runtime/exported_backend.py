@@ -1,5 +1,6 @@
 """What the backends that run a ``gimm-export`` directory share: the manifest, the size and scale checks,
 and a flow stage that takes the two padded frames (an export has no per-frame part to reuse)."""
+
 from __future__ import annotations
 
 import abc

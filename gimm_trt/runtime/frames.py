@@ -1,5 +1,6 @@
 """What the API and the CLI take as input, converted and checked in one place: frames, timesteps, batch sizes,
 factors, scales and frame rates. Every problem is an ``InputError`` naming the argument and the fix."""
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,20 @@ import torch
 
 from ..core.errors import InputError
 
-__all__ = ["RANGE_TOLERANCE", "T_MIN", "T_MAX", "MAX_FPS", "MIN_FPS", "to_tensor", "check_timesteps",
-           "check_count", "check_max_batch", "check_factor", "check_ds", "check_fps"]
+__all__ = [
+    "RANGE_TOLERANCE",
+    "T_MIN",
+    "T_MAX",
+    "MAX_FPS",
+    "MIN_FPS",
+    "to_tensor",
+    "check_timesteps",
+    "check_count",
+    "check_max_batch",
+    "check_factor",
+    "check_ds",
+    "check_fps",
+]
 
 # float frames this far outside [0, 1] (resampling overshoot, rounding) are clamped; further out is an error
 RANGE_TOLERANCE = 1e-2
@@ -92,8 +105,10 @@ def check_timesteps(timesteps) -> list:
         raise InputError(f"timesteps must lie strictly inside (0, 1); got {_few(outside)}")
     rounded = [t for t in values if not T_MIN <= float(np.float32(t)) <= T_MAX]
     if rounded:
-        raise InputError(f"timesteps {_few(rounded)} lie too close to 0 or 1 for float32, the precision the model "
-                         f"computes in: use values in [{T_MIN:.4g}, {T_MAX:.9g}]")
+        raise InputError(
+            f"timesteps {_few(rounded)} lie too close to 0 or 1 for float32, the precision the model "
+            f"computes in: use values in [{T_MIN:.4g}, {T_MAX:.9g}]"
+        )
     return values
 
 
@@ -112,8 +127,9 @@ def _timestep_values(timesteps) -> list:
     try:
         items = list(timesteps)
     except TypeError:
-        raise InputError(f"timesteps must be a number or a sequence of numbers, got {type(timesteps).__name__}") \
-            from None
+        raise InputError(
+            f"timesteps must be a number or a sequence of numbers, got {type(timesteps).__name__}"
+        ) from None
     values = []
     for i, t in enumerate(items):
         if isinstance(t, (torch.Tensor, np.ndarray)) and t.ndim == 0:
@@ -129,9 +145,11 @@ def _timestep_values(timesteps) -> list:
 def _array_values(arr, name: str) -> list:
     if arr.ndim > 1:
         raise InputError(f"{name} must be a number or a 1-d sequence, got shape {tuple(arr.shape)}")
-    kind = arr.dtype.kind if isinstance(arr, np.ndarray) else ("f" if arr.is_floating_point() else
-                                                                "c" if arr.is_complex() else
-                                                                "b" if arr.dtype == torch.bool else "i")
+    kind = (
+        arr.dtype.kind
+        if isinstance(arr, np.ndarray)
+        else ("f" if arr.is_floating_point() else "c" if arr.is_complex() else "b" if arr.dtype == torch.bool else "i")
+    )
     if kind not in "fiu":
         raise InputError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     return [float(v) for v in arr.reshape(-1).tolist()]
@@ -178,8 +196,9 @@ def check_fps(fps) -> Optional[Fraction]:
             raise ValueError
         rate = Fraction(str(fps).strip()) if isinstance(fps, (str, float, np.floating)) else Fraction(fps)
     except (ValueError, TypeError, ZeroDivisionError, OverflowError):
-        raise InputError(f"fps must be a finite number of frames per second (e.g. 30 or 30000/1001), got {fps!r}") \
-            from None
+        raise InputError(
+            f"fps must be a finite number of frames per second (e.g. 30 or 30000/1001), got {fps!r}"
+        ) from None
     if not MIN_FPS <= rate <= MAX_FPS:
         raise InputError(f"fps must lie in [{float(MIN_FPS):g}, {float(MAX_FPS):g}] frames per second, got {fps!r}")
     return rate

@@ -1,4 +1,5 @@
 """``Interpolator``: the public entry point. Frames in, frames at any timesteps out, on any backend."""
+
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Optional
@@ -35,10 +36,21 @@ class Interpolator:
         self.budget = None  # a runtime.budget.Budget: picks timesteps per batch (and tiles) per frame size
 
     @classmethod
-    def from_checkpoint(cls, checkpoint=None, *, variant: str = "R-P", backend: str = "torch", device="cpu",
-                        precision: str = "fp32", random_weights: bool = False, seed: int = 0,
-                        max_batch: Optional[int] = None, options=None, flow_checkpoint=None,
-                        max_memory=None) -> "Interpolator":
+    def from_checkpoint(
+        cls,
+        checkpoint=None,
+        *,
+        variant: str = "R-P",
+        backend: str = "torch",
+        device="cpu",
+        precision: str = "fp32",
+        random_weights: bool = False,
+        seed: int = 0,
+        max_batch: Optional[int] = None,
+        options=None,
+        flow_checkpoint=None,
+        max_memory=None,
+    ) -> "Interpolator":
         """Load an official checkpoint (``.pt`` or ``.safetensors``), or ComfyUI-GIMM-VFI's split files, and run
         it on ``backend``.
 
@@ -71,8 +83,9 @@ class Interpolator:
         model = load_model(files, variant=weights.value.variant, random_weights=random_weights, seed=seed)
         if random_weights:
             source = f"random weights (seed {seed}), not a trained model"
-            warnings.warn(f"GIMM-VFI-{weights.value.variant} runs with {source}: outputs are not meaningful",
-                          stacklevel=2)
+            warnings.warn(
+                f"GIMM-VFI-{weights.value.variant} runs with {source}: outputs are not meaningful", stacklevel=2
+            )
         else:
             source = f"{files} ({LICENSE_NOTE})"
         spec = SPECS[backend]
@@ -81,26 +94,48 @@ class Interpolator:
             from .on_demand import OnDemandBackend
 
             export_options = ExportOptions(
-                variant=weights.value.variant, random_weights=random_weights, seed=seed,
-                checkpoint=None if files is None else str(files.gimm), precision=precision,
+                variant=weights.value.variant,
+                random_weights=random_weights,
+                seed=seed,
+                checkpoint=None if files is None else str(files.gimm),
+                precision=precision,
                 flow_checkpoint=None if files is None or files.flow is None else str(files.flow),
-                splat=spec.splat)
-            on_demand = OnDemandBackend(model, backend=backend, device=device, export_options=export_options,
-                                        options=options)
-            interp = cls(on_demand, variant=weights.value.variant, weights=source,
-                         max_batch=max_batch or (export_options.max_timesteps if spec.batch_bound else None))
+                splat=spec.splat,
+            )
+            on_demand = OnDemandBackend(
+                model, backend=backend, device=device, export_options=export_options, options=options
+            )
+            interp = cls(
+                on_demand,
+                variant=weights.value.variant,
+                weights=source,
+                max_batch=max_batch or (export_options.max_timesteps if spec.batch_bound else None),
+            )
             if limit is not None:
-                interp.budget = Budget(weights.value.arch, precision=precision, device=interp.device, limit=limit,
-                                       tiles=False)
+                interp.budget = Budget(
+                    weights.value.arch, precision=precision, device=interp.device, limit=limit, tiles=False
+                )
             return interp
-        interp = cls(TorchBackend(model, device=device, precision=precision), variant=weights.value.variant,
-                     weights=source, max_batch=max_batch)
+        interp = cls(
+            TorchBackend(model, device=device, precision=precision),
+            variant=weights.value.variant,
+            weights=source,
+            max_batch=max_batch,
+        )
         interp.budget = Budget(weights.value.arch, precision=precision, device=interp.device, limit=limit)
         return interp
 
     @classmethod
-    def from_export(cls, export_dir, *, backend: str = "onnxruntime", device="cpu", max_batch: Optional[int] = None,
-                    options=None, max_memory=None) -> "Interpolator":
+    def from_export(
+        cls,
+        export_dir,
+        *,
+        backend: str = "onnxruntime",
+        device="cpu",
+        max_batch: Optional[int] = None,
+        options=None,
+        max_memory=None,
+    ) -> "Interpolator":
         """Run a ``gimm-export`` directory (``<out>/<variant>-<precision>-<resolution>``).
 
         Args:
@@ -191,8 +226,8 @@ class Interpolator:
         out, i = [], 0
         while i < len(ts):
             try:
-                flowt = self.backend.motion(flow01, flow10, t[i:i + step])
-                out.append(pad.crop(self.backend.synthesis(x0, x1, feats, flowt, t[i:i + step], ds)))
+                flowt = self.backend.motion(flow01, flow10, t[i : i + step])
+                out.append(pad.crop(self.backend.synthesis(x0, x1, feats, flowt, t[i : i + step], ds)))
                 i += step
             except torch.cuda.OutOfMemoryError:
                 if self.max_batch is not None or step == 1:
@@ -228,8 +263,9 @@ class Interpolator:
                 yield cur[0]
             else:
                 if cur.shape != prev.shape:
-                    raise InputError(f"frame {i} is {tuple(cur.shape[-2:])}, "
-                                     f"earlier frames are {tuple(prev.shape[-2:])}")
+                    raise InputError(
+                        f"frame {i} is {tuple(cur.shape[-2:])}, earlier frames are {tuple(prev.shape[-2:])}"
+                    )
                 # each frame is encoded once: its encoding serves as frame 0 of the next pair
                 new, enc = self._pair(prev, cur, ts, ds, enc0=enc, reuse=True)
                 yield from new
@@ -246,5 +282,7 @@ class Interpolator:
         return ds_scale
 
     def __repr__(self):
-        return (f"Interpolator(variant={self.variant!r}, backend={self.backend.name!r}, device={str(self.device)!r}, "
-                f"weights={self.weights!r})")
+        return (
+            f"Interpolator(variant={self.variant!r}, backend={self.backend.name!r}, device={str(self.device)!r}, "
+            f"weights={self.weights!r})"
+        )

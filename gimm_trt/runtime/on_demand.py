@@ -5,6 +5,7 @@
 frame size and one ``ds_scale``, so it exports at the first pair of each (padded size, ds) it meets, into
 ``$GIMM_TRT_CACHE`` (default ``~/.cache/gimm_trt``), and reuses what an earlier process left there.
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,8 +72,18 @@ class OnDemandBackend(Backend):
     frames of different sizes each run their own export.
     """
 
-    def __init__(self, model, *, backend: str, device, export_options: ExportOptions, options=None,
-                 weights: Optional[WeightsSource] = None, cache_dir=None, log: Optional[Callable[[str], None]] = None):
+    def __init__(
+        self,
+        model,
+        *,
+        backend: str,
+        device,
+        export_options: ExportOptions,
+        options=None,
+        weights: Optional[WeightsSource] = None,
+        cache_dir=None,
+        log: Optional[Callable[[str], None]] = None,
+    ):
         if backend not in EXPORTED_BACKENDS:
             raise InputError(f"backend {backend!r} does not run exports: choose one of {', '.join(EXPORTED_BACKENDS)}")
         self.name = backend

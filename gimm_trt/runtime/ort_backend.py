@@ -4,6 +4,7 @@ CUDA execution provider for ``device="cuda"`` (inputs and outputs stay on the GP
 otherwise. Graphs with the splat custom node run its onnxruntime-extensions implementation; portable graphs
 need nothing extra.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,8 +25,9 @@ class OrtBackend(ExportedBackend):
     def __init__(self, export_dir, *, device="cpu", options: OrtOptions = OrtOptions()):
         super().__init__(export_dir, device=device)
         providers = providers_for(self.device)
-        self.sessions = {s: ort_session(self.info.onnx_path(s), providers=providers, threads=options.threads)
-                         for s in STAGES}
+        self.sessions = {
+            s: ort_session(self.info.onnx_path(s), providers=providers, threads=options.threads) for s in STAGES
+        }
         self._outputs = {s: [(o["name"], o["shape"]) for o in self.info.stages[s]["outputs"]] for s in STAGES}
 
     @classmethod
@@ -36,8 +38,9 @@ class OrtBackend(ExportedBackend):
         inputs, outputs = IO[stage]
         feed = {k: feed[k] for k in inputs}
         if self.device.type != "cuda":
-            outs = self.sessions[stage].run(list(outputs), {k: v.detach().to("cpu", torch.float32).contiguous().numpy()
-                                                            for k, v in feed.items()})
+            outs = self.sessions[stage].run(
+                list(outputs), {k: v.detach().to("cpu", torch.float32).contiguous().numpy() for k, v in feed.items()}
+            )
             return {k: torch.from_numpy(o) for k, o in zip(outputs, outs)}
         return self._run_bound(stage, feed)
 

@@ -4,6 +4,7 @@ Frames stream decoder -> ``Interpolator.stream`` -> encoder, so memory stays fla
 (a video file or a folder of PNGs) is written beside its path, under a hidden partial name, and put in place
 only when the run succeeds: a failed or interrupted run leaves an earlier output as it was.
 """
+
 from __future__ import annotations
 
 import sys
@@ -51,9 +52,17 @@ def check_output(output, *, overwrite: bool, source=None) -> bool:
     return video_out
 
 
-def interpolate_video(source, output, *, interpolator: Union[Interpolator, Callable[[], Interpolator]],
-                      factor: int = 2, fps=None, ds_scale: Optional[float] = None, overwrite: bool = False,
-                      progress: bool = False) -> VideoResult:
+def interpolate_video(
+    source,
+    output,
+    *,
+    interpolator: Union[Interpolator, Callable[[], Interpolator]],
+    factor: int = 2,
+    fps=None,
+    ds_scale: Optional[float] = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> VideoResult:
     """Interpolate ``source`` into ``output`` at ``factor`` times the frame rate.
 
     Args:
@@ -73,18 +82,27 @@ def interpolate_video(source, output, *, interpolator: Union[Interpolator, Calla
     src_path = None if isinstance(source, ImageFrames) else source
     video_out = check_output(output, overwrite=overwrite, source=src_path)
     out = Path(output)
-    with (source if isinstance(source, ImageFrames) else open_frames(source)) as src:
+    with source if isinstance(source, ImageFrames) else open_frames(source) as src:
         name = getattr(src, "name", None) or str(src_path)
         if isinstance(src, ImageFrames) and src.frame_count < 2:
             raise InputError(f"{name} has {src.frame_count} frame: at least 2 are needed")
         if ds_scale is not None:  # a size the model cannot run is said before it loads
             processing_size(src.height, src.width, ds_scale)
-        interp = interpolator() if callable(interpolator) and not isinstance(interpolator, Interpolator) \
-            else interpolator
+        interp = (
+            interpolator() if callable(interpolator) and not isinstance(interpolator, Interpolator) else interpolator
+        )
         rate = fps or (src.fps or IMAGE_FPS) * factor
         notes = []
-        sink = _sink(out, video_out, src, rate, overwrite, notes, fps_given=fps is not None,
-                     comment=f"gimm-trt: GIMM-VFI-{interp.variant} x{factor}, {interp.weights}")
+        sink = _sink(
+            out,
+            video_out,
+            src,
+            rate,
+            overwrite,
+            notes,
+            fps_given=fps is not None,
+            comment=f"gimm-trt: GIMM-VFI-{interp.variant} x{factor}, {interp.weights}",
+        )
         frames = _Counted(src.frames(on_audio=sink.write_audio))
         total = (src.frame_count - 1) * factor + 1 if src.frame_count else None  # a video's count is an estimate
         with sink, _bar(progress, total) as bar:  # the sink puts its output in place only if this block succeeds
@@ -120,9 +138,13 @@ def _sink(out: Path, video_out: bool, src, rate, overwrite: bool, notes: list, *
         return ImageWriter(out, replace=overwrite)
     sink = VideoWriter(out, fps=rate, width=src.width, height=src.height, audio=src.audio, comment=comment)
     if src.fps is None and not fps_given:
-        notes.append(f"images have no frame rate: {IMAGE_FPS} fps assumed, so the video is {float(rate):g} fps "
-                     "(set it with --fps)")
+        notes.append(
+            f"images have no frame rate: {IMAGE_FPS} fps assumed, so the video is {float(rate):g} fps "
+            "(set it with --fps)"
+        )
     if sink.padded:
-        notes.append(f"{src.width}x{src.height} has an odd side and yuv420p needs even sizes: the video is "
-                     f"{sink.width}x{sink.height} (last column/row repeated)")
+        notes.append(
+            f"{src.width}x{src.height} has an odd side and yuv420p needs even sizes: the video is "
+            f"{sink.width}x{sink.height} (last column/row repeated)"
+        )
     return sink

@@ -1,4 +1,5 @@
 """The ``torch`` backend: the PyTorch model itself, eager, in inference mode."""
+
 from __future__ import annotations
 
 import contextlib
@@ -46,8 +47,11 @@ class TorchBackend(Backend):
     @contextlib.contextmanager
     def _mode(self):
         dtype = _AUTOCAST.get(self.precision)
-        with torch.inference_mode(), exact_fp32(self.device), torch.autocast(
-                self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with (
+            torch.inference_mode(),
+            exact_fp32(self.device),
+            torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
+        ):
             yield
 
     def flow(self, img0, img1, ds: float) -> dict:

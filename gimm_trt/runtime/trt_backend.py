@@ -1,4 +1,5 @@
 """The ``tensorrt`` backend: the engines of a ``gimm-export`` directory (``gimm_trt.engines.load_stages``)."""
+
 from __future__ import annotations
 
 from ..core.stages import IO

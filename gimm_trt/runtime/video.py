@@ -8,6 +8,7 @@ Sinks write beside their output (a hidden partial file or folder) and put the re
 only when closed after success: leaving the ``with`` block by an exception (an interrupt included) removes the
 partial result and leaves any earlier output as it was.
 """
+
 import contextlib
 import hashlib
 import os
@@ -134,9 +135,11 @@ class VideoReader(_Closing):
         claimed = self.frame_count
         # a duration-based claim can be off by a frame (rounding, a last frame's duration), not by more
         if claimed is not None and decoded < claimed - max(1, claimed // 100):
-            raise InputError(f"{self.path} decoded to {decoded} of the {claimed} frames its container claims: the "
-                             "file is truncated or damaged (to use the frames that decode, re-encode it first, e.g. "
-                             "ffmpeg -i IN OUT.mkv)")
+            raise InputError(
+                f"{self.path} decoded to {decoded} of the {claimed} frames its container claims: the "
+                "file is truncated or damaged (to use the frames that decode, re-encode it first, e.g. "
+                "ffmpeg -i IN OUT.mkv)"
+            )
 
     def close(self):
         self._container.close()
@@ -197,8 +200,10 @@ class ImageFrames(_Closing):
                 sizes.append(im.size)
         for img, size in zip(self._images, sizes):
             if size != sizes[0]:
-                raise InputError(f"frames differ in size: {_label(img)} is {size[0]}x{size[1]}, "
-                                 f"{_label(self._images[0])} is {sizes[0][0]}x{sizes[0][1]} (WxH)")
+                raise InputError(
+                    f"frames differ in size: {_label(img)} is {size[0]}x{size[1]}, "
+                    f"{_label(self._images[0])} is {sizes[0][0]}x{sizes[0][1]} (WxH)"
+                )
         self.width, self.height = sizes[0]
         self.frame_count = len(self._images)
         self.name = name
@@ -244,8 +249,9 @@ def _rgb8(im, path) -> np.ndarray:
         gray = ((wide * 255 + 32767) // 65535).astype(np.uint8)  # rounded
         return np.repeat(gray[..., None], 3, axis=2)
     if im.mode == "F":
-        raise InputError(f"cannot read image {path}: 32-bit float pixels have no defined range (save it as an 8- or "
-                         "16-bit image)")
+        raise InputError(
+            f"cannot read image {path}: 32-bit float pixels have no defined range (save it as an 8- or 16-bit image)"
+        )
     return np.array(im.convert("RGB"))
 
 
@@ -327,8 +333,17 @@ class VideoWriter(_Sink):
     replicated column/row (``padded`` says so) rather than cropped, so no picture is lost.
     """
 
-    def __init__(self, path, *, fps, width: int, height: int, audio=None, codec: Optional[str] = None,
-                 comment: Optional[str] = None):
+    def __init__(
+        self,
+        path,
+        *,
+        fps,
+        width: int,
+        height: int,
+        audio=None,
+        codec: Optional[str] = None,
+        comment: Optional[str] = None,
+    ):
         av = _av()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -390,8 +405,9 @@ class VideoWriter(_Sink):
             self._container.mux(packet)
         except av.FFmpegError as e:
             what = f"{self._audio_codec} audio" if self._audio_codec else f"{self.codec} video"
-            raise InputError(f"cannot store {what} in {self.path.suffix} ({e.strerror or e}): "
-                             "use .mkv, which holds any codec") from None
+            raise InputError(
+                f"cannot store {what} in {self.path.suffix} ({e.strerror or e}): use .mkv, which holds any codec"
+            ) from None
         self._started = True
 
     @property

@@ -3,6 +3,7 @@ see ``protocol``) and ``GET /health``. ``gimm-serve`` runs it.
 
 Nothing here imports Ray until a service is built (``pip install 'gimm-trt[ray]'``).
 """
+
 from __future__ import annotations
 
 from .options import ServeOptions

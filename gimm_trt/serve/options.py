@@ -1,4 +1,5 @@
 """Options of the service, importable without Ray."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

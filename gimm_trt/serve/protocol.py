@@ -11,6 +11,7 @@ Any other answer is JSON ``{"error": "..."}``: 400 for a malformed request, 413 
 
 ``encode_request`` and ``decode_response`` are the client side; no pickles are ever loaded.
 """
+
 from __future__ import annotations
 
 import io
@@ -37,8 +38,12 @@ class TooLarge(BadRequest):
 def encode_request(img0, img1, timesteps) -> bytes:
     """The body of ``POST /interpolate`` for two frames (uint8 [H,W,3] arrays, or encoded image bytes)."""
     buf = io.BytesIO()
-    np.savez(buf, img0=_frame_array(img0), img1=_frame_array(img1),
-             timesteps=np.asarray(timesteps, dtype=np.float32).reshape(-1))
+    np.savez(
+        buf,
+        img0=_frame_array(img0),
+        img1=_frame_array(img1),
+        timesteps=np.asarray(timesteps, dtype=np.float32).reshape(-1),
+    )
     return buf.getvalue()
 
 
@@ -88,8 +93,10 @@ def decode_request(body: bytes, *, max_bytes: int, max_timesteps: int) -> tuple:
     img0 = _frame(arrays["img0"], "img0", max_bytes)
     img1 = _frame(arrays["img1"], "img1", max_bytes)
     if img0.shape != img1.shape:
-        raise BadRequest(f"img0 is {img0.shape[1]}x{img0.shape[0]} and img1 is {img1.shape[1]}x{img1.shape[0]} "
-                         "(WxH): the frames of a pair must have one size")
+        raise BadRequest(
+            f"img0 is {img0.shape[1]}x{img0.shape[0]} and img1 is {img1.shape[1]}x{img1.shape[0]} "
+            "(WxH): the frames of a pair must have one size"
+        )
     return img0, img1, _timesteps(arrays["timesteps"], max_timesteps)
 
 

@@ -1,4 +1,5 @@
 """Building the Serve application and running it on a cluster (one GPU per replica where there are GPUs)."""
+
 from __future__ import annotations
 
 import time
@@ -13,8 +14,14 @@ __all__ = ["APP", "build_app", "start", "serve_forever"]
 APP = "gimm"  # the Serve application's name
 
 
-def build_app(spec: WorkerSpec, options=None, *, replicas: int = 1, gpus_per_replica: Optional[float] = None,
-              cpus_per_replica: float = 1.0):
+def build_app(
+    spec: WorkerSpec,
+    options=None,
+    *,
+    replicas: int = 1,
+    gpus_per_replica: Optional[float] = None,
+    cpus_per_replica: float = 1.0,
+):
     """The bound deployment of ``FrameService``; Ray must be connected (to count its GPUs).
 
     Args:
@@ -37,13 +44,18 @@ def build_app(spec: WorkerSpec, options=None, *, replicas: int = 1, gpus_per_rep
     if gpus_per_replica is None:
         gpus_per_replica = 1 if gpus and spec.device != "cpu" else 0
     if gpus_per_replica and replicas * gpus_per_replica > gpus:
-        raise InputError(f"{replicas} replicas with {gpus_per_replica:g} GPU each need "
-                         f"{replicas * gpus_per_replica:g} GPUs; the Ray cluster has {gpus}")
+        raise InputError(
+            f"{replicas} replicas with {gpus_per_replica:g} GPU each need "
+            f"{replicas * gpus_per_replica:g} GPUs; the Ray cluster has {gpus}"
+        )
     deployment = serve.deployment(
-        FrameService, name="interpolate", num_replicas=replicas,
+        FrameService,
+        name="interpolate",
+        num_replicas=replicas,
         ray_actor_options={"num_cpus": cpus_per_replica, "num_gpus": gpus_per_replica},
         # room for a full batch waiting while one runs; more wait in the proxy
-        max_ongoing_requests=2 * options.max_batch_size)
+        max_ongoing_requests=2 * options.max_batch_size,
+    )
     return deployment.bind(spec, options)
 
 

@@ -5,6 +5,7 @@ Each replica holds one ``Interpolator``. Requests are checked as they arrive (a 
 thread, so the model is never called concurrently and the replica's event loop keeps answering (health
 checks, bad requests) while a batch runs. This module imports Ray Serve: import it only to serve.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,17 +43,25 @@ class FrameService:
         if path == "/health":
             if request.method != "GET":
                 return _error(405, "use GET /health")
-            return JSONResponse({"status": "ok", "pid": os.getpid(), "variant": self.interp.variant,
-                                 "backend": self.interp.backend.name, "device": str(self.interp.device),
-                                 **self.stats})
+            return JSONResponse(
+                {
+                    "status": "ok",
+                    "pid": os.getpid(),
+                    "variant": self.interp.variant,
+                    "backend": self.interp.backend.name,
+                    "device": str(self.interp.device),
+                    **self.stats,
+                }
+            )
         if path != "/interpolate":
             return _error(404, f"no route {path}: POST /interpolate or GET /health")
         if request.method != "POST":
             return _error(405, "use POST /interpolate")
         try:
             body = await _read_body(request, self.options.max_bytes)
-            img0, img1, timesteps = decode_request(body, max_bytes=self.options.max_bytes,
-                                                   max_timesteps=self.options.max_timesteps)
+            img0, img1, timesteps = decode_request(
+                body, max_bytes=self.options.max_bytes, max_timesteps=self.options.max_timesteps
+            )
             self._check_size(img0)
         except BadRequest as e:
             self.stats["refused"] += 1

@@ -10,6 +10,7 @@ the folders listed in ``GIMM_TRT_PLUGIN_LAYERS`` (os.pathsep-separated; each hol
 ``pip install --no-deps --target DIR tensorrt-cu12-bindings==10.16.1.11``). Nothing is copied: ``installed``
 imports the package from where the wheel put it, as ``tensorrt.plugin`` over the stand-in ``tensorrt``.
 """
+
 import contextlib
 import importlib.util
 import os
@@ -65,6 +66,7 @@ def installed(layer: Layer, dependents=()):
     Afterwards the ``tensorrt*`` modules that were there before are back, and the modules named in
     ``dependents`` (those that bound themselves to the stand-in, such as our plugin module) are gone.
     """
+
     def ours(name):
         return name == "tensorrt" or name.startswith("tensorrt.") or name in dependents
 
@@ -73,8 +75,9 @@ def installed(layer: Layer, dependents=()):
         del sys.modules[name]
     trt = native.module(layer.version)
     sys.modules["tensorrt"] = trt
-    spec = importlib.util.spec_from_file_location("tensorrt.plugin", layer.path / "__init__.py",
-                                                  submodule_search_locations=[str(layer.path)])
+    spec = importlib.util.spec_from_file_location(
+        "tensorrt.plugin", layer.path / "__init__.py", submodule_search_locations=[str(layer.path)]
+    )
     plugin = importlib.util.module_from_spec(spec)
     sys.modules["tensorrt.plugin"] = plugin
     trt.plugin = plugin

@@ -14,6 +14,7 @@ The network is strongly typed (as gimm_trt builds it), so only combinations whos
 are configured. One expression builder serves the whole build: ``tensorrt.plugin`` keeps the input shape
 expressions from getOutputShapes and uses them again in getLaunchParams.
 """
+
 from dataclasses import dataclass, field
 
 from . import native
@@ -39,9 +40,11 @@ class Build:
 
 
 def capability(plugin, kind):
-    want = {native.PluginCapabilityType.CORE: native.IPluginV3QuickCore,
-            native.PluginCapabilityType.BUILD: native.IPluginV3QuickBuild,
-            native.PluginCapabilityType.RUNTIME: native.IPluginV3QuickRuntime}[kind]
+    want = {
+        native.PluginCapabilityType.CORE: native.IPluginV3QuickCore,
+        native.PluginCapabilityType.BUILD: native.IPluginV3QuickBuild,
+        native.PluginCapabilityType.RUNTIME: native.IPluginV3QuickRuntime,
+    }[kind]
     cap = plugin.get_capability_interface(kind)
     if not isinstance(cap, want):
         raise TypeError(f"capability {kind.name} is {type(cap).__name__}, not a {want.__name__}")
@@ -70,8 +73,9 @@ def output_shapes(plugin, inputs, exprs):
     out_types = list(build_cap.get_output_data_types([t for t, _ in inputs], [len(s) for _, s in inputs]))
     if len(out_types) != nb_out or not all(isinstance(t, native.DataType) for t in out_types):
         raise RuntimeError("get_output_data_types() returned a list with a different length than num_outputs")
-    in_exprs = [native.DimsExprs([exprs._symbol(d) if isinstance(d, str) else exprs.constant(d) for d in s])
-                for _, s in inputs]
+    in_exprs = [
+        native.DimsExprs([exprs._symbol(d) if isinstance(d, str) else exprs.constant(d) for d in s]) for _, s in inputs
+    ]
     out_exprs = build_cap.get_output_shapes(in_exprs, [], exprs)
     if len(out_exprs) != nb_out:
         raise RuntimeError("get_output_shapes() returned a list with a different length than num_outputs")
@@ -95,23 +99,27 @@ def build(plugin, inputs, profile: dict, exprs=None) -> Build:
     in_types, nb_out = [t for t, _ in inputs], len(out_types)
     out_shapes = [tuple(e._value(profile) for e in _items(s)) for s in out_exprs]
     in_shapes = [tuple(profile[d] if isinstance(d, str) else d for d in s) for _, s in inputs]
-    dynamic = [_dynamic(s) for _, s in inputs] + [tuple(-1 if not e.is_constant() else e.get_constant_value()
-                                                         for e in _items(s)) for s in out_exprs]
+    dynamic = [_dynamic(s) for _, s in inputs] + [
+        tuple(-1 if not e.is_constant() else e.get_constant_value() for e in _items(s)) for s in out_exprs
+    ]
     in_out = [_io_desc(t, dyn, shape) for t, dyn, shape in zip(in_types + out_types, dynamic, in_shapes + out_shapes)]
     flat = build_cap.get_supported_format_combinations(in_out, len(inputs))
     nb_io = len(inputs) + nb_out
     if len(flat) % nb_io:
         raise ValueError("Number of supported format combinations not a multiple of number of IO.")
-    combos = [tuple(native._check(d, native.PluginTensorDesc, "combination item") for d in flat[i:i + nb_io])
-              for i in range(0, len(flat), nb_io)]
+    combos = [
+        tuple(native._check(d, native.PluginTensorDesc, "combination item") for d in flat[i : i + nb_io])
+        for i in range(0, len(flat), nb_io)
+    ]
     result = Build(out_types, out_exprs, combos)
     for combo in combos:
         types = tuple(d.type for d in combo)
         if list(types) != in_types + out_types:
             continue  # strongly typed: TensorRT never picks another type for a tensor
-        descs = [_io_desc(d.type, dyn, shape, d.format) for d, dyn, shape in zip(combo, dynamic,
-                                                                                in_shapes + out_shapes)]
-        build_cap.configure_plugin(descs[:len(inputs)], descs[len(inputs):])
+        descs = [
+            _io_desc(d.type, dyn, shape, d.format) for d, dyn, shape in zip(combo, dynamic, in_shapes + out_shapes)
+        ]
+        build_cap.configure_plugin(descs[: len(inputs)], descs[len(inputs) :])
         tactics = list(build_cap.get_valid_tactics())
         if len(set(tactics)) != len(tactics) or 0 in tactics or not all(isinstance(t, int) for t in tactics):
             raise ValueError(f"custom tactics must be unique, non-zero ints, got {tactics}")
@@ -128,8 +136,9 @@ def _aot_kernel(plugin, in_exprs, descs, nb_inputs, exprs) -> Kernel:
     plugin.get_launch_params(in_exprs, descs, nb_inputs, launch, extra, exprs)
     plain = [d.desc for d in descs]
     answer = plugin.get_kernel(plain[:nb_inputs], plain[nb_inputs:])
-    if not (isinstance(answer, tuple) and len(answer) == 2 and isinstance(answer[0], str)
-            and isinstance(answer[1], bytes)):
+    if not (
+        isinstance(answer, tuple) and len(answer) == 2 and isinstance(answer[0], str) and isinstance(answer[1], bytes)
+    ):
         raise TypeError(f"get_kernel() must return (str, bytes), got {type(answer).__name__}")
     fields = {}
     for name in native.KernelLaunchParams.FIELDS:
@@ -184,8 +193,15 @@ def enqueue(plugin, tactic, inputs, outputs, stream=0):
     runtime.set_tactic(tactic)
     descs = [_plugin_desc(t) for t in inputs], [_plugin_desc(t) for t in outputs]
     strides = [native.Dims(t.stride()) for t in inputs], [native.Dims(t.stride()) for t in outputs]
-    runtime.enqueue(descs[0], descs[1], [t.data_ptr() for t in inputs], [t.data_ptr() for t in outputs],
-                    strides[0], strides[1], stream)
+    runtime.enqueue(
+        descs[0],
+        descs[1],
+        [t.data_ptr() for t in inputs],
+        [t.data_ptr() for t in outputs],
+        strides[0],
+        strides[1],
+        stream,
+    )
 
 
 def _plugin_desc(tensor):

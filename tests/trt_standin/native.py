@@ -8,6 +8,7 @@ and the bindings ``python/src/infer/pyPlugin.cpp``, ``pyFoundationalTypes.cpp``,
 
 ``module(version)`` returns a fresh ``tensorrt`` module object each call, so no state outlives a test.
 """
+
 import enum
 import types
 
@@ -171,7 +172,7 @@ class IDimensionExpr:
         return self._constant is not None
 
     def get_constant_value(self) -> int:
-        return self._constant if self._constant is not None else -(2 ** 63)  # NvInferRuntime.h:241-247
+        return self._constant if self._constant is not None else -(2**63)  # NvInferRuntime.h:241-247
 
     def is_size_tensor(self) -> bool:
         return False
@@ -266,12 +267,16 @@ class PluginTensorDesc:
     def __init__(self):
         self._dims, self._type, self._format, self.scale = Dims(), DataType.FLOAT, TensorFormat.LINEAR, 0.0
 
-    dims = property(lambda self: self._dims,
-                    lambda self, v: setattr(self, "_dims", v if isinstance(v, Dims) else Dims(v)))
-    type = property(lambda self: self._type,
-                    lambda self, v: setattr(self, "_type", _check(v, DataType, "PluginTensorDesc.type")))
-    format = property(lambda self: self._format,
-                      lambda self, v: setattr(self, "_format", _check(v, TensorFormat, "PluginTensorDesc.format")))
+    dims = property(
+        lambda self: self._dims, lambda self, v: setattr(self, "_dims", v if isinstance(v, Dims) else Dims(v))
+    )
+    type = property(
+        lambda self: self._type, lambda self, v: setattr(self, "_type", _check(v, DataType, "PluginTensorDesc.type"))
+    )
+    format = property(
+        lambda self: self._format,
+        lambda self, v: setattr(self, "_format", _check(v, TensorFormat, "PluginTensorDesc.format")),
+    )
 
 
 class DynamicPluginTensorDesc:
@@ -288,8 +293,12 @@ class ITensor:
 # --- plugin fields --------------------------------------------------------------------------------------------
 
 _FIELD_DTYPES = {  # pyPlugin.cpp:3541-3566: what PluginField.data returns for each type
-    PluginFieldType.INT32: np.int32, PluginFieldType.UNKNOWN: np.int8, PluginFieldType.INT8: np.int8,
-    PluginFieldType.INT16: np.int16, PluginFieldType.FLOAT32: np.float32, PluginFieldType.FLOAT64: np.float64,
+    PluginFieldType.INT32: np.int32,
+    PluginFieldType.UNKNOWN: np.int8,
+    PluginFieldType.INT8: np.int8,
+    PluginFieldType.INT16: np.int16,
+    PluginFieldType.FLOAT32: np.float32,
+    PluginFieldType.FLOAT64: np.float64,
     PluginFieldType.INT64: np.int64,
     PluginFieldType.CHAR: np.int8,  # `char` is signed on x86-64 Linux: pybind11 makes it int8
 }
@@ -499,20 +508,53 @@ class Builder:
 
 def nptype(trt_type):
     """``trt.nptype`` (the bindings wheel's __init__.py): numpy type of a DataType, TypeError otherwise."""
-    mapping = {DataType.FLOAT: np.float32, DataType.HALF: np.float16, DataType.INT8: np.int8,
-               DataType.INT32: np.int32, DataType.INT64: np.int64, DataType.BOOL: np.bool_,
-               DataType.UINT8: np.uint8}
+    mapping = {
+        DataType.FLOAT: np.float32,
+        DataType.HALF: np.float16,
+        DataType.INT8: np.int8,
+        DataType.INT32: np.int32,
+        DataType.INT64: np.int64,
+        DataType.BOOL: np.bool_,
+        DataType.UINT8: np.uint8,
+    }
     if trt_type in mapping:
         return mapping[trt_type]
     raise TypeError("Could not resolve TensorRT datatype to an equivalent numpy datatype.")
 
 
-_NAMES = ("DataType", "TensorFormat", "PluginFieldType", "DimensionOperation", "TensorRTPhase",
-          "PluginCapabilityType", "QuickPluginCreationRequest", "PluginArgType", "PluginArgDataType", "Dims",
-          "IDimensionExpr", "IExprBuilder", "DimsExprs", "PluginTensorDesc", "DynamicPluginTensorDesc", "ITensor",
-          "PluginField", "PluginFieldCollection", "ISymExpr", "ISymExprs", "KernelLaunchParams", "IPluginV3",
-          "IPluginV3QuickCore", "IPluginV3QuickBuild", "IPluginV3QuickAOTBuild", "IPluginV3QuickRuntime",
-          "IPluginCreatorV3Quick", "IPluginRegistry", "Logger", "Builder", "nptype")
+_NAMES = (
+    "DataType",
+    "TensorFormat",
+    "PluginFieldType",
+    "DimensionOperation",
+    "TensorRTPhase",
+    "PluginCapabilityType",
+    "QuickPluginCreationRequest",
+    "PluginArgType",
+    "PluginArgDataType",
+    "Dims",
+    "IDimensionExpr",
+    "IExprBuilder",
+    "DimsExprs",
+    "PluginTensorDesc",
+    "DynamicPluginTensorDesc",
+    "ITensor",
+    "PluginField",
+    "PluginFieldCollection",
+    "ISymExpr",
+    "ISymExprs",
+    "KernelLaunchParams",
+    "IPluginV3",
+    "IPluginV3QuickCore",
+    "IPluginV3QuickBuild",
+    "IPluginV3QuickAOTBuild",
+    "IPluginV3QuickRuntime",
+    "IPluginCreatorV3Quick",
+    "IPluginRegistry",
+    "Logger",
+    "Builder",
+    "nptype",
+)
 
 
 def module(version: str) -> types.ModuleType:
@@ -525,8 +567,13 @@ def module(version: str) -> types.ModuleType:
     # pyFoundationalTypes.cpp:194-201: trt.float32 is DataType.FLOAT, and so on
     trt.float32, trt.float16, trt.bfloat16 = DataType.FLOAT, DataType.HALF, DataType.BF16
     trt.int8, trt.int32, trt.int64 = DataType.INT8, DataType.INT32, DataType.INT64
-    trt.bool, trt.uint8, trt.fp8, trt.int4, trt.fp4 = (DataType.BOOL, DataType.UINT8, DataType.FP8, DataType.INT4,
-                                                       DataType.FP4)
+    trt.bool, trt.uint8, trt.fp8, trt.int4, trt.fp4 = (
+        DataType.BOOL,
+        DataType.UINT8,
+        DataType.FP8,
+        DataType.INT4,
+        DataType.FP4,
+    )
     registry = IPluginRegistry()
     trt.get_plugin_registry = lambda: registry  # pyPlugin.cpp:3873-3882: one registry per module
     return trt

@@ -12,6 +12,7 @@ at commits dd0a3a9f and fa5aa9f6):
 * ``createPlugin`` (V3 quick creators): name = op type, the namespace found above, phase kBUILD, request
   kSTRICT_AOT if the node has ``aot`` != 0, kSTRICT_JIT if ``aot`` == 0, else from the network's PREFER flags.
 """
+
 import numpy as np
 
 from . import native
@@ -26,8 +27,10 @@ def find_creator(registry, node):
         namespace = node.domain
         creator = registry.get_creator(node.op_type, version, namespace)
     if creator is None:
-        raise LookupError(f"Plugin not found, are the plugin name, version, and namespace correct? "
-                          f"({node.op_type}, {version}, {namespace!r})")
+        raise LookupError(
+            f"Plugin not found, are the plugin name, version, and namespace correct? "
+            f"({node.op_type}, {version}, {namespace!r})"
+        )
     if getattr(creator, "KIND", None) != native.IPluginCreatorV3Quick.KIND:
         raise TypeError("only quickly-deployable (V3 quick) creators are part of this stand-in")
     return creator, namespace
@@ -73,8 +76,13 @@ def creation_request(node, prefer_aot=False, prefer_jit=False):
 def import_node(registry, node, **prefer):
     """The plugin the parser would add for ``node`` (what ``createPlugin`` returns)."""
     creator, namespace = find_creator(registry, node)
-    return creator.create_plugin(node.op_type, namespace, plugin_fields(creator, node), native.TensorRTPhase.BUILD,
-                                 creation_request(node, **prefer))
+    return creator.create_plugin(
+        node.op_type,
+        namespace,
+        plugin_fields(creator, node),
+        native.TensorRTPhase.BUILD,
+        creation_request(node, **prefer),
+    )
 
 
 def _attributes(node) -> dict:

@@ -1,5 +1,6 @@
 """What RAFT and FlowFormer share: the bidirectional estimate, the input normalisation, pixel grids, window
 lookups, correlation and convex upsampling."""
+
 import abc
 from typing import NamedTuple
 
@@ -141,8 +142,9 @@ def lookup_pyramid(pyramid, coords: torch.Tensor, radius: int, shared: bool = Fa
         centers = coords.permute(2, 3, 0, 1).reshape(h * w, t, 2)
     else:
         centers = coords.permute(0, 2, 3, 1).reshape(t * h * w, 1, 2)
-    out = torch.cat(tuple(lookup_window(level, centers / 2**i, radius) for i, level in enumerate(pyramid)),
-                    dim=-1)  # [rows, queries, L*k*k]
+    out = torch.cat(
+        tuple(lookup_window(level, centers / 2**i, radius) for i, level in enumerate(pyramid)), dim=-1
+    )  # [rows, queries, L*k*k]
     if shared:
         return out.view(h, w, t, -1).permute(2, 3, 0, 1)
     return out.view(t, h, w, -1).permute(0, 3, 1, 2)
@@ -169,8 +171,16 @@ class Correlation:
         f0, f1: [B,C,h,w] feature maps; rows of the volume are f0's pixels.
     """
 
-    def __init__(self, f0: torch.Tensor, f1: torch.Tensor, *, levels: int = 4, radius: int = 4, scale: float = 1.0,
-                 mode: str = "auto"):
+    def __init__(
+        self,
+        f0: torch.Tensor,
+        f1: torch.Tensor,
+        *,
+        levels: int = 4,
+        radius: int = 4,
+        scale: float = 1.0,
+        mode: str = "auto",
+    ):
         b, c, h, w = f0.shape
         if mode == "auto":
             mode = "volume" if b * (h * w) ** 2 * 4 * 4 // 3 <= VOLUME_BYTES else "features"
@@ -211,17 +221,24 @@ def _lookup_features(f0: torch.Tensor, pyramid, coords: torch.Tensor, radius: in
     centers = coords.permute(0, 2, 3, 1).reshape(q, p, 2)
     step = max(1, CHUNK_BYTES // (4 * c * k * k * (q if shared else 1)))
     levels = tuple(
-        _window_dots(f0, feat, window_grid(centers / 2**i, radius, *feat.shape[-2:]).reshape(q, p, k * k, 2), step,
-                     shared)
-        for i, feat in enumerate(pyramid))
+        _window_dots(
+            f0, feat, window_grid(centers / 2**i, radius, *feat.shape[-2:]).reshape(q, p, k * k, 2), step, shared
+        )
+        for i, feat in enumerate(pyramid)
+    )
     return torch.cat(levels, dim=-1).view(q, h, w, -1).permute(0, 3, 1, 2)
 
 
 def _window_dots(f0: torch.Tensor, feat: torch.Tensor, grid: torch.Tensor, step: int, shared: bool) -> torch.Tensor:
     # f0 [B,C,P], feat [B,C,h_l,w_l], grid [Q,P,kk,2] -> <f0(p), feat(window sample)> [Q,P,kk], ``step`` pixels
     # at a time: memory for C * (2r+1)^2 sampled values per (pixel, query) stays bounded
-    return torch.cat(tuple(_chunk_dots(f0[:, :, s:s + step], feat, grid[:, s:s + step], shared)
-                           for s in range(0, grid.shape[1], step)), dim=1)
+    return torch.cat(
+        tuple(
+            _chunk_dots(f0[:, :, s : s + step], feat, grid[:, s : s + step], shared)
+            for s in range(0, grid.shape[1], step)
+        ),
+        dim=1,
+    )
 
 
 def _chunk_dots(f0: torch.Tensor, feat: torch.Tensor, grid: torch.Tensor, shared: bool) -> torch.Tensor:

@@ -26,8 +26,18 @@ from .._utils import fp32
 from . import _utils
 from ._utils import BidirectionalEstimator, Correlation, Encoding, coords_grid
 from .raft import UpdateBlock
-from .twins import (Block, TwinsEncoder, UnusedWeights, attend, ffn, from_windows, merge_heads, pad_to_multiple,
-                    split_heads, to_windows)
+from .twins import (
+    Block,
+    TwinsEncoder,
+    UnusedWeights,
+    attend,
+    ffn,
+    from_windows,
+    merge_heads,
+    pad_to_multiple,
+    split_heads,
+    to_windows,
+)
 
 __all__ = ["FlowFormer", "flowformer", "CostEncoder", "MotionAttention", "sine_encoding", "cost_volume"]
 
@@ -69,12 +79,15 @@ class CostPatchEmbed(nn.Module):
         self.patch = patch
         # in-place ReLUs: these activations are the largest of the estimator (one set per cost map)
         self.proj = nn.Sequential(
-            nn.Conv2d(1, dim // 4, 6, stride=2, padding=2), nn.ReLU(inplace=True),
-            nn.Conv2d(dim // 4, dim // 2, 6, stride=2, padding=2), nn.ReLU(inplace=True),
+            nn.Conv2d(1, dim // 4, 6, stride=2, padding=2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(dim // 4, dim // 2, 6, stride=2, padding=2),
+            nn.ReLU(inplace=True),
             nn.Conv2d(dim // 2, dim, 6, stride=2, padding=2),
         )
-        self.ffn_with_coord = nn.Sequential(nn.Conv2d(2 * dim, 2 * dim, 1), nn.ReLU(inplace=True),
-                                            nn.Conv2d(2 * dim, 2 * dim, 1))
+        self.ffn_with_coord = nn.Sequential(
+            nn.Conv2d(2 * dim, 2 * dim, 1), nn.ReLU(inplace=True), nn.Conv2d(2 * dim, 2 * dim, 1)
+        )
         self.norm = nn.LayerNorm(2 * dim)
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
@@ -210,8 +223,9 @@ class GlobalContextAttn(ContextAttention):
     (``sr_value``); both summaries share one LayerNorm.
     """
 
-    def __init__(self, *, dim: int = 128, heads: int = 8, sr_ratio: int = 4, context_dim: int = 256,
-                 vert_dim: int = 64):
+    def __init__(
+        self, *, dim: int = 128, heads: int = 8, sr_ratio: int = 4, context_dim: int = 256, vert_dim: int = 64
+    ):
         super().__init__(dim=dim, heads=heads, context_dim=context_dim, vert_dim=vert_dim, key_dim=dim)
         self.sr = sr_ratio
         self.sr_key = nn.Conv2d(dim + vert_dim, dim, sr_ratio, stride=sr_ratio)
@@ -258,8 +272,17 @@ class CostEncoder(nn.Module):
     per direction for all maps at 1920x1088). ``embed_bytes`` bounds that conv's output per slice.
     """
 
-    def __init__(self, *, tokens: int = 8, dim: int = 128, input_dim: int = 64, depth: int = 3, heads: int = 8,
-                 patch: int = 8, embed_bytes: int = 2**30):
+    def __init__(
+        self,
+        *,
+        tokens: int = 8,
+        dim: int = 128,
+        input_dim: int = 64,
+        depth: int = 3,
+        heads: int = 8,
+        patch: int = 8,
+        embed_bytes: int = 2**30,
+    ):
         super().__init__()
         self.embed_bytes = embed_bytes
         self.latent_tokens = nn.Parameter(torch.zeros(1, tokens, dim))
@@ -284,8 +307,12 @@ class CostEncoder(nn.Module):
         if rows >= b * n:
             x = self._embed(cost_volume(fsrc, ftgt))
         else:  # static slices (unrolled in an exported graph), never across batch items
-            x = torch.cat(tuple(self._embed(_cost_rows(fsrc[i], ftgt[i], s, s + rows))
-                                for i in range(b) for s in range(0, n, rows)), dim=0)
+            x = torch.cat(
+                tuple(
+                    self._embed(_cost_rows(fsrc[i], ftgt[i], s, s + rows)) for i in range(b) for s in range(0, n, rows)
+                ),
+                dim=0,
+            )
         shortcut = x
         for layer, vertical in zip(self.encoder_layers, self.vertical_encoder_layers):
             x = layer(x)
@@ -438,15 +465,24 @@ class MemoryDecoder(nn.Module):
     upsampling. ``corr_mode`` ("auto", "volume", "features") picks how the window lookups (``Correlation``)
     and the GMA weights (``MotionAttention``) are computed."""
 
-    def __init__(self, *, iters: int = 32, radius: int = 4, hidden: int = 128, query_dim: int = 64,
-                 context_dim: int = 256, corr_mode: str = "auto"):
+    def __init__(
+        self,
+        *,
+        iters: int = 32,
+        radius: int = 4,
+        hidden: int = 128,
+        query_dim: int = 64,
+        context_dim: int = 256,
+        corr_mode: str = "auto",
+    ):
         super().__init__()
         window = (2 * radius + 1) ** 2
         self.iters = iters
         self.radius = radius
         self.corr_mode = corr_mode
-        self.flow_token_encoder = nn.Sequential(nn.Conv2d(window, query_dim, 1), nn.GELU(),
-                                                nn.Conv2d(query_dim, query_dim, 1))
+        self.flow_token_encoder = nn.Sequential(
+            nn.Conv2d(window, query_dim, 1), nn.GELU(), nn.Conv2d(query_dim, query_dim, 1)
+        )
         self.proj = nn.Conv2d(context_dim, context_dim, 1)
         self.decoder_layer = MemoryDecoderLayer(dim=query_dim)
         self.update_block = GMAUpdateBlock(corr_channels=query_dim + window, hidden=hidden)

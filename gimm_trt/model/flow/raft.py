@@ -3,6 +3,7 @@
 Both directions run as one batch of two (``BidirectionalEstimator``): the 0->1 and 1->0 problems share their
 feature maps (the 1->0 correlation volume is the transpose of the 0->1 one), so each frame is encoded once.
 """
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -133,8 +134,9 @@ class UpdateBlock(nn.Module):
         self.encoder = MotionEncoder(corr_channels=corr_channels)
         self.gru = SepConvGRU(hidden=hidden, inputs=gru_inputs)
         self.flow_head = FlowHead(inputs=hidden)
-        self.mask = nn.Sequential(nn.Conv2d(hidden, 256, 3, padding=1), nn.ReLU(inplace=True),
-                                  nn.Conv2d(256, 9 * 8**2, 1))
+        self.mask = nn.Sequential(
+            nn.Conv2d(hidden, 256, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(256, 9 * 8**2, 1)
+        )
         self.upsample = ConvexUpsample(8)
 
     def initial_state(self, context: torch.Tensor):
@@ -185,8 +187,17 @@ class RAFT(BidirectionalEstimator):
     context encoder's layer2 and layer3 maps).
     """
 
-    def __init__(self, *, fnet: BasicEncoder, cnet: BasicEncoder, update_block: UpdateBlock, iters: int = 20,
-                 levels: int = 4, radius: int = 4, corr_mode: str = "auto"):
+    def __init__(
+        self,
+        *,
+        fnet: BasicEncoder,
+        cnet: BasicEncoder,
+        update_block: UpdateBlock,
+        iters: int = 20,
+        levels: int = 4,
+        radius: int = 4,
+        corr_mode: str = "auto",
+    ):
         super().__init__()
         self.fnet = fnet
         self.cnet = cnet

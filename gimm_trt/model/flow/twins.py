@@ -4,15 +4,31 @@ Only what GIMM-VFI-F runs is here: the first two stages of ``twins_svt_large`` (
 sub-sampled attention, position convs) and the window / head reshapes that FlowFormer's cost encoder reuses.
 Attention is plain ``matmul -> softmax -> matmul`` so that every block exports to ONNX as is.
 """
+
 from collections import OrderedDict
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["attend", "split_heads", "merge_heads", "pad_to_multiple", "to_windows", "from_windows", "ffn", "Mlp",
-           "Block", "LocallyGroupedAttn", "GlobalSubSampleAttn", "PosConv", "PatchEmbed", "TwinsSVT",
-           "TwinsEncoder", "UnusedWeights"]
+__all__ = [
+    "attend",
+    "split_heads",
+    "merge_heads",
+    "pad_to_multiple",
+    "to_windows",
+    "from_windows",
+    "ffn",
+    "Mlp",
+    "Block",
+    "LocallyGroupedAttn",
+    "GlobalSubSampleAttn",
+    "PosConv",
+    "PatchEmbed",
+    "TwinsSVT",
+    "TwinsEncoder",
+    "UnusedWeights",
+]
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
@@ -197,18 +213,29 @@ class TwinsSVT(nn.Module):
     (``UnusedWeights``).
     """
 
-    def __init__(self, *, dims=(128, 256), heads=(4, 8), sr_ratios=(8, 4), ws: int = 7, mlp_ratio: int = 4,
-                 unused_norm_dim: int = 1024):
+    def __init__(
+        self,
+        *,
+        dims=(128, 256),
+        heads=(4, 8),
+        sr_ratios=(8, 4),
+        ws: int = 7,
+        mlp_ratio: int = 4,
+        unused_norm_dim: int = 1024,
+    ):
         super().__init__()
         ins = (3,) + tuple(dims[:-1])
         patches = (4,) + (2,) * (len(dims) - 1)
         self.patch_embeds = nn.ModuleList(
-            PatchEmbed(in_channels=i, dim=d, patch=p) for i, d, p in zip(ins, dims, patches))
+            PatchEmbed(in_channels=i, dim=d, patch=p) for i, d, p in zip(ins, dims, patches)
+        )
         self.blocks = nn.ModuleList(
-            nn.ModuleList([
-                Block(dim=d, attn=LocallyGroupedAttn(dim=d, heads=h, ws=ws), mlp_ratio=mlp_ratio, eps=1e-6),
-                Block(dim=d, attn=GlobalSubSampleAttn(dim=d, heads=h, sr_ratio=sr), mlp_ratio=mlp_ratio, eps=1e-6),
-            ])
+            nn.ModuleList(
+                [
+                    Block(dim=d, attn=LocallyGroupedAttn(dim=d, heads=h, ws=ws), mlp_ratio=mlp_ratio, eps=1e-6),
+                    Block(dim=d, attn=GlobalSubSampleAttn(dim=d, heads=h, sr_ratio=sr), mlp_ratio=mlp_ratio, eps=1e-6),
+                ]
+            )
             for d, h, sr in zip(dims, heads, sr_ratios)
         )
         self.pos_block = nn.ModuleList(PosConv(dim=d) for d in dims)
