@@ -27,7 +27,7 @@ from ..core.stages import STAGES
 from ..model.checkpoint import Weights
 from ..model.synthetic import synthetic_pair
 from ..runtime import Interpolator
-from ..runtime.backend import BACKENDS, PRECISIONS, resolve_device, unavailable
+from ..runtime.backend import BACKENDS, PRECISIONS, SPECS, resolve_device, unavailable
 from ..runtime.budget import parse_bytes
 from ..runtime.frames import check_ds, check_max_batch
 from .env import environment
@@ -266,6 +266,10 @@ def estimate_memory(config: BenchConfig, *, tile: Optional[int] = None) -> dict:
 
 
 def _load(config: BenchConfig, backend: str, precision: str, device) -> Interpolator:
+    # "batched" rows run all timesteps of a pair in one call unless a cap or a memory budget is asked for
+    # (engines take at most their profile's timesteps: the interpolator caps those itself)
+    unbounded = config.max_memory is None and not SPECS[backend].batch_bound
+    batched = config.max_batch or (config.factor - 1 if unbounded else None)
     return Interpolator.from_checkpoint(
         config.checkpoint,
         variant=config.variant,
@@ -274,7 +278,7 @@ def _load(config: BenchConfig, backend: str, precision: str, device) -> Interpol
         precision=precision,
         random_weights=config.random_weights,
         seed=config.seed,
-        max_batch=config.max_batch,
+        max_batch=batched,
         flow_checkpoint=config.flow_checkpoint,
         max_memory=config.max_memory,
     )

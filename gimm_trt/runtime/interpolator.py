@@ -221,7 +221,7 @@ class Interpolator:
             raise RuntimeError("the flow estimator produced non-finite flows (the official model asserts here)")
         t = torch.tensor(ts, dtype=torch.float32, device=self.device)
         step = self.max_batch or self._batch_cap or len(ts)
-        if self.budget is not None:
+        if self.budget is not None and self.max_batch is None:  # an explicit max_batch is the caller's choice
             step = min(step, self._plan(x0, ds, len(ts)))
         out, i = [], 0
         while i < len(ts):
