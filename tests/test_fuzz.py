@@ -4,7 +4,8 @@ through ``Interpolator.interpolate`` and ``Interpolator.stream``. Every call eit
 
 Most examples run on ``fakes.CrossFade`` (milliseconds each; its synthesis divides by t and 1 - t in float32 as
 the real one does, so a timestep the checks let through wrongly shows as NaN); a few run the real model with
-random weights on 128x128 frames (a few seconds each on a CPU, most of it per timestep).
+random weights on 128x128 frames (seconds per timestep on a CPU). The real model's stream is tested in
+test_interpolator.py.
 """
 
 import math
@@ -26,7 +27,7 @@ FAST = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-REAL = settings(max_examples=2, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+REAL = settings(max_examples=1, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 # (height, width): sizes the model runs (after padding to 32) and sizes it refuses, empty ones included
 SIZES = [(128, 128), (127, 161), (150, 130), (96, 128), (128, 60), (1, 1), (0, 128), (128, 0)]
@@ -174,25 +175,13 @@ def pair():
 
 
 @REAL
-@given(
-    ts=st.lists(
-        st.one_of(st.floats(min_value=T_MIN, max_value=T_MAX), st.sampled_from(EDGE_TIMESTEPS)), min_size=1, max_size=1
-    )
-)
-@example(ts=[T_MIN, T_MAX])
-@example(ts=[0.99999999])
-def test_the_model_gives_finite_frames_for_every_timestep_it_accepts(model, pair, ts):
+@given(t=st.floats(min_value=T_MIN, max_value=T_MAX))
+@example(t=0.99999999)
+def test_the_model_gives_finite_frames_at_and_between_the_float32_limits(model, pair, t):
+    # one call, three timesteps: the synthesis stage's cost is per timestep, the flow's per call
     try:
-        out = model.interpolate(*pair, ts)
+        out = model.interpolate(*pair, [T_MIN, t, T_MAX])
     except InputError:
-        assert not all(T_MIN <= float(np.float32(t)) <= T_MAX for t in ts)  # refused only when one is outside
+        assert float(np.float32(t)) == 1.0  # refused only when t rounds to 1 in float32
         return
-    check_frames(out, len(ts), (128, 128))
-
-
-def test_the_model_streams_uint8_frames_of_an_odd_size(model):
-    rng = np.random.default_rng(5)
-    video = [rng.integers(0, 256, (127, 129, 3), dtype=np.uint8) for _ in range(2)]
-    out = torch.stack(list(model.stream(video, factor=2)))
-    check_frames(out, 3, (127, 129))
-    assert torch.equal(out[2], torch.from_numpy(video[1]).permute(2, 0, 1).float() / 255)  # originals pass through
+    check_frames(out, 3, (128, 128))
