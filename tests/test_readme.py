@@ -17,7 +17,6 @@ def test_the_readme_has_python_examples():
     assert len(python_blocks()) >= 3
 
 
-@pytest.mark.slow
 def test_the_readme_examples_run(tmp_path, capsys):
     namespace = {"__name__": "readme"}
     cwd = os.getcwd()
