@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Peak RSS of one real pair (torch backend, CPU, R-P random weights) above the process's RSS just before it.
 
-    python benchmarks/measure_rss.py W H T   # prints one JSON line
+    python benchmarks/measure_rss.py W H T [TILE]   # prints one JSON line; TILE: motion and synthesis tile
 """
 import json
 import resource
@@ -22,17 +22,19 @@ def rss() -> int:
     return 0
 
 
-def main(w: int, h: int, n: int) -> None:
+def main(w: int, h: int, n: int, tile: int = 0) -> None:
     warnings.simplefilter("ignore")
     torch.set_num_threads(2)
-    interp = Interpolator.from_checkpoint(variant="R-P", random_weights=True, device="cpu", max_memory="1TiB")
+    interp = Interpolator.from_checkpoint(variant="R-P", random_weights=True, device="cpu")
+    interp.budget = None  # all T timesteps in one batch, at the tile asked for: nothing planned
+    interp.backend.tile = tile or None
     a, b = synthetic_pair(h, w, seed=0, index=0)
     base = rss()
     interp.interpolate(a, b, [i / (n + 1) for i in range(1, n + 1)])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"width": w, "height": h, "timesteps": n, "baseline_rss_mib": base / 2**20,
+    print(json.dumps({"width": w, "height": h, "timesteps": n, "tile": tile or None, "baseline_rss_mib": base / 2**20,
                       "peak_rss_mib": peak / 2**20, "peak_above_baseline_mib": (peak - base) / 2**20}))
 
 
 if __name__ == "__main__":
-    main(*(int(v) for v in sys.argv[1:4]))
+    main(*(int(v) for v in sys.argv[1:5]))

@@ -451,6 +451,13 @@ def _split(text: str) -> tuple:
     default=None,
     help="Memory budget of the batched rows (bytes, or e.g. 6GiB); see gimm-interpolate --max-memory.",
 )
+@click.option(
+    "--compare-tiles",
+    default=None,
+    metavar="TILES",
+    help="Instead of the backends: time the torch motion and synthesis stages untiled and at each of these "
+    "comma-separated tiles (e.g. 512,256), one timestep, --pairs timed runs each (random weights). Prints JSON.",
+)
 @model_options(device=None)
 @user_errors
 def bench(
@@ -468,6 +475,7 @@ def bench(
     estimate_memory,
     tile,
     max_memory,
+    compare_tiles,
     variant,
     checkpoint,
     flow_checkpoint,
@@ -503,7 +511,18 @@ def bench(
         max_memory=max_memory,
     )
     if estimate_memory:
-        _estimate(config, tile, json_path, overwrite)
+        from .benchmarks import estimate_memory as estimate
+
+        _print_json(estimate(config, tile=tile), json_path, overwrite)
+        return
+    if compare_tiles is not None:
+        from .benchmarks.memory import tile_throughput
+
+        tiles = tuple(_tile(x) for x in _split(compare_tiles))
+        doc = tile_throughput(
+            variant, resolution, ds=ds_scale, tiles=tiles, repeats=pairs, device=device or "cpu", seed=seed
+        )
+        _print_json(doc, json_path, overwrite)
         return
     table, written = bench_to_files(config, json_path=json_path, plot_path=plot_path, overwrite=overwrite, log=_log)
     click.echo(table)
@@ -511,16 +530,23 @@ def bench(
         _log(f"wrote {path}")
 
 
-def _estimate(config, tile, json_path, overwrite) -> None:
+def _tile(text: str) -> int:
+    from .core.errors import InputError
+
+    if not text.isdigit() or int(text) < 16:
+        raise InputError(f"--compare-tiles takes tile sides of at least 16 pixels, such as 512,256; got {text!r}")
+    return int(text)
+
+
+def _print_json(doc: dict, json_path, overwrite) -> None:
     import json
     from pathlib import Path
 
-    from .benchmarks import estimate_memory
     from .core.errors import InputError
 
     if json_path and Path(json_path).exists() and not overwrite:
         raise InputError(f"{json_path} exists (use --overwrite to replace it)")
-    text = json.dumps(estimate_memory(config, tile=tile), indent=2)
+    text = json.dumps(doc, indent=2)
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(text + "\n")

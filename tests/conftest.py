@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import numpy as np
@@ -6,6 +7,10 @@ import torch
 import torch.nn.functional as F
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # each pytest-xdist worker (one per core, -n 2 in CI) computes on one thread: no oversubscription
+    torch.set_num_threads(1)
 
 
 def pytest_runtest_setup(item):

@@ -25,29 +25,34 @@ def test_parse_bytes():
 @pytest.fixture(scope="module")
 def peaks():
     budget = Budget("r", precision="fp32", device=torch.device("cpu"), limit=1)
-    return {(n, tile): budget.peak(128, 224, 1.0, n, tile) for n, tile in ((13, None), (7, None), (1, 128))}
+    return {(n, tile): budget.peak(128, 128, 1.0, n, tile) for n, tile in ((5, None), (4, None), (1, 64))}
 
 
 def test_many_timesteps_run_in_the_batch_the_budget_allows(peaks):
-    # 49 timesteps (factor 50) are halved 49 -> 25 -> 13 -> 7: the largest that fits under the budget
-    limit = peaks[(7, None)] + MIB
-    assert peaks[(13, None)] > limit
+    # 9 timesteps (factor 10) run 4 at a time: the largest batch that fits under the budget
+    limit = peaks[(4, None)] + MIB
+    assert peaks[(5, None)] > limit
     interp = Interpolator.from_checkpoint(variant="R", random_weights=True, max_memory=limit)
     calls = []
     synthesis = interp.backend.synthesis
     interp.backend.synthesis = lambda *a, **k: calls.append(a[3].shape[0]) or synthesis(*a, **k)
     g = torch.Generator().manual_seed(0)
-    a, b = torch.rand(3, 128, 224, generator=g), torch.rand(3, 128, 224, generator=g)
-    out = interp.interpolate(a, b, [i / 50 for i in range(1, 50)])
-    assert out.shape == (49, 3, 128, 224)
-    assert calls == [7] * 7
+    a, b = torch.rand(3, 128, 128, generator=g), torch.rand(3, 128, 128, generator=g)
+    out = interp.interpolate(a, b, [i / 10 for i in range(1, 10)])
+    assert out.shape == (9, 3, 128, 128)
+    assert calls == [4, 4, 1]
     assert interp.backend.tile is None
 
 
 def test_an_impossible_budget_names_the_smallest(peaks):
-    budget = Budget("r", precision="fp32", device=torch.device("cpu"), limit=peaks[(1, 128)] - MIB)
-    with pytest.raises(InputError, match=f"at least {peaks[(1, 128)] / 2**30:.2f} GiB"):
-        budget.plan(128, 224, 1.0, 7)
+    budget = Budget("r", precision="fp32", device=torch.device("cpu"), limit=peaks[(1, 64)] - MIB)
+    budget.tiles = (None, 64)  # the smallest plan at this size: tiles of 64
+    runs = []
+    estimate = budget._estimate
+    budget._estimate = lambda *key: runs.append(key) or estimate(*key)
+    with pytest.raises(InputError, match=f"at least {peaks[(1, 64)] / 2**30:.2f} GiB.*tiles of 64"):
+        budget.plan(128, 128, 1.0, 7)
+    assert runs == [(128, 128, 1.0, 1, 64)]  # the smallest plan is tried first: no search before the error
 
 
 def test_cpu_default_is_one_timestep_per_batch():

@@ -228,6 +228,7 @@ def test_cluster_listens_on_loopback_only(cluster, home):
 
 
 @needs_ray
+@pytest.mark.slow
 def test_cli_workers_runs_on_the_cluster(cluster, inputs, reference, tmp_path):
     """gimm-interpolate --workers joins the session that is already up (a second cluster is never started)."""
     from click.testing import CliRunner
@@ -301,6 +302,7 @@ def test_killed_worker_gives_complete_identical_output(pool, inputs, reference, 
 
 
 @needs_ray
+@pytest.mark.slow
 def test_many_inputs_and_a_video_output(pool, inputs, reference, tmp_path):
     from gimm_trt.distributed import interpolate_videos
     from gimm_trt.runtime.pipeline import interpolate_video

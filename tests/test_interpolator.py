@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from conftest import assert_close_robust, load_case
 
 from gimm_trt import Interpolator
+from gimm_trt.core.errors import InputError
 from gimm_trt.model.synthetic import synthetic_state_dict
 from gimm_trt.runtime import Backend
 
@@ -81,12 +82,12 @@ def test_ds_half_runs_the_estimator_at_half_size(r0, case0):
 
 def test_stream_yields_originals_and_new_frames_in_order(r0, case0):
     frames = [case0["img0"][0], case0["img1"][0], case0["img0"][0]]
-    out = list(r0.stream(iter(frames), factor=4))
-    assert len(out) == 9
-    for i, frame in zip((0, 4, 8), frames):
+    out = list(r0.stream(iter(frames), factor=3))
+    assert len(out) == 7
+    for i, frame in zip((0, 3, 6), frames):
         assert torch.equal(out[i], torch.from_numpy(frame))
-    mid = r0.interpolate(frames[1], frames[2], [0.25, 0.5, 0.75])
-    assert torch.allclose(torch.stack(out[5:8]), mid, atol=1e-5)
+    mid = r0.interpolate(frames[1], frames[2], [1 / 3, 2 / 3])
+    assert torch.allclose(torch.stack(out[4:6]), mid, atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -189,3 +190,50 @@ def test_stream_encodes_each_frame_once():
     out = list(Interpolator(fake, variant="R", weights="fake").stream(frames, factor=2))
     assert len(out) == 7 and fake.encoded == 4
     assert torch.allclose(torch.stack([o[0, 0, 0] for o in out]), torch.tensor([0, 0.5, 1, 0.5, 0, 0.5, 1.0]))
+
+
+def test_stream_holds_one_batch_at_a_time():
+    """A pair's frames leave batch by batch: with 999 timesteps only the running batch is alive, not the pair."""
+    fake = FakeBackend()
+    interp = Interpolator(fake, variant="R", weights="fake", max_batch=2)
+    frames = [torch.zeros(3, 128, 128), torch.ones(3, 128, 128)]
+    out = interp.stream(frames, factor=1000)
+    assert torch.equal(next(out), frames[0])
+    first = next(out)
+    assert fake.batches == [2]  # the first new frame arrives before the second batch runs
+    assert torch.allclose(first, torch.full((3, 128, 128), 0.001))
+    rest = list(out)
+    assert len(rest) == 999 and fake.batches == [2] * 499 + [1]
+    assert torch.allclose(torch.stack([r[0, 0, 0] for r in rest[:-1]]), torch.arange(2, 1000) / 1000)
+    assert torch.equal(rest[-1], frames[1])
+
+
+def test_small_scales_pad_to_the_eighth_grid():
+    from gimm_trt.core.sizes import Padding, pad_multiple, processing_size
+
+    assert [pad_multiple(d) for d in (1.0, 0.75, 0.5, 0.25, 0.125, 0.0625, 0.3)] == [32, 32, 32, 32, 64, 128, 32]
+    assert processing_size(2160, 3840, 0.25) == (2176, 3840, 544, 960)  # the official 4K padding is kept
+    assert processing_size(4320, 7680, 0.125) == (4352, 7680, 544, 960)  # 8K: 4320 / 8 = 540 is off the grid
+    pad = Padding.for_size(1056, 1000, 0.125)  # 1056 -> 1088, 1000 -> 1024
+    assert (pad.left, pad.right, pad.top, pad.bottom) == (12, 12, 16, 16)
+    with pytest.raises(InputError, match="multiples of 8"):
+        processing_size(1080, 1920, 0.3)
+
+
+@pytest.mark.slow
+def test_eighth_scale_runs_where_the_official_padding_cannot():
+    """1056 rows pad to 1056 under the official multiple of 32, 132 rows at ds 1/8: off the grid. At 1088 they run,
+    and the frame is the model's output on frames padded by hand, cropped back."""
+    g = torch.Generator().manual_seed(3)
+    a = torch.rand(1, 3, 1056, 1000, generator=g)
+    b = torch.roll(a, shifts=(4, -6), dims=(2, 3))
+    interp = Interpolator.from_checkpoint(variant="R", random_weights=True, seed=0)
+    out = interp.interpolate(a, b, [0.5], ds_scale=0.125)
+    assert out.shape == (1, 3, 1056, 1000)
+    pa, pb = (F.pad(x, (12, 12, 16, 16), mode="replicate") for x in (a, b))
+    model = interp.backend.model
+    with torch.inference_mode():
+        f = model.flow(pa, pb, 0.125)
+        t = torch.tensor([0.5])
+        ref = model.synthesis(pa, pb, *f[2:], model.motion(f[0], f[1], t), t, 0.125)[..., 16:-16, 12:-12]
+    assert torch.equal(out, ref)

@@ -57,12 +57,12 @@ def test_tiles_cover_the_frame_once():
 @pytest.mark.parametrize(
     "hp, wp, ds, n, tile",
     [
-        (128, 224, 1.0, 2, 64),
+        pytest.param(128, 224, 1.0, 2, 64, marks=pytest.mark.slow),
         (128, 224, 1.0, 1, 37),
-        (136, 152, 1.0, 3, 51),
-        (256, 448, 0.5, 2, 100),
+        pytest.param(136, 152, 1.0, 3, 51, marks=pytest.mark.slow),
+        pytest.param(256, 448, 0.5, 2, 100, marks=pytest.mark.slow),
         (256, 320, 0.5, 1, 33),
-        (128, 224, 1.0, 2, 500),
+        (128, 160, 1.0, 2, 500),
     ],
 )
 def test_tiled_equals_untiled(synthesis, hp, wp, ds, n, tile):
@@ -95,3 +95,18 @@ def test_tiled_decoder_and_composition_each_match(synthesis):
         tiled = synthesis.decode_tiled(args, 45)
     for a, b in zip(whole, tiled):
         assert float((a - b).abs().max()) <= 1e-5
+
+
+@pytest.mark.parametrize("h, w, n, tile", [(64, 112, 2, 16), (40, 56, 3, 7), (64, 112, 1, 500)])
+def test_motion_in_chunks_equals_whole(h, w, n, tile):
+    # the coordinate MLP in tile * tile pixel chunks (the last one partial when it does not divide T*h*w)
+    motion = load_model(variant="R-P", random_weights=True, seed=2).motion
+    g = torch.Generator().manual_seed(4)
+    flow01, flow10 = 3 * torch.randn(1, 2, h, w, generator=g), 3 * torch.randn(1, 2, h, w, generator=g)
+    t = torch.linspace(0.2, 0.8, n)
+    with torch.inference_mode():
+        whole = motion(flow01, flow10, t)
+        chunked = motion(flow01, flow10, t, tile=tile)
+    assert chunked.shape == whole.shape == (n, 2, h, w)
+    assert float((chunked - whole).abs().max()) <= 1e-5 * float(whole.abs().max())
+    assert float(whole.std()) > 0.01

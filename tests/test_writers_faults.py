@@ -46,6 +46,8 @@ def run_faulty(work, fault, timeout: float = 120.0) -> tuple:
         code = 3
         try:
             torch.set_num_threads(1)  # the parent's thread pool did not survive the fork
+            # as in a terminal: a shell starts background jobs (CI steps, nohup) with SIGINT ignored
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             if fault[0] == "limit":
                 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
                 resource.setrlimit(resource.RLIMIT_FSIZE, (fault[1], resource.RLIM_INFINITY))

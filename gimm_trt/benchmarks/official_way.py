@@ -33,7 +33,7 @@ def interpolate_official_way(stages, img0, img1, timesteps: Sequence[float], ds_
     if x0.shape != x1.shape:
         raise InputError(f"img0 and img1 differ in size: {tuple(x0.shape[-2:])} vs {tuple(x1.shape[-2:])}")
     processing_size(x0.shape[2], x0.shape[3], ds_scale)
-    pad = Padding.for_size(x0.shape[2], x0.shape[3])
+    pad = Padding.for_size(x0.shape[2], x0.shape[3], ds_scale)
     x0, x1 = pad.pad(x0), pad.pad(x1)
     feats = stages.flow(x0, x1, ds_scale)  # once per pair
     out = []

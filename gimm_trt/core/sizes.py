@@ -12,6 +12,7 @@ __all__ = [
     "PAD_MULTIPLE",
     "PRESETS",
     "Padding",
+    "pad_multiple",
     "padded_size",
     "processing_size",
     "default_ds",
@@ -19,14 +20,29 @@ __all__ = [
     "parse_resolution",
 ]
 
-PAD_MULTIPLE = 32
+PAD_MULTIPLE = 32  # the official demo's
+MAX_PAD_MULTIPLE = 256
 MIN_PROCESSING = 128  # smallest processing height/width: the 1/8 correlation pyramid needs 4 levels
 PRESETS = {"720p": (1280, 720), "1080p": (1920, 1080), "2k": (2560, 1440), "4k": (3840, 2160)}
 
 
+def pad_multiple(ds: float) -> int:
+    """The multiple frame sides pad to at scale ``ds``: the official 32 wherever 32 * ds is a multiple of 8 (ds 1,
+    0.75, 0.5, 0.25), else the smallest of 64, 128, 256 that is (64 at ds 0.125: 8K's 4320 rows pad to 4352, so
+    the flow runs at 544 rows rather than 540, off the 1/8 grid RAFT's encoders need); 32 when none is."""
+    multiple = PAD_MULTIPLE
+    while multiple <= MAX_PAD_MULTIPLE:
+        side = multiple * ds
+        if side == int(side) and int(side) % 8 == 0:
+            return multiple
+        multiple *= 2
+    return PAD_MULTIPLE
+
+
 @dataclass(frozen=True)
 class Padding:
-    """Replicate padding to multiples of 32, split as the official demo splits it (left = pw // 2)."""
+    """Replicate padding to multiples of ``pad_multiple(ds)`` (32 for the official scales), split as the official
+    demo splits it (left = pw // 2)."""
 
     left: int
     right: int
@@ -34,7 +50,8 @@ class Padding:
     bottom: int
 
     @classmethod
-    def for_size(cls, h: int, w: int, multiple: int = PAD_MULTIPLE) -> Padding:
+    def for_size(cls, h: int, w: int, ds: float = 1.0) -> Padding:
+        multiple = pad_multiple(ds)
         ph = (multiple - h % multiple) % multiple
         pw = (multiple - w % multiple) % multiple
         return cls(pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
@@ -52,9 +69,9 @@ class Padding:
         return x[..., self.top : h - self.bottom, self.left : w - self.right]
 
 
-def padded_size(h: int, w: int) -> tuple:
-    """(Hp, Wp): ``h`` x ``w`` padded to multiples of 32."""
-    pad = Padding.for_size(h, w)
+def padded_size(h: int, w: int, ds: float = 1.0) -> tuple:
+    """(Hp, Wp): ``h`` x ``w`` padded to multiples of ``pad_multiple(ds)``."""
+    pad = Padding.for_size(h, w, ds)
     return h + pad.top + pad.bottom, w + pad.left + pad.right
 
 
@@ -62,11 +79,11 @@ def processing_size(h: int, w: int, ds: float) -> tuple:
     """(Hp, Wp, Hd, Wd) for an input of H x W at scale ``ds``; raises InputError if the model cannot run it."""
     if not isinstance(ds, (int, float)) or isinstance(ds, bool) or not 0.0 < ds <= 1.0:
         raise InputError(f"ds_scale must lie in (0, 1], got {ds!r}")
-    hp, wp = padded_size(h, w)
+    hp, wp = padded_size(h, w, ds)
     hd, wd = int(hp * ds), int(wp * ds)
     if hd % 8 or wd % 8 or hd * 1.0 != hp * ds or wd * 1.0 != wp * ds:
         raise InputError(
-            f"ds_scale={ds} does not divide the padded size {hp}x{wp} into multiples of 8 (use 1.0, 0.5 or 0.25)"
+            f"ds_scale={ds} does not divide the padded size {hp}x{wp} into multiples of 8 (use 1.0, 0.5, 0.25 or 0.125)"
         )
     if hd < MIN_PROCESSING or wd < MIN_PROCESSING:
         raise InputError(

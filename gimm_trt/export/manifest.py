@@ -203,7 +203,7 @@ class ExportInfo:
 
     def check_frames(self, height: int, width: int) -> None:
         """ExportError unless frames of ``height`` x ``width`` pad to the size this export was made for."""
-        padded = padded_size(height, width)
+        padded = padded_size(height, width, self.ds_scale)
         if padded != self.padded_size:
             hp, wp = self.padded_size
             raise ExportError(

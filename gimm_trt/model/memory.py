@@ -138,7 +138,7 @@ def estimate(
 ) -> Estimate:
     """Peak memory of one frame pair of padded size ``height`` x ``width`` with ``timesteps`` in one batch.
 
-    Runs what the torch backend runs for a pair (flow, motion, synthesis; ``tile``: the synthesis tile, see
+    Runs what the torch backend runs for a pair (flow, motion, synthesis; ``tile``: the motion and synthesis tile, see
     ``Synthesis.forward``) on fake tensors. ``variant_arch``: ``"r"`` or ``"f"``. ``device="cuda"`` rounds each
     storage to the allocator's 512-byte blocks. Pass ``model``/``fake_mode`` from ``fake_model`` to reuse one.
     """
@@ -150,7 +150,7 @@ def estimate(
         model = fake_model(variant_arch, fake_mode)
     tracker = LiveBytes(CUDA_BLOCK if str(device).startswith("cuda") else 1)
     with fake_mode:
-        run_pair(model, tracker, height, width, ds, timesteps=timesteps, tile=tile, precision=precision)
+        run_pair(model, tracker, height, width, ds, timesteps=timesteps, tile=tile, precision=precision, distinct=True)
     return Estimate(total=tracker.peak, stages=dict(tracker.peaks), weights=tracker.fixed)
 
 
@@ -164,10 +164,12 @@ def run_pair(
     timesteps: int = 1,
     tile: Optional[int] = None,
     precision: str = "fp32",
+    distinct: bool = False,
 ) -> None:
     """What the torch backend runs for one pair (inputs made empty here), with ``tracker`` counting.
 
     Under a ``FakeTensorMode`` nothing is computed; with a real model it computes on uninitialised frames.
+    ``distinct``: with ``tile``, one synthesis window of each kind (the same peak, far fewer operators).
     """
     dtype = _AUTOCAST.get(precision)
     cast = torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext()
@@ -180,8 +182,8 @@ def run_pair(
             tracker.mark("flow")
             feats = model.flow(x0, x1, ds)
             tracker.mark("motion")
-            flowt = model.motion(feats[0], feats[1], t)
+            flowt = model.motion(feats[0], feats[1], t, tile=tile)
             tracker.mark("synthesis")
-            out = model.synthesis(x0, x1, *feats[2:], flowt, t, ds, tile=tile)
+            out = model.synthesis(x0, x1, *feats[2:], flowt, t, ds, tile=tile, distinct=distinct)
             del flowt, out
             tracker._sample()

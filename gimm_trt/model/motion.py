@@ -4,6 +4,8 @@ Per pair: flow normalisation, splatting metrics and motion latents. Per timestep
 two forward splats of the latents, the latent refiner and the coordinate MLP.
 """
 
+from typing import Optional
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -128,12 +130,17 @@ class MotionNetwork(nn.Module):
         lat = self.encoder(torch.cat([nflow[:, :, 0], nflow[:, :, 1]], dim=0))
         return lat[:n], lat[n:]
 
-    def forward(self, flow01: torch.Tensor, flow10: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, flow01: torch.Tensor, flow10: torch.Tensor, t: torch.Tensor, tile: Optional[int] = None
+    ) -> torch.Tensor:
         """Flow at each timestep for one frame pair.
 
         Args:
             flow01, flow10: [1,2,h,w] float32 estimator flows, pixels (x then y).
             t: [T] float32 timesteps in (0, 1).
+            tile: None, or a tile side in pixels (as ``Synthesis.forward``'s): the coordinate MLP then runs
+                ``tile * tile`` pixels per call. Its 128-wide hidden layers are the stage's largest activations
+                ([T,h,w,128], 1 GiB per timestep at 1080p), and it maps each pixel alone: the same flows.
 
         Returns:
             flowt: [T,2,h,w] float32, pixels; F_t0 = -t * flowt and F_t1 = (1-t) * flowt.
@@ -150,7 +157,17 @@ class MotionNetwork(nn.Module):
         s1 = splat(lat1, flow10 * (1 - tt), w10.expand(n_t, -1, -1, -1), impl=self.splat_impl)
         z = torch.cat([s0, s1], dim=1)
         z = z + self.refiner(torch.cat([lat0, lat1, z], dim=1))
-        out = self.mlp(torch.cat([z.permute(0, 2, 3, 1), self.coords(t, h, w)], dim=-1))  # [T,h,w,2]
+        x = torch.cat([z.permute(0, 2, 3, 1), self.coords(t, h, w)], dim=-1)  # [T,h,w,35]
+        del z
+        if tile is None:
+            out = self.mlp(x)  # [T,h,w,2]
+        else:
+            x = x.view(-1, x.shape[-1])
+            out = x.new_empty(x.shape[0], 2, dtype=torch.float32)
+            chunk = tile * tile
+            for s in range(0, x.shape[0], chunk):
+                out[s : s + chunk] = self.mlp(x[s : s + chunk])
+            out = out.view(n_t, h, w, 2)
         return (2.0 * out.permute(0, 3, 1, 2) - 1.0) * scale
 
     @staticmethod

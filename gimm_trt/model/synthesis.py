@@ -26,16 +26,26 @@ def halo(module: nn.Module) -> int:
     return total
 
 
-def tiles(height: int, width: int, tile: int, margin: int):
+def tiles(height: int, width: int, tile: int, margin: int, distinct: bool = False):
     """(y0, y1, x0, x1) output windows of at most ``tile`` pixels a side covering the frame, each with its
-    region read (the window grown by ``margin``, clipped to the frame)."""
+    region read (the window grown by ``margin``, clipped to the frame).
+
+    ``distinct``: only the first window of each kind (its size, its region's size, which frame sides the region
+    touches): every window of a kind runs the same operators on the same shapes, so these few give the tiled
+    run's peak memory (``model.memory``), not its frames.
+    """
+    seen = set()
     for y0 in range(0, height, tile):
         for x0 in range(0, width, tile):
             y1, x1 = min(y0 + tile, height), min(x0 + tile, width)
-            yield (
-                (y0, y1, x0, x1),
-                (max(y0 - margin, 0), min(y1 + margin, height), max(x0 - margin, 0), min(x1 + margin, width)),
-            )
+            region = (max(y0 - margin, 0), min(y1 + margin, height), max(x0 - margin, 0), min(x1 + margin, width))
+            if distinct:
+                ry0, ry1, rx0, rx1 = region
+                kind = (y1 - y0, x1 - x0, ry1 - ry0, rx1 - rx0, ry0 == 0, ry1 == height, rx0 == 0, rx1 == width)
+                if kind in seen:
+                    continue
+                seen.add(kind)
+            yield (y0, y1, x0, x1), region
 
 
 def paste(outs, parts, box, region) -> list:
@@ -281,6 +291,7 @@ class Synthesis(nn.Module):
         t,
         ds: float = 1.0,
         tile: Optional[int] = None,
+        distinct: bool = False,
     ):
         """Frames at each timestep.
 
@@ -296,6 +307,8 @@ class Synthesis(nn.Module):
             tile: None, or the side in pixels of the spatial tiles the full-size parts (final decoder at the
                 processing size, composition at the frame size) run in, each with a halo of the receptive field
                 of its convolutions: the same frames within float rounding, a fraction of the activations.
+            distinct: with ``tile``, run one window of each kind only (see ``tiles``): for memory estimates,
+                whose peak it keeps; the frames are incomplete.
 
         Returns:
             [T,3,Hp,Wp] float32 in [0,1].
@@ -315,20 +328,20 @@ class Synthesis(nn.Module):
         del feat, flow0, flow1, mask
         if tile is None:
             return self.compose(img0, img1, *self.final_decoder(*args))
-        return self.compose_tiled(img0, img1, *self.decode_tiled(args, tile), tile)
+        return self.compose_tiled(img0, img1, *self.decode_tiled(args, tile, distinct), tile, distinct)
 
-    def decode_tiled(self, args, tile: int):
+    def decode_tiled(self, args, tile: int, distinct: bool = False):
         """``final_decoder(*args)`` computed in ``tile`` x ``tile`` windows of the processing size."""
         h, w = args[6].shape[-2:]
         outs = None
-        for box, region in tiles(h, w, tile, halo(self.final_decoder.convblock)):
+        for box, region in tiles(h, w, tile, halo(self.final_decoder.convblock), distinct):
             parts = self.final_decoder.region(*args, region)
             if outs is None and box != (0, h, 0, w):
                 outs = [p.new_empty(p.shape[:2] + (h, w)) for p in parts]
             outs = paste(outs, parts, box, region)
         return outs
 
-    def compose_tiled(self, img0, img1, flows0, flows1, masks, res, tile: int):
+    def compose_tiled(self, img0, img1, flows0, flows1, masks, res, tile: int, distinct: bool = False):
         """``compose`` computed in ``tile`` x ``tile`` windows of the frame (whole when the frame size is not an
         integer multiple of the processing size)."""
         hp, wp = img0.shape[-2:]
@@ -337,7 +350,7 @@ class Synthesis(nn.Module):
             return self.compose(img0, img1, flows0, flows1, masks, res)
         r = hp // h
         out = None
-        for box, region in tiles(hp, wp, tile, halo(self.combine)):
+        for box, region in tiles(hp, wp, tile, halo(self.combine), distinct):
             ups = [resize_region(x, r, region) for x in (flows0, flows1, masks, res)]
             part = self.compose(
                 img0, img1, float(r) * ups[0], float(r) * ups[1], ups[2], ups[3], region=region, scale=1.0

@@ -93,7 +93,8 @@ SPECS = {
     "torch": BackendSpec(
         "torch",
         {"cuda": ("fp32", "fp16", "bf16"), "cpu": ("fp32", "bf16")},
-        why="PyTorch's CPU fp16 convolutions are reference loops (minutes per frame); bf16 ones are fast",
+        why="PyTorch's CPU fp16 convolutions are reference loops (minutes per frame); bf16 ones are fast on CPUs "
+        "with AVX512-BF16 or AMX",
     ),
     # the exported backends run what an export can be made in
     # portable splats for onnxruntime: stock ORT runs them on any provider, the custom op is a CPU Python callback

@@ -56,6 +56,7 @@ class Budget:
         self.limit = limit
         self.tiles = TILES if tiles else (None,)
         self._plans = {}
+        self._peaks = {}
         self._fake = None
 
     def plan(self, height: int, width: int, ds: float, timesteps: int) -> tuple:
@@ -66,6 +67,12 @@ class Budget:
 
     def peak(self, height: int, width: int, ds: float, batch: int, tile: Optional[int]) -> int:
         """Predicted peak bytes of one pair with ``batch`` timesteps per synthesis call."""
+        key = (height, width, ds, batch, tile)
+        if key not in self._peaks:
+            self._peaks[key] = self._estimate(*key)
+        return self._peaks[key]
+
+    def _estimate(self, height: int, width: int, ds: float, batch: int, tile: Optional[int]) -> int:
         from torch._subclasses.fake_tensor import FakeTensorMode
 
         from ..model.memory import estimate, fake_model
@@ -96,20 +103,31 @@ class Budget:
         return None
 
     def _search(self, height: int, width: int, ds: float, timesteps: int) -> tuple:
+        """The largest tile, then the largest batch under the limit, in few estimates (each one runs the model on
+        fake tensors): the smallest plan first (a budget nothing fits fails at once), then each tile at batch 1
+        from the largest, then the batch from the line through batches 1 and 2, checked, stepped down if over."""
         limit = self._limit()
         if limit is None:  # a CPU without a budget: batching costs memory and gains no speed there
             return 1, None
-        for tile in self.tiles:
-            batch = timesteps
-            while True:
-                if self.peak(height, width, ds, batch, tile) <= limit:
-                    return batch, tile
-                if batch == 1:
-                    break
-                batch = (batch + 1) // 2
         smallest = self.peak(height, width, ds, 1, self.tiles[-1])
-        raise InputError(
-            f"frames of {width}x{height} at ds_scale={ds} need at least {_gib(smallest)} "
-            f"(one timestep per batch{', tiles of ' + str(self.tiles[-1]) if self.tiles[-1] else ''}); "
-            f"the memory budget is {_gib(limit)}: raise max_memory, or use a smaller ds_scale"
-        )
+        if smallest > limit:
+            raise InputError(
+                f"frames of {width}x{height} at ds_scale={ds} need at least {_gib(smallest)} "
+                f"(one timestep per batch{', tiles of ' + str(self.tiles[-1]) if self.tiles[-1] else ''}); "
+                f"the memory budget is {_gib(limit)}: raise max_memory, or use a smaller ds_scale"
+            )
+        for tile in self.tiles:  # the smallest fits: so does some tile
+            one = self.peak(height, width, ds, 1, tile)
+            if one <= limit:
+                break
+        if timesteps == 1:
+            return 1, tile
+        per_step = max(self.peak(height, width, ds, 2, tile) - one, 1)  # peaks grow by about this per timestep
+        batch = max(1, min(timesteps, 1 + (limit - one) // per_step))
+        while batch > 1:
+            peak = self.peak(height, width, ds, batch, tile)
+            if peak <= limit:
+                break
+            # down along the line through (1, one) and (batch, peak): steeper than the first guess
+            batch = max(1, min(batch - 1, 1 + (batch - 1) * (limit - one) // (peak - one)))
+        return batch, tile

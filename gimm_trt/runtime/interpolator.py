@@ -191,8 +191,8 @@ class Interpolator:
         if x0.shape != x1.shape:
             raise InputError(f"img0 and img1 differ in size: {tuple(x0.shape[-2:])} vs {tuple(x1.shape[-2:])}")
         ds = self._check_size(x0, ds_scale)
-        frames, _ = self._pair(x0, x1, ts, ds)
-        return frames
+        batches = list(self._pair(x0, x1, ts, ds))
+        return batches[0] if len(batches) == 1 else torch.cat(batches)
 
     def _check_size(self, x: torch.Tensor, ds_scale) -> float:
         """The ds to use for frames of ``x``'s size; an error if the model or the export cannot serve it."""
@@ -201,18 +201,20 @@ class Interpolator:
         self.backend.check_frames(x.shape[2], x.shape[3])  # an export serves one padded size: said before any work
         return ds
 
-    def _pair(self, x0, x1, ts, ds, enc0=None, reuse: bool = False):
-        """Frames [T,3,H,W] for one checked pair, and frame 1's encoding when ``reuse`` (for the next pair).
+    def _pair(self, x0, x1, ts, ds, enc0=None, reuse: bool = False, encoded=None):
+        """Yields the frames [B,3,H,W] of one checked pair, batch by batch, in timestep order.
 
-        With ``reuse``, frame 0's encoding ``enc0`` (from the previous pair of a video) is used instead of
-        encoding it again.
+        Only one batch of frames is alive at a time, so a pair with many timesteps (``factor=1000``) stays
+        within the budget. With ``reuse``, frame 0's encoding ``enc0`` (from the previous pair of a video) is
+        used instead of encoding it again, and frame 1's encoding is put in the list ``encoded`` for the next pair.
         """
-        pad = Padding.for_size(x0.shape[2], x0.shape[3])
+        pad = Padding.for_size(x0.shape[2], x0.shape[3], ds)
         x0, x1 = pad.pad(x0), pad.pad(x1)
-        enc1 = None
         if reuse:
             enc0 = enc0 if enc0 is not None else self.backend.encode(x0, ds)
             enc1 = self.backend.encode(x1, ds)
+            if encoded is not None:
+                encoded.append(enc1)
             feats = self.backend.estimate(enc0, enc1, ds)
         else:
             feats = self.backend.flow(x0, x1, ds)
@@ -223,19 +225,22 @@ class Interpolator:
         step = self.max_batch or self._batch_cap or len(ts)
         if self.budget is not None and self.max_batch is None:  # an explicit max_batch is the caller's choice
             step = min(step, self._plan(x0, ds, len(ts)))
-        out, i = [], 0
+        i = 0
         while i < len(ts):
             try:
                 flowt = self.backend.motion(flow01, flow10, t[i : i + step])
-                out.append(pad.crop(self.backend.synthesis(x0, x1, feats, flowt, t[i : i + step], ds)))
-                i += step
+                frames = pad.crop(self.backend.synthesis(x0, x1, feats, flowt, t[i : i + step], ds))
             except torch.cuda.OutOfMemoryError:
                 if self.max_batch is not None or step == 1:
                     raise
                 # same frames from smaller batches; remembered so later pairs start there
                 step = self._batch_cap = step // 2
                 torch.cuda.empty_cache()
-        return (out[0] if len(out) == 1 else torch.cat(out)), enc1
+                continue
+            del flowt
+            i += step
+            yield frames
+            del frames  # the caller holds what it keeps; this batch is not held while the next one runs
 
     def _plan(self, x0, ds: float, timesteps: int) -> int:
         """Timesteps per batch for padded frames like ``x0`` under the budget; sets the torch backend's tile."""
@@ -267,8 +272,11 @@ class Interpolator:
                         f"frame {i} is {tuple(cur.shape[-2:])}, earlier frames are {tuple(prev.shape[-2:])}"
                     )
                 # each frame is encoded once: its encoding serves as frame 0 of the next pair
-                new, enc = self._pair(prev, cur, ts, ds, enc0=enc, reuse=True)
-                yield from new
+                encoded = []
+                for batch in self._pair(prev, cur, ts, ds, enc0=enc, reuse=True, encoded=encoded):
+                    yield from batch
+                    del batch
+                enc = encoded[0]
                 yield cur[0]
             prev = cur
 

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import torch
 
 from ..core.stages import FLOW_OUTPUTS, SYNTHESIS_INPUTS
 from .backend import Backend, check_backend
 
-__all__ = ["TorchBackend", "exact_fp32"]
+__all__ = ["TorchBackend", "exact_fp32", "cpu_has_bf16"]
 
 _AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bf16 convolutions natively on this CPU (else it emulates them, ~80x slower)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 @contextlib.contextmanager
@@ -41,8 +47,14 @@ class TorchBackend(Backend):
     def __init__(self, model: torch.nn.Module, *, device, precision: str = "fp32"):
         self.device = check_backend(self.name, device, precision)
         self.precision = precision
+        if precision == "bf16" and self.device.type == "cpu" and not cpu_has_bf16():
+            warnings.warn(
+                f"this CPU ({torch.backends.cpu.get_cpu_capability()}) has no native bf16 (AVX512-BF16 or AMX): "
+                "PyTorch emulates bf16 convolutions there, about 80x slower than fp32; use precision='fp32'",
+                stacklevel=2,
+            )
         self.model = model.to(self.device).eval()
-        self.tile = None  # synthesis tile side in pixels (None: untiled), set by a memory budget
+        self.tile = None  # motion and synthesis tile side in pixels (None: untiled), set by a memory budget
 
     @contextlib.contextmanager
     def _mode(self):
@@ -68,7 +80,9 @@ class TorchBackend(Backend):
 
     def motion(self, flow01, flow10, t) -> torch.Tensor:
         with self._mode():
-            return self.model.motion(flow01, flow10, t)
+            if self.tile is None:
+                return self.model.motion(flow01, flow10, t)
+            return self.model.motion(flow01, flow10, t, tile=self.tile)
 
     def synthesis(self, img0, img1, feats: dict, flowt, t, ds: float) -> torch.Tensor:
         with self._mode():
