@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn as nn
 
+from gimm_trt.model._utils import halo, tiles
 from gimm_trt.model.checkpoint import load_model
-from gimm_trt.model.synthesis import halo, tiles
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +44,7 @@ def test_halo_walks_the_convolutions():
     model = load_model(variant="R", random_weights=True).synthesis
     assert halo(model.final_decoder.convblock) == 17
     assert halo(model.combine) == 6
+    assert halo(load_model(variant="R", random_weights=True).motion.refiner) == 5
 
 
 def test_tiles_cover_the_frame_once():
@@ -97,9 +98,9 @@ def test_tiled_decoder_and_composition_each_match(synthesis):
         assert float((a - b).abs().max()) <= 1e-5
 
 
-@pytest.mark.parametrize("h, w, n, tile", [(64, 112, 2, 16), (40, 56, 3, 7), (64, 112, 1, 500)])
-def test_motion_in_chunks_equals_whole(h, w, n, tile):
-    # the coordinate MLP in tile * tile pixel chunks (the last one partial when it does not divide T*h*w)
+@pytest.mark.parametrize("h, w, n, tile", [(64, 112, 2, 16), (41, 57, 3, 7), (64, 112, 1, 500)])
+def test_tiled_motion_equals_whole(h, w, n, tile):
+    # the refiner (reflect padding at the frame's sides, zeros inside) and the coordinate MLP per window
     motion = load_model(variant="R-P", random_weights=True, seed=2).motion
     g = torch.Generator().manual_seed(4)
     flow01, flow10 = 3 * torch.randn(1, 2, h, w, generator=g), 3 * torch.randn(1, 2, h, w, generator=g)

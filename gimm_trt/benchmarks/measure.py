@@ -84,6 +84,9 @@ class TimedBackend(Backend):
     def check_frames(self, height: int, width: int) -> None:
         self.inner.check_frames(height, width)
 
+    def use_tile(self, tile) -> None:
+        self.inner.use_tile(tile)
+
     def flow(self, img0, img1, ds):
         with self.timer.span("flow"):
             return self.inner.flow(img0, img1, ds)

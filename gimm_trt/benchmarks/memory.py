@@ -94,7 +94,7 @@ def tile_throughput(
 
     rows, whole, base = [], None, None
     for tile in (None, *tiles):
-        backend.tile = tile
+        backend.use_tile(tile)
         out = run()
         seconds = []
         for _ in range(repeats):

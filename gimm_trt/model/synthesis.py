@@ -9,43 +9,8 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from ._utils import resize, resize_region, warp, warp_region
+from ._utils import halo, resize, resize_region, tiles, warp, warp_region
 from .flow._utils import Correlation, coords_grid
-
-
-def halo(module: nn.Module) -> int:
-    """Pixels a stack of convolutions reads beyond each side of its output: dilation * (k - 1) / 2 per
-    convolution, times the strides before it. Every convolution of ``module`` counts, as if chained: a bound
-    for blocks whose branches run some of them side by side."""
-    total, stride = 0, 1
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            k, d = max(m.kernel_size), max(m.dilation)
-            total += stride * d * (k - 1) // 2
-            stride *= max(m.stride)
-    return total
-
-
-def tiles(height: int, width: int, tile: int, margin: int, distinct: bool = False):
-    """(y0, y1, x0, x1) output windows of at most ``tile`` pixels a side covering the frame, each with its
-    region read (the window grown by ``margin``, clipped to the frame).
-
-    ``distinct``: only the first window of each kind (its size, its region's size, which frame sides the region
-    touches): every window of a kind runs the same operators on the same shapes, so these few give the tiled
-    run's peak memory (``model.memory``), not its frames.
-    """
-    seen = set()
-    for y0 in range(0, height, tile):
-        for x0 in range(0, width, tile):
-            y1, x1 = min(y0 + tile, height), min(x0 + tile, width)
-            region = (max(y0 - margin, 0), min(y1 + margin, height), max(x0 - margin, 0), min(x1 + margin, width))
-            if distinct:
-                ry0, ry1, rx0, rx1 = region
-                kind = (y1 - y0, x1 - x0, ry1 - ry0, rx1 - rx0, ry0 == 0, ry1 == height, rx0 == 0, rx1 == width)
-                if kind in seen:
-                    continue
-                seen.add(kind)
-            yield (y0, y1, x0, x1), region
 
 
 def paste(outs, parts, box, region) -> list:

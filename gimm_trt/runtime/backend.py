@@ -52,6 +52,10 @@ class Backend(abc.ABC):
     def check_frames(self, height: int, width: int) -> None:  # noqa: B027 (a default, not a duty)
         """Raise before any work when frames of ``height`` x ``width`` cannot run here (any size by default)."""
 
+    def use_tile(self, tile: Optional[int]) -> None:  # noqa: B027 (a default, not a duty)
+        """Run motion and synthesis in ``tile``-pixel windows from now on (None: whole), as a memory budget plans;
+        backends whose graphs have fixed shapes (exports) run whole and ignore it."""
+
     @abc.abstractmethod
     def encode(self, img: torch.Tensor, ds: float) -> Any:
         """Per-frame work for a padded [1,3,Hp,Wp] frame."""

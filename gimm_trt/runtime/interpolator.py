@@ -243,13 +243,9 @@ class Interpolator:
             del frames  # the caller holds what it keeps; this batch is not held while the next one runs
 
     def _plan(self, x0, ds: float, timesteps: int) -> int:
-        """Timesteps per batch for padded frames like ``x0`` under the budget; sets the torch backend's tile."""
+        """Timesteps per batch for padded frames like ``x0`` under the budget; sets the backend's tile."""
         batch, tile = self.budget.plan(x0.shape[2], x0.shape[3], ds, timesteps)
-        backend = self.backend
-        while hasattr(backend, "inner"):  # wrappers (timing) around the backend that runs
-            backend = backend.inner
-        if isinstance(backend, TorchBackend):
-            backend.tile = tile
+        self.backend.use_tile(tile)
         return batch
 
     def stream(self, frames: Iterable, factor: int = 2, ds_scale: Optional[float] = None) -> Iterator[torch.Tensor]:

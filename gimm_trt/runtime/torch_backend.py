@@ -56,6 +56,9 @@ class TorchBackend(Backend):
         self.model = model.to(self.device).eval()
         self.tile = None  # motion and synthesis tile side in pixels (None: untiled), set by a memory budget
 
+    def use_tile(self, tile) -> None:
+        self.tile = tile
+
     @contextlib.contextmanager
     def _mode(self):
         dtype = _AUTOCAST.get(self.precision)
