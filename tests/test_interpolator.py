@@ -220,7 +220,6 @@ def test_small_scales_pad_to_the_eighth_grid():
         processing_size(1080, 1920, 0.3)
 
 
-@pytest.mark.slow
 def test_eighth_scale_runs_where_the_official_padding_cannot():
     """1056 rows pad to 1056 under the official multiple of 32, 132 rows at ds 1/8: off the grid. At 1088 they run,
     and the frame is the model's output on frames padded by hand, cropped back."""
