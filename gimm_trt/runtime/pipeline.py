@@ -93,19 +93,23 @@ def interpolate_video(
         )
         rate = fps or (src.fps or IMAGE_FPS) * factor
         notes = []
-        sink = _sink(
-            out,
-            video_out,
-            src,
-            rate,
-            overwrite,
-            notes,
-            fps_given=fps is not None,
-            comment=f"gimm-trt: GIMM-VFI-{interp.variant} x{factor}, {interp.weights}",
-        )
-        frames = _Counted(src.frames(on_audio=sink.write_audio))
         total = (src.frame_count - 1) * factor + 1 if src.frame_count else None  # a video's count is an estimate
-        with sink, _bar(progress, total) as bar:  # the sink puts its output in place only if this block succeeds
+        # the sink is entered as soon as it has made its partial output, so a signal from then on removes it; it
+        # puts its output in place only if the block succeeds
+        with (
+            _sink(
+                out,
+                video_out,
+                src,
+                rate,
+                overwrite,
+                notes,
+                fps_given=fps is not None,
+                comment=f"gimm-trt: GIMM-VFI-{interp.variant} x{factor}, {interp.weights}",
+            ) as sink,
+            _bar(progress, total) as bar,
+        ):
+            frames = _Counted(src.frames(on_audio=sink.write_audio))
             for frame in interp.stream(frames, factor=factor, ds_scale=ds_scale):
                 sink.write(to_uint8(frame))
                 bar.update()
