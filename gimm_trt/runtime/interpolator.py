@@ -201,20 +201,19 @@ class Interpolator:
         self.backend.check_frames(x.shape[2], x.shape[3])  # an export serves one padded size: said before any work
         return ds
 
-    def _pair(self, x0, x1, ts, ds, enc0=None, reuse: bool = False, encoded=None):
+    def _pair(self, x0, x1, ts, ds, enc0=None, encoded=None):
         """Yields the frames [B,3,H,W] of one checked pair, batch by batch, in timestep order.
 
         Only one batch of frames is alive at a time, so a pair with many timesteps (``factor=1000``) stays
-        within the budget. With ``reuse``, frame 0's encoding ``enc0`` (from the previous pair of a video) is
-        used instead of encoding it again, and frame 1's encoding is put in the list ``encoded`` for the next pair.
+        within the budget. With a list ``encoded`` (a video), frame 1's encoding is appended to it for the next
+        pair, and frame 0's encoding ``enc0`` (from the previous pair) is used instead of encoding it again.
         """
         pad = Padding.for_size(x0.shape[2], x0.shape[3], ds)
         x0, x1 = pad.pad(x0), pad.pad(x1)
-        if reuse:
+        if encoded is not None:
             enc0 = enc0 if enc0 is not None else self.backend.encode(x0, ds)
             enc1 = self.backend.encode(x1, ds)
-            if encoded is not None:
-                encoded.append(enc1)
+            encoded.append(enc1)
             feats = self.backend.estimate(enc0, enc1, ds)
         else:
             feats = self.backend.flow(x0, x1, ds)
@@ -269,7 +268,7 @@ class Interpolator:
                     )
                 # each frame is encoded once: its encoding serves as frame 0 of the next pair
                 encoded = []
-                for batch in self._pair(prev, cur, ts, ds, enc0=enc, reuse=True, encoded=encoded):
+                for batch in self._pair(prev, cur, ts, ds, enc0=enc, encoded=encoded):
                     yield from batch
                     del batch
                 enc = encoded[0]
