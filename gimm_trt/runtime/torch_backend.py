@@ -83,9 +83,13 @@ class TorchBackend(Backend):
 
     def motion(self, flow01, flow10, t) -> torch.Tensor:
         with self._mode():
+            if self.tile is None:
+                return self.model.motion(flow01, flow10, t)
             return self.model.motion(flow01, flow10, t, tile=self.tile)
 
     def synthesis(self, img0, img1, feats: dict, flowt, t, ds: float) -> torch.Tensor:
         with self._mode():
             pair = [feats[k] for k in SYNTHESIS_INPUTS[2:8]]
+            if self.tile is None:
+                return self.model.synthesis(img0, img1, *pair, flowt, t, ds)
             return self.model.synthesis(img0, img1, *pair, flowt, t, ds, tile=self.tile)
