@@ -1,12 +1,12 @@
 """gimm-trt: GIMM-VFI video frame interpolation made fast (PyTorch reference, ONNX, TensorRT).
 
 The data flows checkpoint -> model -> export (ONNX) -> engines (TensorRT) -> runtime -> benchmarks;
-each arrow is one subpackage. ``Interpolator`` is the public entry point.
+each arrow is one subpackage. ``Interpolator`` is the public entry point; ``ModelSpec`` says what it runs.
 """
 
 from .core.version import __version__
 
-__all__ = ["Interpolator", "__version__"]
+__all__ = ["Interpolator", "ModelSpec", "__version__"]
 
 
 def __getattr__(name):
@@ -15,4 +15,8 @@ def __getattr__(name):
         from .runtime import Interpolator
 
         return Interpolator
+    if name == "ModelSpec":
+        from .model.spec import ModelSpec
+
+        return ModelSpec
     raise AttributeError(f"module 'gimm_trt' has no attribute {name!r}")

@@ -15,9 +15,11 @@ import click
 
 from .core.errors import GimmError
 from .core.stages import TimestepProfile
+from .export.exporter import PRECISIONS as EXPORT_PRECISIONS
 from .model.checkpoint import VARIANTS
+from .model.spec import ModelSpec
 from .plugins.schema import FORMS as SPLAT_FORMS
-from .runtime.backend import BACKENDS, PRECISIONS, SPECS
+from .runtime.registry import BACKENDS, PRECISIONS, check_spec, options_from_text, options_help
 
 
 def user_errors(fn):
@@ -80,89 +82,185 @@ def _log(message: str) -> None:
     click.echo(message, err=True)
 
 
-def model_options(fn=None, *, device: str = "cpu"):
-    """The options every command shares to pick the model and where it runs (``device=None``: CUDA if present)."""
-    if fn is None:
-        return functools.partial(model_options, device=device)
-    options = [
-        click.option(
-            "--variant",
+# The model option group: each model-level option is declared here once, and a command that uses the group gets
+# one ``ModelSpec`` built from them (``spec=``), as black builds its ``Mode`` once in ``main()``.
+_MODEL_OPTIONS = {
+    "variant": (
+        ("--variant",),
+        dict(
             type=click.Choice(VARIANTS),
             default="R-P",
             show_default=True,
             help="GIMM-VFI variant: R/R-P use RAFT flow, F/F-P FlowFormer; -P = perceptual (LPIPS) weights.",
         ),
-        click.option(
-            "--checkpoint",
+    ),
+    "checkpoint": (
+        ("--checkpoint",),
+        dict(
             type=click.Path(),
             default=None,
             help="Official .pt or .safetensors file, ComfyUI-GIMM-VFI's GIMM file, or a folder holding the "
             "variant's files (picked by name). Default: the official file name in "
             "$GIMM_TRT_CHECKPOINTS or ./pretrained_ckpt.",
         ),
-        click.option(
-            "--flow-checkpoint",
+    ),
+    "flow_checkpoint": (
+        ("--flow-checkpoint",),
+        dict(
             type=click.Path(dir_okay=False),
             default=None,
             help="Flow estimator file of a split pair (raft-things_fp32.safetensors for R/R-P, "
             "flowformer_sintel_fp32.safetensors for F/F-P); its weights replace the GIMM file's. "
             "Default: such a file beside the GIMM file, if any.",
         ),
-        click.option(
-            "--random-weights",
+    ),
+    "random_weights": (
+        ("--random-weights",),
+        dict(
             is_flag=True,
             help="Seeded synthetic weights instead of a checkpoint (speed work and tests: the frames "
             "are not meaningful).",
         ),
-        click.option(
-            "--device",
-            default=device,
-            show_default=device is not None,
-            help="cpu, cuda or cuda:N." + ("" if device else "  [default: cuda if available, else cpu]"),
+    ),
+    "seed": (
+        ("--seed",),
+        dict(
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="Seed of --random-weights (gimm-bench: and of its frame pairs).",
         ),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    ),
+    "backend": (
+        ("--backend",),
+        dict(
+            help="Where the stages run: torch (the PyTorch model), or an exported backend (onnxruntime, "
+            "tensorrt, ...), which exports the model on first use (cached) or runs --export.",
+        ),
+    ),
+    "precision": (("--precision",), dict(help="What the stages compute in; an --export has its own.")),
+    "device": (("--device",), dict(help="cpu, cuda or cuda:N.  [default: cuda if available, else cpu]")),
+    "ds_scale": (
+        ("--ds-scale",),
+        dict(
+            type=float,
+            default=None,
+            help="Processing scale: 1.0 up to 1080p, 0.5 for 2K, 0.25 for 4K (official guidance); "
+            "0.125 for 8K. Default: 1.0 (gimm-export, gimm-bench: that guidance for --resolution), or an "
+            "--export's own.",
+        ),
+    ),
+    "export": (
+        ("--export", "export"),
+        dict(
+            type=click.Path(file_okay=False),
+            default=None,
+            help="A gimm-export directory to run (its weights, precision and size are its own), with an "
+            "exported --backend.",
+        ),
+    ),
+    "max_memory": (
+        ("--max-memory",),
+        dict(
+            default=None,
+            help="Memory one frame pair may use (bytes, or e.g. 6GiB): timesteps per batch and tiles are "
+            "picked to stay under it; a budget nothing fits is an error naming the smallest that works. "
+            "Default: free GPU memory; one timestep per batch on a CPU.",
+        ),
+    ),
+    "backend_option": (
+        ("--backend-option", "-O", "backend_option"),
+        dict(
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="An option of the backend, repeatable: " + options_help() + ". E.g. -O cuda_graph=on -O threads=4.",
+        ),
+    ),
+}
+WEIGHTS_FIELDS = ("variant", "checkpoint", "flow_checkpoint", "random_weights", "seed")
+MODEL_FIELDS = WEIGHTS_FIELDS + ("backend", "precision", "device")
+RUN_FIELDS = MODEL_FIELDS + ("ds_scale", "export", "max_memory", "backend_option")
 
 
-def _interpolator(
-    variant, checkpoint, random_weights, device, *, backend, precision, export, flow_checkpoint=None, max_memory=None
-):
-    """A factory of the ``Interpolator`` (from a checkpoint, or from a gimm-export directory ``export``), with
-    the backend checked now; it says on stderr what runs when it is called."""
+def model_options(*fields, lists: bool = False, precisions: tuple = PRECISIONS):
+    """The model option group for a command: the options of ``fields`` (names of ``_MODEL_OPTIONS``), parsed
+    into one ``ModelSpec`` passed as ``spec=``. With ``lists``, ``--backend`` and ``--precision`` take
+    comma-separated lists, passed as ``backends=`` and ``precisions=`` (the spec keeps its defaults); otherwise
+    their choices are ``BACKENDS`` and ``precisions``. Put it under ``@user_errors``: a bad value is one line."""
+
+    def choices(names: tuple, default: str):
+        if lists:
+            return dict(default=",".join(names), show_default=True, callback=_list_of(names), metavar="A,B,...")
+        return dict(type=click.Choice(names), default=default, show_default=True)
+
+    per_field = {"backend": choices(BACKENDS, "torch"), "precision": choices(precisions, "fp32")}
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            values = {name: kwargs.pop(name) for name in fields}
+            if lists:
+                kwargs["backends"], kwargs["precisions"] = values.pop("backend"), values.pop("precision")
+            options = values.pop("backend_option", ())
+            if options:
+                values["options"] = options_from_text(values.get("backend", "torch"), options)
+            kwargs["spec"] = ModelSpec(**values)
+            return fn(*args, **kwargs)
+
+        for name in reversed(fields):
+            decls, attrs = _MODEL_OPTIONS[name]
+            if lists and name == "backend":
+                decls = ("--backend", "--backends", "backend")  # gimm-bench's recorded commands say --backends
+            wrapper = click.option(*decls, **{**attrs, **per_field.get(name, {})})(wrapper)
+        return wrapper
+
+    return decorate
+
+
+def _list_of(known: tuple):
+    def parse(ctx, param, text) -> tuple:
+        values = _split(text)
+        unknown = [v for v in values if v not in known]
+        if not values or unknown:
+            raise click.BadParameter(f"choose from {', '.join(known)} (comma-separated), got {text!r}")
+        return values
+
+    return parse
+
+
+def _describe(interp) -> None:
+    _log(f"GIMM-VFI-{interp.variant} on {interp.device} ({interp.backend.name}): {interp.weights}")
+
+
+def _interpolator(spec):
+    """A factory of the ``Interpolator`` of ``spec``, checked now (before any input is read or model loads);
+    it says on stderr what runs when it is called."""
     import warnings
 
-    from .core.errors import InputError
     from .runtime import Interpolator
-    from .runtime.backend import unavailable
 
-    reason = unavailable(backend, device, None if export else precision)
-    if reason:
-        raise InputError(reason)
-    if export is not None and not SPECS[backend].runs_exports:
-        raise InputError("--export DIR runs on --backend onnxruntime or tensorrt")
+    check_spec(spec)
 
     def make():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # said once on stderr below instead
-            if export is None:
-                interp = Interpolator.from_checkpoint(
-                    checkpoint,
-                    variant=variant,
-                    backend=backend,
-                    device=device,
-                    precision=precision,
-                    random_weights=random_weights,
-                    flow_checkpoint=flow_checkpoint,
-                    max_memory=max_memory,
-                )
-            else:
-                interp = Interpolator.from_export(export, backend=backend, device=device, max_memory=max_memory)
-        _log(f"GIMM-VFI-{interp.variant} on {interp.device} ({interp.backend.name}): {interp.weights}")
+            interp = Interpolator.from_spec(spec)
+        _describe(interp)
         return interp
 
     return make
+
+
+def _wrote(result, random_weights: bool) -> None:
+    """What ``interpolate_video`` wrote, on stderr, and its path on stdout (for scripts)."""
+    for note in result.notes:
+        _log(f"note: {note}")
+    rate_note = f" at {float(result.fps):.6g} fps" if result.fps is not None else ""
+    _log(
+        f"wrote {result.frames} frames{rate_note} to {result.output}"
+        + (" (random weights: not a trained model)" if random_weights else "")
+    )
+    click.echo(str(result.output))
 
 
 @click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -180,30 +278,6 @@ def _interpolator(
     default=None,
     help="Frame rate of an OUTPUT video. Default: the input's times FACTOR (images count as 24 fps).",
 )
-@click.option(
-    "--ds-scale",
-    type=float,
-    default=None,
-    help="Processing scale: 1.0 up to 1080p, 0.5 for 2K, 0.25 for 4K (official guidance). "
-    "Default: 1.0, or an --export's own.",
-)
-@click.option(
-    "--backend",
-    type=click.Choice(BACKENDS),
-    default="torch",
-    show_default=True,
-    help="onnxruntime and tensorrt export the model on first use (cached), or run --export.",
-)
-@click.option(
-    "--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True, help="An --export has its own."
-)
-@click.option(
-    "--export",
-    "export_dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="A gimm-export directory to run, with --backend onnxruntime or tensorrt.",
-)
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT (a folder: its numbered frames).")
 @click.option("--demo", is_flag=True, help="Use a built-in 3-frame clip as INPUT (then give only OUTPUT).")
 @click.option(
@@ -219,33 +293,9 @@ def _interpolator(
     help="With --workers: join this Ray cluster (what `ray start --head` prints) instead of starting one "
     "on this machine, which listens on 127.0.0.1 only.",
 )
-@click.option(
-    "--max-memory",
-    default=None,
-    help="Memory one pair may use (bytes, or e.g. 6GiB): timesteps per batch and tiles are picked to stay "
-    "under it. Default: free GPU memory; one timestep per batch on a CPU.",
-)
-@model_options
 @user_errors
-def interpolate(
-    paths,
-    factor,
-    fps,
-    ds_scale,
-    backend,
-    precision,
-    export_dir,
-    overwrite,
-    demo,
-    workers,
-    ray_address,
-    max_memory,
-    variant,
-    checkpoint,
-    flow_checkpoint,
-    random_weights,
-    device,
-):
+@model_options(*RUN_FIELDS)
+def interpolate(paths, factor, fps, overwrite, demo, workers, ray_address, spec):
     """Interpolate a video or a folder of frames (INPUT) into a video or a folder (OUTPUT) at FACTOR times the
     frame rate.
 
@@ -261,92 +311,38 @@ def interpolate(
         gimm-interpolate frames/ out/ --factor 2
         gimm-interpolate --demo demo.mp4 --factor 4 --random-weights
         gimm-interpolate a.mp4 b.mp4 frames/ out/ --workers 2 --device cuda
+        gimm-interpolate clip.mp4 out.mp4 --export exports/R-P-fp16-4k --backend tensorrt -O cuda_graph=on
     """
     from .core.errors import InputError
-    from .runtime.demo import demo_frames
 
+    # a size the model cannot run fails before any model loads or worker starts: the default scale without an
+    # export is known now (an export's own is read from its manifest)
+    ds_scale = spec.ds_scale if spec.ds_scale is not None or spec.export is not None else 1.0
     if workers is not None or ray_address is not None or len(paths) > 2:
-        return _interpolate_many(
-            paths,
-            factor=factor,
-            fps=fps,
-            ds_scale=ds_scale,
-            backend=backend,
-            precision=precision,
-            export=export_dir,
-            overwrite=overwrite,
-            demo=demo,
-            workers=workers,
-            ray_address=ray_address,
-            variant=variant,
-            checkpoint=checkpoint,
-            flow_checkpoint=flow_checkpoint,
-            random_weights=random_weights,
-            device=device,
-        )
+        return _interpolate_many(paths, factor, fps, ds_scale, overwrite, demo, workers, ray_address, spec)
+    from .runtime.demo import demo_frames
     from .runtime.pipeline import interpolate_video
     from .runtime.video import ImageFrames
 
     if len(paths) != (1 if demo else 2):
         raise InputError("give INPUT and OUTPUT (each a video file or a folder of images), or --demo and OUTPUT")
     source = ImageFrames(demo_frames(), name="the demo clip") if demo else paths[0]
-    if max_memory is not None:
-        from .runtime.budget import parse_bytes
-
-        max_memory = parse_bytes(max_memory)  # a bad value fails before the model loads
-    make = _interpolator(
-        variant,
-        checkpoint,
-        random_weights,
-        device,
-        backend=backend,
-        precision=precision,
-        export=export_dir,
-        flow_checkpoint=flow_checkpoint,
-        max_memory=max_memory,
-    )
-    if ds_scale is None and export_dir is None:
-        ds_scale = 1.0  # the default without an export, known before the model loads: a bad size fails first
     result = interpolate_video(
         source,
         paths[-1],
-        interpolator=make,
+        interpolator=_interpolator(spec),
         factor=factor,
         fps=fps,
         ds_scale=ds_scale,
         overwrite=overwrite,
         progress=True,
     )
-    for note in result.notes:
-        _log(f"note: {note}")
-    rate_note = f" at {float(result.fps):.6g} fps" if result.fps is not None else ""
-    _log(
-        f"wrote {result.frames} frames{rate_note} to {result.output}"
-        + (" (random weights: not a trained model)" if random_weights else "")
-    )
-    click.echo(str(result.output))
+    _wrote(result, spec.random_weights)
 
 
-def _interpolate_many(
-    paths,
-    *,
-    factor,
-    fps,
-    ds_scale,
-    backend,
-    precision,
-    export,
-    overwrite,
-    demo,
-    workers,
-    ray_address,
-    variant,
-    checkpoint,
-    flow_checkpoint,
-    random_weights,
-    device,
-):
-    """Several INPUTs into the folder OUTPUT, or any INPUT on --workers Ray workers (``interpolate_videos``)."""
+def _interpolate_many(paths, factor, fps, ds_scale, overwrite, demo, workers, ray_address, spec):
+    """Several INPUTs into the folder OUTPUT, or any INPUT on --workers Ray workers (``interpolate_videos``):
+    every worker builds its interpolator from the same ``spec``."""
     from pathlib import Path
 
     from .core.errors import InputError
@@ -359,29 +355,16 @@ def _interpolate_many(
         raise InputError("--ray-address needs --workers N")
     if len(paths) < 2:
         raise InputError("give INPUT... OUTPUT (each INPUT a video file or a folder of images)")
-    if export is not None and not SPECS[backend].runs_exports:
-        raise InputError("--export DIR runs on --backend onnxruntime or tensorrt")
+    check_spec(spec)  # before any input is read or worker starts
     *inputs, output = paths
     if len(inputs) > 1 and (Path(output).is_file() or is_video(output)):
         raise InputError(f"with several INPUTs, OUTPUT must be a folder (each result is OUTPUT/<name>), got {output}")
-    spec = WorkerSpec(
-        variant=variant,
-        checkpoint=checkpoint,
-        flow_checkpoint=flow_checkpoint,
-        random_weights=random_weights,
-        backend=backend,
-        precision=precision,
-        device=device,
-        export=export,
-    )
-    if ds_scale is None and export is None:
-        ds_scale = 1.0  # as for one INPUT: a size the model cannot run fails before any worker starts
     items = [(inputs[0], output)] if len(inputs) == 1 else inputs
     results = interpolate_videos(
         items,
         None if len(inputs) == 1 else output,
         factor=factor,
-        spec=spec,
+        spec=WorkerSpec(model=spec),
         fps=fps,
         ds_scale=ds_scale,
         overwrite=overwrite,
@@ -390,14 +373,7 @@ def _interpolate_many(
         progress=True,
     )
     for result in results:
-        for note in result.notes:
-            _log(f"note: {note}")
-        rate_note = f" at {float(result.fps):.6g} fps" if result.fps is not None else ""
-        _log(
-            f"wrote {result.frames} frames{rate_note} to {result.output}"
-            + (" (random weights: not a trained model)" if random_weights else "")
-        )
-        click.echo(str(result.output))
+        _wrote(result, spec.random_weights)
 
 
 def _split(text: str) -> tuple:
@@ -406,13 +382,6 @@ def _split(text: str) -> tuple:
 
 @click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--resolution", default="4k", show_default=True, help="4k, 2k, 1080p, 720p or WxH (width first).")
-@click.option(
-    "--backends",
-    default=",".join(BACKENDS),
-    show_default=True,
-    help="Comma-separated. Ones that cannot run here are listed as skipped, with the reason.",
-)
-@click.option("--precision", "precisions", default=",".join(PRECISIONS), show_default=True, help="Comma-separated.")
 @click.option(
     "--factor",
     type=click.IntRange(min=2),
@@ -424,8 +393,6 @@ def _split(text: str) -> tuple:
 @click.option(
     "--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed pairs run first in every row."
 )
-@click.option("--ds-scale", type=float, default=None, help="Default: 1.0 up to 1080p, 0.5 for 2K, 0.25 for 4K.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the frame pairs and --random-weights.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the gimm-bench/1 document here.")
 @click.option(
     "--plot",
@@ -447,45 +414,34 @@ def _split(text: str) -> tuple:
     help="With --estimate-memory: the synthesis tile in pixels (default untiled).",
 )
 @click.option(
-    "--max-memory",
-    default=None,
-    help="Memory budget of the batched rows (bytes, or e.g. 6GiB); see gimm-interpolate --max-memory.",
-)
-@click.option(
     "--compare-tiles",
     default=None,
     metavar="TILES",
     help="Instead of the backends: time the torch motion and synthesis stages untiled and at each of these "
     "comma-separated tiles (e.g. 512,256), one timestep, --pairs timed runs each (random weights). Prints JSON.",
 )
-@model_options(device=None)
 @user_errors
+@model_options(*MODEL_FIELDS, "ds_scale", "max_memory", lists=True)
 def bench(
     resolution,
-    backends,
-    precisions,
     factor,
     pairs,
     warmup,
-    ds_scale,
-    seed,
     json_path,
     plot_path,
     overwrite,
     estimate_memory,
     tile,
-    max_memory,
     compare_tiles,
-    variant,
-    checkpoint,
-    flow_checkpoint,
-    random_weights,
-    device,
+    spec,
+    backends,
+    precisions,
 ):
     """Benchmark the PyTorch reference (the model called the official way: fp32, one timestep per call) and each
     backend x precision on the same seeded frame pairs: latency, per-stage latency, frames/s, peak memory,
-    accuracy and speed-up against the reference. onnxruntime and tensorrt rows export the model on demand (cached
-    in $GIMM_TRT_CACHE) during their warm-up. Prints a table; --json and --plot save the results.
+    accuracy and speed-up against the reference. Exported backends' rows export the model on demand (cached in
+    $GIMM_TRT_CACHE) during their warm-up; --max-memory is the batched rows' budget. Prints a table; --json and
+    --plot save the results.
 
     \b
     Examples:
@@ -495,20 +451,13 @@ def bench(
     from .benchmarks import BenchConfig, bench_to_files
 
     config = BenchConfig(
+        model=spec,
         resolution=resolution,
-        variant=variant,
-        backends=_split(backends),
-        precisions=_split(precisions),
-        device=device,
+        backends=backends,
+        precisions=precisions,
         factor=factor,
         pairs=pairs,
         warmup=warmup,
-        checkpoint=checkpoint,
-        flow_checkpoint=flow_checkpoint,
-        random_weights=random_weights,
-        seed=seed,
-        ds_scale=ds_scale,
-        max_memory=max_memory,
     )
     if estimate_memory:
         from .benchmarks import estimate_memory as estimate
@@ -520,7 +469,13 @@ def bench(
 
         tiles = tuple(_tile(x) for x in _split(compare_tiles))
         doc = tile_throughput(
-            variant, resolution, ds=ds_scale, tiles=tiles, repeats=pairs, device=device or "cpu", seed=seed
+            spec.variant,
+            resolution,
+            ds=spec.ds_scale,
+            tiles=tiles,
+            repeats=pairs,
+            device=spec.device or "cpu",
+            seed=spec.seed,
         )
         _print_json(doc, json_path, overwrite)
         return
@@ -558,8 +513,8 @@ def _print_json(doc: dict, json_path, overwrite) -> None:
 @click.option(
     "--fp16",
     is_flag=True,
-    help="fp16 convolutions and matmuls with fp32 islands (coordinates, warps, splatting, correlation, "
-    "normalisers); inputs and outputs stay fp32.",
+    help="Same as --precision fp16: fp16 convolutions and matmuls with fp32 islands (coordinates, warps, "
+    "splatting, correlation, normalisers); inputs and outputs stay fp32.",
 )
 @click.option(
     "--resolution",
@@ -567,9 +522,6 @@ def _print_json(doc: dict, json_path, overwrite) -> None:
     show_default=True,
     help="4k, 2k, 1080p, 720p or WxH (width first): the frame size the export serves (any size that pads "
     "to the same multiple of 32).",
-)
-@click.option(
-    "--ds-scale", type=float, default=None, help="Processing scale. Default: 1.0 up to 1080p, 0.5 for 2K, 0.25 for 4K."
 )
 @click.option(
     "--splat",
@@ -610,29 +562,14 @@ def _print_json(doc: dict, json_path, overwrite) -> None:
     help="Run each graph in ONNX Runtime against PyTorch on a synthetic pair and print the differences.",
 )
 @click.option("--force", is_flag=True, help="Trace every stage again even when the export is up to date.")
-@model_options(device=None)
 @user_errors
-def export(
-    fp16,
-    resolution,
-    ds_scale,
-    splat,
-    out,
-    build_engines,
-    max_timesteps,
-    opset,
-    check,
-    force,
-    variant,
-    checkpoint,
-    flow_checkpoint,
-    random_weights,
-    device,
-):
+@model_options(*WEIGHTS_FIELDS, "precision", "device", "ds_scale", precisions=EXPORT_PRECISIONS)
+def export(fp16, resolution, splat, out, build_engines, max_timesteps, opset, check, force, spec):
     """Export GIMM-VFI to ONNX: flow, motion and synthesis graphs plus manifest.json (and TensorRT engines).
 
     Re-running with the same inputs reuses the directory; a changed input re-exports only the stages it
-    affects. Progress goes to stderr; the export directory is the last line on stdout.
+    affects. Progress goes to stderr; the export directory is the last line on stdout. TensorRT builds its
+    engines on --device.
 
     \b
     Examples:
@@ -643,18 +580,13 @@ def export(
     from .export.exporter import ExportOptions
 
     options = ExportOptions(
-        variant=variant,
-        checkpoint=checkpoint,
-        flow_checkpoint=flow_checkpoint,
-        random_weights=random_weights,
-        precision="fp16" if fp16 else "fp32",
+        model=spec.replace(precision="fp16") if fp16 else spec,
         resolution=resolution,
-        ds_scale=ds_scale,
         splat=splat,
         opset=opset,
         max_timesteps=max_timesteps,
     )
-    result = prepare(options, out, check=check, build_engines=build_engines, device=device, force=force, log=_log)
+    result = prepare(options, out, check=check, build_engines=build_engines, force=force, log=_log)
     for stage, outputs in (result.check or {}).items():
         for name, s in outputs.items():
             db = s.get("psnr_db", False)
@@ -669,14 +601,6 @@ def export(
 
 
 @click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--device", default=None, help="cpu, cuda or cuda:N.  [default: cuda if available, else cpu]")
-@click.option(
-    "--export",
-    "export_dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Only check this gimm-export directory against TensorRT's ONNX parser (static; no GPU needed).",
-)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the gimm-doctor/1 document here.")
 @click.option(
     "--work",
@@ -685,9 +609,11 @@ def export(
     help="Where the doctor's export and engines go.  [default: $GIMM_TRT_CACHE/doctor]",
 )
 @user_errors
-def doctor(device, export_dir, json_path, work):
+@model_options("device", "export")
+def doctor(json_path, work, spec):
     """Check this machine: library versions, then each path against the PyTorch reference, each check passing,
-    failing or skipped with the reason. Exits 1 when a check fails.
+    failing or skipped with the reason. Exits 1 when a check fails. With --export, only check that export
+    against TensorRT's ONNX parser (static; no GPU needed).
 
     \b
     On a CUDA GPU: the splat op in Triton and CuPy (3 modes), torch fp16 vs fp32, ONNX Runtime's CUDA provider,
@@ -702,7 +628,7 @@ def doctor(device, export_dir, json_path, work):
     """
     from .benchmarks.doctor import format_table, run_checks, write_json
 
-    doc = run_checks(device=device, export_dir=export_dir, work=work, log=_log)
+    doc = run_checks(device=spec.device, export_dir=spec.export, work=work, log=_log)
     click.echo(format_table(doc))
     if json_path:
         _log(f"wrote {write_json(doc, json_path)}")
@@ -711,16 +637,6 @@ def doctor(device, export_dir, json_path, work):
 
 
 @click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True)
-@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True)
-@click.option(
-    "--export",
-    "export_dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="A gimm-export directory to run, with --backend onnxruntime or tensorrt.",
-)
-@click.option("--ds-scale", type=float, default=None, help="Processing scale. Default: 1.0 (an --export's own).")
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -754,25 +670,9 @@ def doctor(device, export_dir, json_path, work):
     default=None,
     help="Join this Ray cluster instead of starting one on this machine (127.0.0.1 only).",
 )
-@model_options(device=None)
 @user_errors
-def serve(
-    backend,
-    precision,
-    export_dir,
-    ds_scale,
-    host,
-    port,
-    replicas,
-    max_batch,
-    max_mb,
-    ray_address,
-    variant,
-    checkpoint,
-    flow_checkpoint,
-    random_weights,
-    device,
-):
+@model_options(*RUN_FIELDS)
+def serve(host, port, replicas, max_batch, max_mb, ray_address, spec):
     """Serve GIMM-VFI over HTTP on Ray Serve: POST /interpolate (an .npz with img0, img1 and timesteps in, an
     .npz with frames out; see gimm_trt.serve.protocol) and GET /health. Runs until Ctrl-C.
 
@@ -781,25 +681,13 @@ def serve(
         gimm-serve --variant R-P --device cuda --replicas 2
         gimm-serve --random-weights --variant R --device cpu --port 8080
     """
-    from .core.errors import InputError
     from .distributed import WorkerSpec, ray_session
     from .serve import ServeOptions, build_app, serve_forever, start
 
-    if export_dir is not None and not SPECS[backend].runs_exports:
-        raise InputError("--export DIR runs on --backend onnxruntime or tensorrt")
-    spec = WorkerSpec(
-        variant=variant,
-        checkpoint=checkpoint,
-        flow_checkpoint=flow_checkpoint,
-        random_weights=random_weights,
-        backend=backend,
-        precision=precision,
-        device=device,
-        export=export_dir,
-    )
-    options = ServeOptions(max_bytes=int(max_mb * (1 << 20)), max_batch_size=max_batch, ds_scale=ds_scale)
+    check_spec(spec)  # before Ray starts
+    options = ServeOptions(max_bytes=int(max_mb * (1 << 20)), max_batch_size=max_batch)
     with ray_session(ray_address):
-        url = start(build_app(spec, options, replicas=replicas), host=host, port=port)
+        url = start(build_app(WorkerSpec(model=spec), options, replicas=replicas), host=host, port=port)
         _log(f"serving GIMM-VFI-{spec.variant}: POST {url}interpolate, GET {url}health (Ctrl-C stops)")
         click.echo(url)
         serve_forever(log=_log)

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from gimm_trt.benchmarks import BenchConfig, format_table, interpolate_official_way, run, write_json, write_plot
 from gimm_trt.cli import bench
 from gimm_trt.core.sizes import parse_resolution
-from gimm_trt.runtime.backend import unavailable
+from gimm_trt.model.spec import ModelSpec
+from gimm_trt.runtime.registry import unavailable
 from gimm_trt.runtime.torch_backend import TorchBackend
 
 
@@ -73,12 +74,11 @@ def run_and_models():
         models = _patch(mp)
         # onnxruntime is left out: it would export the stand-in model to ONNX
         config = BenchConfig(
+            model=ModelSpec(device="cpu", random_weights=True),
             resolution="225x130",
-            device="cpu",
             factor=4,
             pairs=2,
             warmup=1,
-            random_weights=True,
             backends=("torch", "tensorrt"),
             precisions=("fp32", "fp16"),
         )
@@ -189,7 +189,7 @@ def test_bad_resolution(text):
         (dict(precisions="fp32"), "precisions must be"),
         (dict(factor=1), "factor must be an integer >= 2"),
         (dict(pairs=0), "pairs must be an integer >= 1"),
-        (dict(variant="X"), "unknown variant 'X'"),
+        (dict(model=ModelSpec(variant="R", random_weights=True, export="x")), "runs no --export"),
         (dict(resolution="big"), "resolution must be"),
     ],
 )
@@ -239,7 +239,7 @@ def test_cli_writes_table_json_and_plot(fake, tmp_path):
     "args, error",
     [
         (["--resolution", "4q"], "error: resolution must be 720p, 1080p, 2k, 4k or WxH (e.g. 1920x1080), got '4q'"),
-        (["--backends", "torch,jax"], "error: backends must be"),
+        (["--backends", "torch,jax"], "error: Invalid value for '--backend' / '--backends': choose from torch"),
         (["--factor", "1"], "error: Invalid value for '--factor'"),
         (["--variant", "Q"], "error: Invalid value for '--variant'"),
     ],

@@ -6,8 +6,9 @@ from click.testing import CliRunner
 
 from gimm_trt import Interpolator
 from gimm_trt.cli import interpolate
+from gimm_trt.core.checks import parse_bytes
 from gimm_trt.core.errors import InputError
-from gimm_trt.runtime.budget import Budget, parse_bytes
+from gimm_trt.runtime.budget import Budget
 
 MIB = 2**20
 

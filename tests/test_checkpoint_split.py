@@ -18,6 +18,7 @@ from gimm_trt.cli import interpolate as interpolate_cli
 from gimm_trt.export.exporter import ExportOptions, weights_of
 from gimm_trt.model.checkpoint import CheckpointError, Weights, load_model, read_checkpoint
 from gimm_trt.model.checkpoint_files import CheckpointFiles
+from gimm_trt.model.spec import ModelSpec
 from gimm_trt.model.synthetic import synthetic_pair, synthetic_state_dict
 
 FLOW = "flow_estimator."
@@ -158,13 +159,13 @@ def test_official_raft_release_layout_as_flow_checkpoint(tmp_path, r_state):
 
 def test_export_identity_covers_both_files(tmp_path, r_state):
     gimm, flow = _write_split(tmp_path, r_state, "r")
-    a = weights_of(ExportOptions(variant="R-P", checkpoint=str(gimm)))
+    a = weights_of(ExportOptions(model=ModelSpec(variant="R-P", checkpoint=gimm)))
     assert a.label == f"{gimm} + flow estimator {flow}" and a.flow_path == str(flow)
-    b = weights_of(ExportOptions(variant="R-P", checkpoint=str(gimm), flow_checkpoint=str(flow)))
+    b = weights_of(ExportOptions(model=ModelSpec(variant="R-P", checkpoint=gimm, flow_checkpoint=flow)))
     assert a.identity == b.identity
     changed = {k[len(FLOW) :]: v for k, v in synthetic_state_dict("r", seed=1).items() if k.startswith(FLOW)}
     save_file(_cast(changed, torch.float32), str(flow))  # only the estimator file changes
-    c = weights_of(ExportOptions(variant="R-P", checkpoint=str(gimm)))
+    c = weights_of(ExportOptions(model=ModelSpec(variant="R-P", checkpoint=gimm)))
     assert c.identity != a.identity and len(c.identity) == 64
 
 

@@ -18,6 +18,7 @@ import torch
 
 from gimm_trt.core.errors import InputError
 from gimm_trt.distributed.plan import Segment, outputs_for, segment_pairs, split
+from gimm_trt.model.spec import ModelSpec
 
 av = pytest.importorskip("av")
 needs_ray = pytest.mark.skipif(
@@ -205,7 +206,7 @@ def cluster(home):
 def pool(cluster):
     from gimm_trt.distributed import WorkerPool, WorkerSpec
 
-    spec = WorkerSpec(variant="R", random_weights=True, seed=0, device="cpu", threads=1)
+    spec = WorkerSpec(model=ModelSpec(variant="R", random_weights=True, seed=0, device="cpu"), threads=1)
     with WorkerPool(spec, 2, gpus_per_worker=1, cpus_per_worker=0.5, start_timeout=WAIT_S) as workers:
         yield workers
 
@@ -244,6 +245,33 @@ def test_cli_workers_runs_on_the_cluster(cluster, inputs, reference, tmp_path):
     assert result.stdout.strip() == str(out)
     # one Ray worker reserves one CPU and so runs one torch thread, like the reference
     assert list(_pngs(out).values()) == list(_pngs(reference).values())[: 3 * FACTOR + 1]
+
+
+@needs_ray
+def test_cli_model_options_reach_the_workers(cluster, inputs, tmp_path):
+    """Every model option of gimm-interpolate reaches the Ray workers as one ModelSpec: an impossible memory
+    budget fails in the worker, at its first pair, with the budget's own message and exit status 2."""
+    from click.testing import CliRunner
+
+    from gimm_trt.cli import interpolate
+
+    out = tmp_path / "frames"
+    args = [str(inputs["short"]), str(out), "--workers", "1", "--variant", "R", "--random-weights", "--device", "cpu"]
+    result = CliRunner().invoke(interpolate, [*args, "--max-memory", "1MiB", "--seed", "3"])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: frames of 128x128 at ds_scale=1.0 need at least "), result.stderr
+    assert lines[-1].endswith("the memory budget is 0.00 GiB: raise max_memory, or use a smaller ds_scale")
+    assert not out.exists()
+
+
+def test_worker_spec_carries_the_model_spec():
+    from gimm_trt.distributed import WorkerSpec
+
+    spec = ModelSpec(variant="R", random_weights=True, max_memory="2GiB", ds_scale=0.5, backend="onnxruntime")
+    assert WorkerSpec(model=spec).model.max_memory == 2 * 2**30
+    with pytest.raises(InputError, match="model must be a gimm_trt.model.ModelSpec"):
+        WorkerSpec(model={"variant": "R"})
 
 
 @needs_ray

@@ -31,6 +31,7 @@ from gimm_trt.engines import compat
 from gimm_trt.export import exporter, graphs
 from gimm_trt.export.compare import psnr
 from gimm_trt.export.exporter import ExportOptions, export
+from gimm_trt.model.spec import ModelSpec
 
 IMGT = dict(mean=2e-4, p99=1e-3, thr=1e-2)  # test_model.py's bounds for imgt_pred
 FP16_MIN_PSNR_DB = 60.0  # fp16 vs fp32 frames in ONNX Runtime CPU (measured 75 dB on r_s0)
@@ -39,10 +40,11 @@ FP16_MIN_PSNR_DB = 60.0  # fp16 vs fp32 frames in ONNX Runtime CPU (measured 75 
 F_CASES = [c for c, (v, _) in CASES.items() if v == "F"]
 
 
-def _options(case: str, **kwargs) -> ExportOptions:
+def _options(case: str, precision: str = "fp32", **kwargs) -> ExportOptions:
     variant, seed = CASES[case]
     h, w = load_case(case)["padded_hw"].tolist()
-    return ExportOptions(variant=variant, random_weights=True, seed=seed, resolution=f"{w}x{h}", **kwargs)
+    model = ModelSpec(variant=variant, random_weights=True, seed=seed, precision=precision)
+    return ExportOptions(model=model, resolution=f"{w}x{h}", **kwargs)
 
 
 def _run(export_dir, case: dict, timesteps=None):
@@ -152,7 +154,7 @@ def test_damaged_file_or_new_inputs_rebuild(r0, tmp_path, monkeypatch):
     # other weights change every stage's inputs
     traced.clear()
     with pytest.raises(RuntimeError, match="no trace"):
-        export(ExportOptions(variant="R", random_weights=True, seed=5, resolution="224x128"), out)
+        export(ExportOptions(model=ModelSpec(variant="R", random_weights=True, seed=5), resolution="224x128"), out)
     assert traced == ["flow"]  # the first stage already needs tracing
 
 
@@ -313,14 +315,16 @@ def test_cli_errors_are_one_line(args, expected, tmp_path, monkeypatch):
 
 def test_options_validate():
     with pytest.raises(ValueError, match="opset"):
-        ExportOptions(variant="R", random_weights=True, opset=20)
+        ExportOptions(model=ModelSpec(variant="R", random_weights=True), opset=20)
     with pytest.raises(ValueError, match="splat"):
-        ExportOptions(variant="R", random_weights=True, splat="cuda")
-    opts = ExportOptions(variant="R-P", random_weights=True, resolution="4k", precision="fp16")
+        ExportOptions(model=ModelSpec(variant="R", random_weights=True), splat="cuda")
+    with pytest.raises(ValueError, match="precision must be one of fp32, fp16, got 'bf16'"):
+        ExportOptions(model=ModelSpec(precision="bf16"))
+    opts = ExportOptions(model=ModelSpec(variant="R-P", random_weights=True, precision="fp16"), resolution="4k")
     assert opts.name == "R-P-fp16-4k" and opts.ds == 0.25 and opts.sizes == ((2176, 3840), (544, 960))
     assert ExportOptions(resolution="2k").ds == 0.5 and ExportOptions(resolution="1080p").ds == 1.0
-    assert ExportOptions(resolution="4k", ds_scale=0.5).sizes == ((2176, 3840), (1088, 1920))
+    assert ExportOptions(model=ModelSpec(ds_scale=0.5), resolution="4k").sizes == ((2176, 3840), (1088, 1920))
     assert (
-        exporter.weights_of(ExportOptions(variant="R", random_weights=True, seed=3)).identity
+        exporter.weights_of(ExportOptions(model=ModelSpec(variant="R", random_weights=True, seed=3))).identity
         == "random weights (seed 3)"
     )

@@ -25,6 +25,7 @@ from gimm_trt import Interpolator
 from gimm_trt.core.errors import CheckpointError, ExportError, InputError
 from gimm_trt.core.files import atomic_write
 from gimm_trt.model.checkpoint import Weights, check_state_dict, load_model, read_state_dict
+from gimm_trt.model.spec import ModelSpec
 from gimm_trt.model.synthetic import synthetic_state_dict
 from gimm_trt.runtime.frames import T_MAX, T_MIN, check_fps, check_timesteps, to_tensor
 from gimm_trt.runtime.pipeline import interpolate_video
@@ -382,14 +383,13 @@ def test_allocation_failures_in_a_row_become_input_errors(monkeypatch):
 
     monkeypatch.setattr(bench, "synthetic_pair", no_memory)
     config = BenchConfig(
+        model=ModelSpec(device="cpu", random_weights=True),
         resolution="224x128",
         backends=("torch",),
         precisions=("fp32",),
-        device="cpu",
         factor=2,
         pairs=1,
         warmup=0,
-        random_weights=True,
     )
     with pytest.raises(InputError, match="out of memory on cpu at 224x128: use a smaller --resolution"):
         bench.run(config)

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from gimm_trt.model.spec import ModelSpec
 from gimm_trt.serve.protocol import BadRequest, TooLarge, decode_request, decode_response, encode_request
 
 needs_ray = pytest.mark.skipif(
@@ -93,7 +94,7 @@ def service(tmp_path_factory):
     from gimm_trt.distributed import WorkerSpec, ray_session
     from gimm_trt.serve import ServeOptions, build_app, start
 
-    spec = WorkerSpec(variant="R", random_weights=True, seed=0, device="cpu", threads=1)
+    spec = WorkerSpec(model=ModelSpec(variant="R", random_weights=True, seed=0, device="cpu"), threads=1)
     home = tmp_path_factory.mktemp("home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HOME", str(home))  # Ray must write nothing there (no saved token)

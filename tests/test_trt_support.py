@@ -16,6 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 from gimm_trt.core.errors import ExportError
 from gimm_trt.export import trt_support
 from gimm_trt.export.exporter import ExportOptions, export
+from gimm_trt.model.spec import ModelSpec
 from gimm_trt.plugins import onnx_node, schema
 
 F32 = TensorProto.FLOAT
@@ -370,7 +371,7 @@ def test_table_records_its_sources():
 
 # --- our own exports pass -----------------------------------------------------------------------------------------
 
-R_OPTIONS = dict(variant="R", random_weights=True, resolution="224x128")
+R_MODEL = ModelSpec(variant="R", random_weights=True)
 
 
 @pytest.fixture(scope="module")
@@ -384,7 +385,7 @@ def r_exports(tmp_path_factory):
         ("plugin-fp16", "plugin", "fp16"),
         ("portable-fp32", "portable", "fp32"),
     ):
-        path = export(ExportOptions(splat=splat, precision=precision, **R_OPTIONS), out)
+        path = export(ExportOptions(model=R_MODEL.replace(precision=precision), splat=splat, resolution="224x128"), out)
         made[key] = shutil.copytree(path, root / key, ignore=shutil.ignore_patterns("*.lock"))
     return made
 
@@ -410,7 +411,8 @@ def test_prepare_runs_the_check(r_exports, tmp_path, monkeypatch):
 
     # the last export made in that directory: reused as it is
     good = prepare_mod.prepare(
-        ExportOptions(splat="portable", precision="fp32", **R_OPTIONS), r_exports["plugin-fp32"].parent / "exports"
+        ExportOptions(model=R_MODEL, splat="portable", resolution="224x128"),
+        r_exports["plugin-fp32"].parent / "exports",
     )
     assert good.parser_notes == []
     doctored = shutil.copytree(r_exports["plugin-fp32"], tmp_path / "doctored")
@@ -422,13 +424,13 @@ def test_prepare_runs_the_check(r_exports, tmp_path, monkeypatch):
     onnx.save(model, str(doctored / "motion.onnx"))
     monkeypatch.setattr(prepare_mod, "export", lambda *a, **k: doctored)
     with pytest.raises(ExportError, match=rf"motion: node '{node.name}' \(GridSample\): mode 'linear'"):
-        prepare_mod.prepare(ExportOptions(**R_OPTIONS), tmp_path / "unused")
+        prepare_mod.prepare(ExportOptions(model=R_MODEL, resolution="224x128"), tmp_path / "unused")
     assert (doctored / "manifest.json").is_file()
 
 
 @pytest.mark.slow
 def test_our_f_export_passes(tmp_path):
-    path = export(ExportOptions(variant="F", random_weights=True, resolution="224x128", splat="plugin"), tmp_path)
+    path = export(ExportOptions(model=ModelSpec(variant="F", random_weights=True), resolution="224x128"), tmp_path)
     reports = trt_support.check_export(path)
     assert trt_support.findings(reports) == [], trt_support.format_reports(reports)
     assert reports["flow"].ops  # FlowFormer's graph was read

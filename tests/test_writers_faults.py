@@ -25,6 +25,7 @@ import torch
 from fakes import crossfade, gradient_frames
 from PIL import Image
 
+from gimm_trt.model.spec import ModelSpec
 from gimm_trt.runtime.video import _sweep
 
 if not hasattr(os, "fork"):
@@ -276,7 +277,7 @@ def _export(out, seeds, seed):
     from gimm_trt.export.exporter import ExportOptions, WeightsSource, export
 
     seeds["seed"] = seed
-    options = ExportOptions(variant="R", random_weights=True, resolution="224x128", splat="portable")
+    options = ExportOptions(model=ModelSpec(variant="R", random_weights=True), resolution="224x128", splat="portable")
     return export(options, out, model=object(), weights=WeightsSource(label=f"stand-in weights {seed}"))
 
 

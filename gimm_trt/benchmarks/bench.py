@@ -20,16 +20,16 @@ from typing import Optional
 
 import torch
 
+from ..core.checks import check_count
 from ..core.errors import GimmError, InputError
 from ..core.files import check_writable
 from ..core.sizes import parse_resolution, processing_size
 from ..core.stages import STAGES
-from ..model.checkpoint import Weights
+from ..model.spec import ModelSpec
 from ..model.synthetic import synthetic_pair
 from ..runtime import Interpolator
-from ..runtime.backend import BACKENDS, PRECISIONS, SPECS, resolve_device, unavailable
-from ..runtime.budget import parse_bytes
-from ..runtime.frames import check_ds, check_max_batch
+from ..runtime.backend import resolve_device
+from ..runtime.registry import BACKENDS, PRECISIONS, backend_class, unavailable
 from .env import environment
 from .measure import Accuracy, PeakMemory, StageTimer, TimedBackend, summary, synchronize
 from .official_way import interpolate_official_way
@@ -46,107 +46,148 @@ class BenchConfig:
     """What to benchmark. Invalid values raise InputError naming the field.
 
     Args:
+        model: the ``ModelSpec`` every row starts from: variant, weights (``seed`` also seeds the frame pairs),
+            ``device`` (None: CUDA when available, else CPU), ``ds_scale`` (None: the official guidance for the
+            resolution: 1.0 to 1080p, 0.5 2K, 0.25 4K), ``max_batch`` and ``max_memory`` (the batched rows'
+            memory budget). Its backend and precision are each row's own.
         resolution: ``"4k"``, ``"2k"``, ``"1080p"``, ``"720p"`` or ``"WxH"``.
         backends, precisions: every combination is a row (or a skipped entry with the reason).
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``; None = CUDA when available, else CPU.
         factor: frame-rate multiplier; each pair gives ``factor - 1`` new frames.
         pairs, warmup: timed pairs, and untimed pairs run first in every row.
-        ds_scale: None = the official guidance for the resolution (1.0 to 1080p, 0.5 2K, 0.25 4K).
         accuracy_pairs: how many of the timed pairs are compared with the reference (their outputs are kept
             on disk meanwhile, not in memory, so they do not inflate the memory figures).
-        onnxruntime and tensorrt rows export the model on demand (``Interpolator.from_checkpoint``: cached in
+        onnxruntime and tensorrt rows export the model on demand (``Interpolator.from_spec``: cached in
         ``$GIMM_TRT_CACHE``) during their first warm-up pair.
     """
 
+    model: ModelSpec = ModelSpec()
     resolution: str = "4k"
-    variant: str = "R-P"
     backends: tuple = BACKENDS
     precisions: tuple = PRECISIONS
-    device: Optional[str] = None
     factor: int = 8
     pairs: int = 10
     warmup: int = 2
-    checkpoint: Optional[str] = None
-    flow_checkpoint: Optional[str] = None
-    random_weights: bool = False
-    seed: int = 0
-    ds_scale: Optional[float] = None
-    max_batch: Optional[int] = None
     accuracy_pairs: int = 2
-    max_memory: Optional[object] = None  # bytes or "6GiB": the batched rows' memory budget
 
     def __post_init__(self):
         parse_resolution(self.resolution)
-        Weights.verify(self.variant)
+        if not isinstance(self.model, ModelSpec):
+            raise InputError(f"model must be a gimm_trt.model.ModelSpec, got {type(self.model).__name__}")
+        if self.model.export is not None:
+            raise InputError("gimm-bench exports on demand per backend: it runs no --export directory")
         for name, value, known in (("backends", self.backends, BACKENDS), ("precisions", self.precisions, PRECISIONS)):
             if isinstance(value, str) or not value or any(v not in known for v in value):
                 raise InputError(f"{name} must be a non-empty tuple of {', '.join(known)}; got {value!r}")
         for name, low in (("factor", 2), ("pairs", 1), ("warmup", 0), ("accuracy_pairs", 0)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
-        check_ds(self.ds_scale)
-        check_max_batch(self.max_batch)
-        if self.max_memory is not None:
-            parse_bytes(self.max_memory)
+            check_count(name, getattr(self, name), low)
+
+    @property
+    def frame(self):
+        """The ``Resolution``."""
+        return parse_resolution(self.resolution)
+
+    @property
+    def ds(self) -> float:
+        return self.frame.ds(self.model.ds_scale)
+
+    @property
+    def timesteps(self) -> list:
+        return [i / self.factor for i in range(1, self.factor)]
 
 
 def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> dict:
     """Benchmark ``config``; returns the ``gimm-bench/1`` document (JSON-ready)."""
     log = log or (lambda message: None)
-    res = parse_resolution(config.resolution)
-    ds = float(config.ds_scale) if config.ds_scale is not None else res.default_ds_scale
-    device = resolve_device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    res, ds = config.frame, config.ds
+    device = resolve_device(config.model.device)
     processing_size(res.height, res.width, ds)  # a size the model cannot run fails before any loading
     memory = PeakMemory(device)  # before any CUDA context exists: NVML's baseline must not include ours
     check_memory(res.width, res.height, config.factor, device)
-    timesteps = [i / config.factor for i in range(1, config.factor)]
-    # made on demand, never stored: 10 pairs of 4K frames would add 2 GB to the host memory being measured
-    pair = lambda i: synthetic_pair(res.height, res.width, seed=config.seed, index=i % config.pairs)  # noqa: E731
-    doc = {
+    doc = _document(config, device)
+    bench = _Bench(config, device, memory)
+    with tempfile.TemporaryDirectory(prefix="gimm-bench-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights are said once in "weights" and "notes"
+        bench.saved = Path(tmp)
+        log(f"reference: torch fp32, one timestep per call, {config.warmup} warm-up + {config.pairs} pairs")
+        ref = bench.reference()
+        doc["rows"].append(ref)
+        for backend in config.backends:
+            for precision in config.precisions:
+                name = f"{backend}-{precision}"
+                log(f"{name}: {config.warmup} warm-up + {config.pairs} pairs")
+                try:
+                    doc["rows"].append(bench.batched(backend, precision, ref))
+                except (Skip, GimmError) as e:  # GimmError: an on-demand export failed
+                    log(f"{name}: skipped: {e}")
+                    doc["skipped"].append({"name": name, "backend": backend, "precision": precision, "reason": str(e)})
+                _free(device)
+    if memory.source:  # known once sampled: NVML may turn out not to see this process
+        doc["notes"].append(f"device memory: {memory.source}")
+    return doc
+
+
+def _document(config: BenchConfig, device) -> dict:
+    """The document's head: the configuration as run, the environment and the notes on how to read it."""
+    res = config.frame
+    notes = [
+        f"warm-up: {config.warmup} pair(s) per row run first and excluded from every figure",
+        f"latency: {'CUDA events on the current stream' if device.type == 'cuda' else 'perf_counter'}; "
+        "frames are on the device before each pair; per frame = per pair / (factor - 1)",
+        "fps: new (interpolated) frames per second; the originals of a video cost nothing",
+        f"accuracy: the first {min(config.accuracy_pairs, config.pairs)} pair(s) against the reference",
+        "peak memory: the whole process during the timed pairs (earlier rows' models freed first; "
+        "warm-up, where on-demand exports and engine builds happen, excluded)",
+    ]
+    if config.warmup == 0 and set(config.backends) - {"torch"}:
+        notes.append(
+            "no warm-up: the on-demand export (and engine build) of onnxruntime and tensorrt "
+            "rows is inside their first timed pair"
+        )
+    if config.model.random_weights:
+        notes.append("random weights: frames are not meaningful; timings and accuracy still are")
+    model = asdict(config.model)
+    model["options"] = None if config.model.options is None else repr(config.model.options)
+    return {
         "schema": SCHEMA,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "config": {
-            **asdict(config),
+            **{k: v for k, v in asdict(config).items() if k != "model"},
+            **{k: v for k, v in model.items() if k not in ("backend", "precision", "export")},
             "backends": list(config.backends),
             "precisions": list(config.precisions),
             "resolution": res.name,
             "width": res.width,
             "height": res.height,
-            "ds_scale": ds,
+            "ds_scale": config.ds,
             "device": str(device),
-            "timesteps": timesteps,
+            "timesteps": config.timesteps,
         },
         "environment": environment(device),
-        "notes": [
-            f"warm-up: {config.warmup} pair(s) per row run first and excluded from every figure",
-            f"latency: {'CUDA events on the current stream' if device.type == 'cuda' else 'perf_counter'}; "
-            "frames are on the device before each pair; per frame = per pair / (factor - 1)",
-            "fps: new (interpolated) frames per second; the originals of a video cost nothing",
-            f"accuracy: the first {min(config.accuracy_pairs, config.pairs)} pair(s) against the reference",
-            "peak memory: the whole process during the timed pairs (earlier rows' models freed first; "
-            "warm-up, where on-demand exports and engine builds happen, excluded)",
-        ],
+        "notes": notes,
         "rows": [],
         "skipped": [],
     }
-    with tempfile.TemporaryDirectory(prefix="gimm-bench-") as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # random weights are said once in "weights" and "notes"
-        saved = Path(tmp)
-        log(f"reference: torch fp32, one timestep per call, {config.warmup} warm-up + {config.pairs} pairs")
-        interp = _load(config, "torch", "fp32", device)
-        if config.warmup == 0 and set(config.backends) - {"torch"}:
-            doc["notes"].append(
-                "no warm-up: the on-demand export (and engine build) of onnxruntime and tensorrt "
-                "rows is inside their first timed pair"
-            )
-        if config.random_weights:
-            doc["notes"].append("random weights: frames are not meaningful; timings and accuracy still are")
-        timed = TimedBackend(interp.backend, StageTimer(device))
-        call = functools.partial(interpolate_official_way, timed, timesteps=timesteps, ds_scale=ds)
-        with allocation_errors(res.width, res.height, device):
-            ref = _row(call, timed.timer, pair, config, device, memory, saved / "reference")
-        ref.update(
+
+
+class _Bench:
+    """The rows of one run: the same seeded frame pairs for each, outputs saved for the accuracy comparison."""
+
+    def __init__(self, config: BenchConfig, device, memory: PeakMemory):
+        self.config, self.device, self.memory = config, device, memory
+        self.saved = None  # a temporary folder, set by ``run``
+        res = config.frame
+        # made on demand, never stored: 10 pairs of 4K frames would add 2 GB to the host memory being measured
+        self.pair = lambda i: synthetic_pair(res.height, res.width, seed=config.model.seed, index=i % config.pairs)
+
+    def reference(self) -> dict:
+        """The model called the official way: torch fp32, eager, one timestep per call."""
+        config = self.config
+        interp = _load(config, "torch", "fp32")
+        timed = TimedBackend(interp.backend, StageTimer(self.device))
+        call = functools.partial(interpolate_official_way, timed, timesteps=config.timesteps, ds_scale=config.ds)
+        with allocation_errors(config.frame.width, config.frame.height, self.device):
+            row = _row(call, timed.timer, self.pair, config, self.device, self.memory, self.saved / "reference")
+        row.update(
             name="reference",
             backend="torch",
             precision="fp32",
@@ -155,39 +196,27 @@ def run(config: BenchConfig, *, log: Optional[Callable[[str], None]] = None) -> 
             accuracy={"psnr_db": None, "max_abs": 0.0},
             speedup=1.0,
         )
-        doc["rows"].append(_ordered(ref))
         del interp, timed, call
-        _free(device)
-        for backend in config.backends:
-            for precision in config.precisions:
-                name = f"{backend}-{precision}"
-                try:
-                    interp = _timed(_open(config, backend, precision, device), StageTimer(device))
-                    log(f"{name}: {config.warmup} warm-up + {config.pairs} pairs")
-                    call = functools.partial(interp.interpolate, timesteps=timesteps, ds_scale=ds)
-                    with allocation_errors(res.width, res.height, device):
-                        row = _row(call, interp.backend.timer, pair, config, device, memory, saved / name)
-                except (Skip, GimmError) as e:  # GimmError: an on-demand export failed
-                    log(f"{name}: skipped: {e}")
-                    doc["skipped"].append({"name": name, "backend": backend, "precision": precision, "reason": str(e)})
-                    interp = None
-                    _free(device)
-                    continue
-                row.update(
-                    name=name,
-                    backend=backend,
-                    precision=precision,
-                    mode="batched",
-                    weights=interp.weights,
-                    accuracy=_compare(saved / name, saved / "reference"),
-                    speedup=ref["latency_ms"]["pair"]["mean"] / row["latency_ms"]["pair"]["mean"],
-                )
-                doc["rows"].append(_ordered(row))
-                del interp, call
-                _free(device)
-    if memory.source:  # known once sampled: NVML may turn out not to see this process
-        doc["notes"].append(f"device memory: {memory.source}")
-    return doc
+        _free(self.device)
+        return _ordered(row)
+
+    def batched(self, backend: str, precision: str, ref: dict) -> dict:
+        """One backend x precision, all timesteps of a pair per call (unless capped), against ``ref``."""
+        config, name = self.config, f"{backend}-{precision}"
+        interp = _timed(_open(config, backend, precision, self.device), StageTimer(self.device))
+        call = functools.partial(interp.interpolate, timesteps=config.timesteps, ds_scale=config.ds)
+        with allocation_errors(config.frame.width, config.frame.height, self.device):
+            row = _row(call, interp.backend.timer, self.pair, config, self.device, self.memory, self.saved / name)
+        row.update(
+            name=name,
+            backend=backend,
+            precision=precision,
+            mode="batched",
+            weights=interp.weights,
+            accuracy=_compare(self.saved / name, self.saved / "reference"),
+            speedup=ref["latency_ms"]["pair"]["mean"] / row["latency_ms"]["pair"]["mean"],
+        )
+        return _ordered(row)
 
 
 def frames_bytes(width: int, height: int, factor: int) -> int:
@@ -246,12 +275,11 @@ def estimate_memory(config: BenchConfig, *, tile: Optional[int] = None) -> dict:
     1), ``estimated_peak_mib`` with the per-stage split, for the device named (CUDA by default: nothing runs)."""
     from .memory import estimate_peak
 
-    res = parse_resolution(config.resolution)
-    ds = float(config.ds_scale) if config.ds_scale is not None else res.default_ds_scale
-    device = config.device or "cuda"
-    batches = sorted({config.max_batch or config.factor - 1, 1}, reverse=True)
+    spec, res = config.model, config.frame
+    device = spec.device or "cuda"
+    batches = sorted({spec.max_batch or config.factor - 1, 1}, reverse=True)
     rows = [
-        estimate_peak(config.variant, res, ds=ds, precision=p, timesteps_per_batch=n, tile=tile, device=device)
+        estimate_peak(spec.variant, res, ds=config.ds, precision=p, timesteps_per_batch=n, tile=tile, device=device)
         for p in config.precisions
         for n in batches
     ]
@@ -265,23 +293,13 @@ def estimate_memory(config: BenchConfig, *, tile: Optional[int] = None) -> dict:
     }
 
 
-def _load(config: BenchConfig, backend: str, precision: str, device) -> Interpolator:
+def _load(config: BenchConfig, backend: str, precision: str) -> Interpolator:
     # "batched" rows run all timesteps of a pair in one call unless a cap or a memory budget is asked for
     # (engines take at most their profile's timesteps: the interpolator caps those itself)
-    unbounded = config.max_memory is None and not SPECS[backend].batch_bound
-    batched = config.max_batch or (config.factor - 1 if unbounded else None)
-    return Interpolator.from_checkpoint(
-        config.checkpoint,
-        variant=config.variant,
-        backend=backend,
-        device=device,
-        precision=precision,
-        random_weights=config.random_weights,
-        seed=config.seed,
-        max_batch=batched,
-        flow_checkpoint=config.flow_checkpoint,
-        max_memory=config.max_memory,
-    )
+    spec = config.model
+    unbounded = spec.max_memory is None and not backend_class(backend).batch_bound
+    batched = spec.max_batch or (config.factor - 1 if unbounded else None)
+    return Interpolator.from_spec(spec.replace(backend=backend, precision=precision, max_batch=batched))
 
 
 def _open(config: BenchConfig, backend: str, precision: str, device) -> Interpolator:
@@ -294,7 +312,7 @@ def _open(config: BenchConfig, backend: str, precision: str, device) -> Interpol
     if reason:
         raise Skip(reason)
     try:
-        return _load(config, backend, precision, device)
+        return _load(config, backend, precision)
     except GimmError as e:
         raise Skip(str(e)) from None
 

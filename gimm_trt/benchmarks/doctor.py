@@ -265,10 +265,10 @@ def _doctor_export(ctx: Context) -> Path:
     """The R-P 256x256 fp32 plugin export of seeded random weights, in ``ctx.work`` (reused when there)."""
     if "export" not in ctx.made:
         from ..export.exporter import ExportOptions, export
+        from ..model.spec import ModelSpec
 
-        options = ExportOptions(
-            variant=DOCTOR_VARIANT, random_weights=True, resolution=DOCTOR_RESOLUTION, splat="plugin", precision="fp32"
-        )
+        model = ModelSpec(variant=DOCTOR_VARIANT, random_weights=True, precision="fp32")
+        options = ExportOptions(model=model, resolution=DOCTOR_RESOLUTION, splat="plugin")
         ctx.log(
             f"doctor: the export of GIMM-VFI-{DOCTOR_VARIANT} (random weights) at {DOCTOR_RESOLUTION} in "
             f"{ctx.work / 'exports'} (made once, in minutes; reused after)"
@@ -343,7 +343,7 @@ def check_onnxruntime_cuda(ctx: Context) -> tuple:
 
 
 def _need_tensorrt(ctx: Context) -> None:
-    from ..runtime.backend import unavailable
+    from ..runtime.registry import unavailable
 
     _need_cuda(ctx)
     reason = unavailable("tensorrt", ctx.device)
@@ -405,8 +405,7 @@ def check_trt_plugin(ctx: Context) -> tuple:
 
 def _engine_interp(ctx: Context, cuda_graph: bool):
     from ..engines.build import build_engines
-    from ..runtime import Interpolator
-    from ..runtime.backend import TrtOptions
+    from ..runtime import Interpolator, TrtOptions
 
     export_dir = _doctor_export(ctx)
     if "plans" not in ctx.made:
@@ -478,8 +477,6 @@ def _run_one(name: str, check: Callable, ctx: Context) -> dict:
 def _resolve(device) -> torch.device:
     from ..runtime.backend import resolve_device
 
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return resolve_device(device)
 
 

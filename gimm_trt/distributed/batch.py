@@ -34,7 +34,7 @@ class WorkerPool:
     """``workers`` Ray actors, each holding one ``Interpolator`` built from ``spec``; Ray must be connected.
 
     Args:
-        gpus_per_worker: None = one GPU each when the cluster has GPUs and ``spec.device`` is not ``"cpu"``,
+        gpus_per_worker: None = one GPU each when the cluster has GPUs and ``spec.model.device`` is not ``"cpu"``,
             else none. Ray gives each worker its own GPU(s), so ``workers`` may not exceed the GPUs.
         cpus_per_worker: None = 1, or a share of the cluster's CPUs when it has fewer than ``workers``.
         retries: how often a worker that died is restarted, and its segment run again.
@@ -63,14 +63,14 @@ class WorkerPool:
         self.spec = spec
         gpus = gpu_count(ray)
         if gpus_per_worker is None:
-            gpus_per_worker = 1 if gpus and spec.device != "cpu" else 0
+            gpus_per_worker = 1 if gpus and spec.model.device != "cpu" else 0
         if gpus_per_worker and workers * gpus_per_worker > gpus:
             raise InputError(
                 f"{workers} workers with {gpus_per_worker:g} GPU each need {workers * gpus_per_worker:g} "
                 f"GPUs; the Ray cluster has {gpus}"
             )
-        if spec.device and spec.device.startswith("cuda") and not gpus_per_worker:
-            raise InputError(f"device {spec.device!r} needs GPUs; the Ray cluster has none")
+        if spec.model.device and spec.model.device.startswith("cuda") and not gpus_per_worker:
+            raise InputError(f"device {spec.model.device!r} needs GPUs; the Ray cluster has none")
         if cpus_per_worker is None:
             cpus_per_worker = min(1.0, ray.cluster_resources().get("CPU", 1) / workers)
         remote = ray.remote(SegmentWorker).options(

@@ -11,9 +11,10 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from ..core.errors import InputError
+from ..model.spec import ModelSpec
 from ..runtime.interpolator import Interpolator
 from ..runtime.video import ImageFrames, open_frames, to_uint8
 from . import parts
@@ -27,31 +28,22 @@ class WorkerSpec:
     """How each worker builds its ``Interpolator`` (sent to the workers, so only plain values).
 
     Attributes:
-        variant, checkpoint, random_weights, seed, backend, precision, max_batch, options: as in
-            ``Interpolator.from_checkpoint``; ``checkpoint`` must be readable at the same path on every node.
-        export: a gimm-export directory to run instead (``Interpolator.from_export``), with ``backend``
-            ``"onnxruntime"`` or ``"tensorrt"``.
-        device: None = ``"cuda"`` where the worker was given a GPU, else ``"cpu"``. Ray shows each worker only
-            its own GPUs, so ``"cuda"`` is the worker's GPU.
+        model: the ``ModelSpec`` every worker runs (``Interpolator.from_spec``); its files (checkpoint, export)
+            must be readable at the same paths on every node. Its device None means ``"cuda"`` where the worker
+            was given a GPU, else ``"cpu"``: Ray shows each worker only its own GPUs.
         threads: torch CPU threads per worker (None: what Ray sets, one per CPU it reserved). CPU results
             depend on the thread count: compare runs made with the same count.
         cache_dir: ``$GIMM_TRT_CACHE`` for the workers: where on-demand exports and engines are built once
             (under a file lock) and shared; put it on storage every node sees.
     """
 
-    variant: str = "R-P"
-    checkpoint: Optional[str] = None
-    flow_checkpoint: Optional[str] = None
-    random_weights: bool = False
-    seed: int = 0
-    backend: str = "torch"
-    precision: str = "fp32"
-    device: Optional[str] = None
-    export: Optional[str] = None
-    max_batch: Optional[int] = None
-    options: Any = None
+    model: ModelSpec = ModelSpec()
     threads: Optional[int] = None
     cache_dir: Optional[str] = None
+
+    def __post_init__(self):
+        if not isinstance(self.model, ModelSpec):
+            raise InputError(f"model must be a gimm_trt.model.ModelSpec, got {type(self.model).__name__}")
 
     def build(self) -> Interpolator:
         """The ``Interpolator`` (in the calling process: a worker, or this one)."""
@@ -61,27 +53,9 @@ class WorkerSpec:
             os.environ["GIMM_TRT_CACHE"] = str(self.cache_dir)  # a worker process serves this spec only
         if self.threads:
             torch.set_num_threads(self.threads)
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # random weights are said once, by ``describe``
-            if self.export is not None:
-                if self.backend == "torch":
-                    raise InputError("an export runs on backend onnxruntime or tensorrt")
-                return Interpolator.from_export(
-                    self.export, backend=self.backend, device=device, max_batch=self.max_batch, options=self.options
-                )
-            return Interpolator.from_checkpoint(
-                self.checkpoint,
-                variant=self.variant,
-                backend=self.backend,
-                flow_checkpoint=self.flow_checkpoint,
-                device=device,
-                precision=self.precision,
-                random_weights=self.random_weights,
-                seed=self.seed,
-                max_batch=self.max_batch,
-                options=self.options,
-            )
+            return Interpolator.from_spec(self.model)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,6 @@ def prepare(
     *,
     check: bool = False,
     build_engines: bool = False,
-    device=None,
     force: bool = False,
     log: Optional[Callable[[str], None]] = None,
 ) -> Prepared:
@@ -49,6 +48,7 @@ def prepare(
     of it.
     """
     log = log or (lambda message: None)
+    device = options.model.device
     if build_engines:
         from . import compat
 
@@ -56,7 +56,7 @@ def prepare(
         if str(device or "cuda").startswith("cpu"):
             raise DeviceError("building TensorRT engines needs a CUDA GPU (TensorRT builds on --device, default cuda)")
         compat.cuda_device(device)
-    if options.random_weights:
+    if options.model.random_weights:
         log("random weights: the export is not a trained model (speed work and tests only)")
     result = Prepared(export_dir=export(options, out, force=force, log=log))
     log("checking the graphs against TensorRT's ONNX parser (static: ops, types, attributes, constants)")
@@ -66,12 +66,13 @@ def prepare(
         from ..model.checkpoint import load_model
 
         log("checking: each graph in ONNX Runtime against PyTorch (fp32) on a synthetic pair, same inputs")
+        spec = options.model
         model = load_model(
-            options.checkpoint,
-            variant=options.variant,
-            flow_checkpoint=options.flow_checkpoint,
-            random_weights=options.random_weights,
-            seed=options.seed,
+            spec.checkpoint,
+            variant=spec.variant,
+            flow_checkpoint=spec.flow_checkpoint,
+            random_weights=spec.random_weights,
+            seed=spec.seed,
         )
         result.check = compare_export(result.export_dir, model)
     if build_engines:

@@ -21,6 +21,7 @@ from ..core.files import atomic_write, file_lock, sha256_file
 from ..core.sizes import parse_resolution, processing_size
 from ..core.stages import STAGES, T_AXIS, T_INPUTS, T_OUTPUTS, TimestepProfile
 from ..model.checkpoint import Weights, checkpoint_files
+from ..model.spec import ModelSpec
 from ..plugins import schema
 from . import graphs, manifest
 
@@ -42,41 +43,31 @@ PRECISIONS = ("fp32", "fp16")  # what graphs can be exported in (bf16 is a torch
 
 @dataclass(frozen=True, kw_only=True)
 class ExportOptions:
-    """Everything an export is made from.
+    """Everything an export is made from: the model (``ModelSpec``) and the graphs' own settings.
 
     Args:
-        variant: ``"R"``, ``"R-P"``, ``"F"``, ``"F-P"``.
-        checkpoint: official ``.pt``/``.safetensors``, a ComfyUI-GIMM-VFI GIMM file or models folder; None = the
-            official file name in ``$GIMM_TRT_CHECKPOINTS`` or ``./pretrained_ckpt``. ``random_weights=True``
-            (with ``seed``) uses synthetic weights instead.
-        flow_checkpoint: the flow estimator file of a split pair (default: one beside the GIMM file by name).
-        precision: ``"fp32"`` or ``"fp16"`` (fp16 convolutions/matmuls, fp32 islands, fp32 graph I/O).
+        model: which variant and weights (``variant``, ``checkpoint``, ``flow_checkpoint``, ``random_weights``,
+            ``seed``), in which ``precision`` (``"fp32"``, or ``"fp16"``: fp16 convolutions/matmuls with fp32
+            islands and fp32 graph I/O), at which ``ds_scale`` (None: 1.0 up to 1080p, 0.5 for 2K, 0.25 for
+            4K). Its backend and runtime fields do not change the graphs.
         resolution: ``"4k"``, ``"2k"``, ``"1080p"``, ``"720p"`` or ``"WxH"``: the frame size served (any frame
             that pads to the same multiple of 32).
-        ds_scale: processing scale; None = 1.0 up to 1080p, 0.5 for 2K, 0.25 for 4K.
         splat: ``"plugin"`` (one custom node: TensorRT plugin / ORT custom op) or ``"portable"`` (standard ops).
         opset: 17, 18 or 19.
         max_timesteps: the largest T the TensorRT engines are built for (recorded in the manifest).
     """
 
-    variant: str = "R-P"
-    checkpoint: Optional[str] = None
-    flow_checkpoint: Optional[str] = None
-    random_weights: bool = False
-    seed: int = 0
-    precision: str = "fp32"
+    model: ModelSpec = ModelSpec()
     resolution: str = "4k"
-    ds_scale: Optional[float] = None
     splat: str = "plugin"
     opset: int = DEFAULT_OPSET
     max_timesteps: int = TimestepProfile().max
 
     def __post_init__(self):
-        Weights.verify(self.variant)
-        if (self.checkpoint is not None or self.flow_checkpoint is not None) and self.random_weights:
-            raise InputError("pass either a checkpoint or random weights, not both")
-        if self.precision not in PRECISIONS:
-            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if not isinstance(self.model, ModelSpec):
+            raise InputError(f"model must be a gimm_trt.model.ModelSpec, got {type(self.model).__name__}")
+        if self.model.precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.model.precision!r}")
         if self.splat not in schema.FORMS:
             raise InputError(f"splat must be one of {', '.join(schema.FORMS)}, got {self.splat!r}")
         if self.opset not in OPSETS:
@@ -96,7 +87,7 @@ class ExportOptions:
 
     @property
     def ds(self) -> float:
-        return float(self.ds_scale) if self.ds_scale is not None else self.frame.default_ds_scale
+        return self.frame.ds(self.model.ds_scale)
 
     @property
     def sizes(self) -> tuple:
@@ -108,7 +99,7 @@ class ExportOptions:
     @property
     def name(self) -> str:
         """The directory name: ``<variant>-<precision>-<resolution>``."""
-        return f"{self.variant}-{self.precision}-{self.frame.name}"
+        return f"{self.model.variant}-{self.model.precision}-{self.frame.name}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,9 +119,10 @@ class WeightsSource:
 
 def weights_of(options: ExportOptions) -> WeightsSource:
     """The weights ``options`` names; CheckpointError when a file is missing."""
-    if options.random_weights:
-        return WeightsSource(label=f"random weights (seed {options.seed})")
-    files = checkpoint_files(options.checkpoint, options.variant, flow_checkpoint=options.flow_checkpoint)
+    model = options.model
+    if model.random_weights:
+        return WeightsSource(label=f"random weights (seed {model.seed})")
+    files = checkpoint_files(model.checkpoint, model.variant, flow_checkpoint=model.flow_checkpoint)
     digests = [sha256_file(p) for p in files.paths]
     sha = digests[0] if len(digests) == 1 else hashlib.sha256(" ".join(digests).encode()).hexdigest()
     return WeightsSource(
@@ -145,8 +137,8 @@ def _fields(options: ExportOptions, weights: WeightsSource) -> dict:
     padded, processing = options.sizes
     return {
         "weights": weights.identity,
-        "variant": options.variant,
-        "precision": options.precision,
+        "variant": options.model.variant,
+        "precision": options.model.precision,
         "resolution": options.frame.name,
         "padded_size": list(padded),
         "processing_size": list(processing),
@@ -154,7 +146,7 @@ def _fields(options: ExportOptions, weights: WeightsSource) -> dict:
         "splat": options.splat,
         "opset": options.opset,
         "gimm_trt": __version__,
-        "source": manifest.source_digest(Weights.verify(options.variant).value.arch),
+        "source": manifest.source_digest(Weights.verify(options.model.variant).value.arch),
     }
 
 
@@ -232,11 +224,11 @@ def export(
         padded, processing = options.sizes
         data = {
             "schema": manifest.SCHEMA,
-            "variant": options.variant,
+            "variant": options.model.variant,
             "weights": weights.label,
             # kept as the manifest has always had it: the file's sha256, or the label of random weights
             "checkpoint_sha256": weights.identity,
-            "precision": options.precision,
+            "precision": options.model.precision,
             "resolution": {"name": options.frame.name, "width": options.frame.width, "height": options.frame.height},
             "padded_size": list(padded),
             "processing_size": list(processing),
@@ -290,10 +282,10 @@ class _Sources:
             return "trace", None
         if manifest.reusable_stage(export_dir, stage, digest) is not None:
             return "keep", manifest.read_manifest(export_dir)["stages"][stage]
-        if self.options.precision == "fp16":
+        if self.options.model.precision == "fp16":
             from dataclasses import replace
 
-            fp32 = replace(self.options, precision="fp32")
+            fp32 = replace(self.options, model=self.options.model.replace(precision="fp32"))
             path = manifest.reusable_stage(
                 Path(self.out) / fp32.name, stage, manifest.stage_digest(_fields(fp32, self.weights), stage)
             )
@@ -306,13 +298,13 @@ class _Sources:
         if self._model is None:
             from ..model.checkpoint import load_model  # torch and the model load only when a stage is traced
 
-            self.log(f"loading GIMM-VFI-{self.options.variant} ({self.weights.label})")
+            self.log(f"loading GIMM-VFI-{self.options.model.variant} ({self.weights.label})")
             self._model = load_model(
                 self.weights.path,
-                variant=self.options.variant,
+                variant=self.options.model.variant,
                 flow_checkpoint=self.weights.flow_path,
-                random_weights=self.options.random_weights,
-                seed=self.options.seed,
+                random_weights=self.options.model.random_weights,
+                seed=self.options.model.seed,
             )
         return self._model
 
@@ -350,7 +342,7 @@ def _make_stage(stage, found, options, sources, export_dir, log) -> dict:
         )
         entry = {"trace_seconds": round(time.perf_counter() - start, 2)}
         passes.clean(ir_model)
-    if options.precision == "fp16":
+    if options.model.precision == "fp16":
         from . import fp16
 
         entry["fp16"] = fp16.to_fp16(ir_model, islands=fp16.island_classes()).as_dict()
@@ -358,7 +350,7 @@ def _make_stage(stage, found, options, sources, export_dir, log) -> dict:
     proto = passes.to_proto(
         ir_model,
         name=f"gimm_{stage}",
-        doc=f"GIMM-VFI-{options.variant} {stage} stage, {options.precision}, gimm_trt export",
+        doc=f"GIMM-VFI-{options.model.variant} {stage} stage, {options.model.precision}, gimm_trt export",
     )
     passes.validate(proto)
     data = proto.SerializeToString()

@@ -1,6 +1,10 @@
-"""Runtime: the ``Interpolator``, the backend contract and the backends' options."""
+"""Runtime: the ``Interpolator``, the backend contract, the registered backends and their options."""
 
-from .backend import BACKENDS, PRECISIONS, Backend, OrtOptions, TrtOptions
+from ..model.spec import ModelSpec
+from .backend import Backend
 from .interpolator import Interpolator
+from .ort_backend import OrtOptions
+from .registry import BACKENDS, PRECISIONS, REGISTRY
+from .trt_backend import TrtOptions
 
-__all__ = ["Interpolator", "Backend", "OrtOptions", "TrtOptions", "BACKENDS", "PRECISIONS"]
+__all__ = ["Interpolator", "ModelSpec", "Backend", "OrtOptions", "TrtOptions", "BACKENDS", "PRECISIONS", "REGISTRY"]

@@ -1,41 +1,40 @@
-"""The backend contract: what ``Interpolator`` drives, which backends exist and what each runs on.
+"""The backend contract: what ``Interpolator`` drives, and what each backend declares about itself.
 
-A backend runs the three stages with torch tensors in and out. Every backend implements the whole of
-``Backend``; which precisions it offers on which device type is declared once, in ``SPECS``, and the CLI's
-choices and every early check come from there.
+A backend runs the three stages with torch tensors in and out. Each backend class describes itself once, where
+it is defined: its ``name``, the precisions it offers per device type, its options type, the modules it needs
+and how it runs (``Backend``'s class attributes). ``registry`` lists the classes; the CLI's choices, the options
+lookup and every early check are derived from these descriptions.
 """
 
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
 from typing import Any, ClassVar, Optional
 
 import torch
 
 from ..core import deps
 from ..core.errors import DeviceError, InputError
-from ..export.exporter import PRECISIONS as EXPORT_PRECISIONS
 
-__all__ = [
-    "Backend",
-    "BackendSpec",
-    "SPECS",
-    "BACKENDS",
-    "PRECISIONS",
-    "OrtOptions",
-    "TrtOptions",
-    "resolve_device",
-    "check_backend",
-    "unavailable",
-]
+__all__ = ["Backend", "default_device", "resolve_device"]
+
+_KIND = {"cpu": "CPU", "cuda": "CUDA"}
 
 
 class Backend(abc.ABC):
     """The three stages on one device.
 
-    Attributes:
-        name: the backend's name in ``SPECS``.
+    Class attributes (the backend's description; ``registry`` derives everything else from them):
+        name: the backend's name (``--backend``).
+        precisions: device type -> precisions offered there (``{"cuda": ("fp32", "fp16")}``).
+        options_type: the frozen dataclass of its options (None: it takes none).
+        needs: modules it imports (checked before anything loads; each has an install hint in ``core.deps``).
+        runs_exports: it runs ``gimm-export`` directories (``open(export_dir, device=..., options=...)``).
+        splat: the splat form of the exports it makes on demand (``"plugin"`` or ``"portable"``).
+        batch_bound: one call takes at most the export's ``max_timesteps`` (a built engine's profile).
+        why: said when a precision is refused on a device type.
+
+    Instance attributes:
         device: where its tensors live.
         precision: what it computes in (``"fp32"``, ``"fp16"``, ``"bf16"``).
         ds_scale: the one processing scale it serves, or None for any.
@@ -45,9 +44,76 @@ class Backend(abc.ABC):
     """
 
     name: ClassVar[str]
+    precisions: ClassVar[dict]
+    options_type: ClassVar[Optional[type]] = None
+    needs: ClassVar[tuple] = ()
+    runs_exports: ClassVar[bool] = False
+    splat: ClassVar[str] = ""
+    batch_bound: ClassVar[bool] = False
+    why: ClassVar[str] = ""
+
     device: torch.device
     precision: str
     ds_scale: Optional[float] = None
+
+    @classmethod
+    def precisions_on(cls, device_type: str) -> tuple:
+        return cls.precisions.get(device_type, ())
+
+    @classmethod
+    def device_problem(cls, device, precision: Optional[str] = None) -> Optional[str]:
+        """None when this backend runs ``precision`` on ``device``'s type, else one line saying what to use."""
+        kind = device.type if isinstance(device, torch.device) else resolve_device(device, check=False).type
+        offered = cls.precisions_on(kind)
+        if not offered:
+            where = " or ".join(_KIND.get(t, t) for t in cls.precisions)
+            return (
+                f"backend {cls.name!r} runs on {where} devices only, not {str(device)!r} "
+                f"(use --device {' or '.join(cls.precisions)})"
+            )
+        if precision is not None and precision not in offered:
+            why = f" ({cls.why})" if cls.why else ""
+            return (
+                f"precision {precision!r} of backend {cls.name!r} does not run on the {_KIND.get(kind, kind)}{why}; "
+                f"there use precision {' or '.join(repr(p) for p in offered)}"
+            )
+        return None
+
+    @classmethod
+    def missing(cls) -> Optional[str]:
+        """None when every module this backend needs imports here, else what to install."""
+        for module in cls.needs:
+            if not deps.usable(module):
+                return f"backend {cls.name!r} needs {module}, which is not installed: {deps.install_hint(module)}"
+        return None
+
+    @classmethod
+    def check(cls, device, precision: Optional[str] = None) -> torch.device:
+        """The resolved device, or the first problem as an error: a device that is absent or that this backend
+        (at ``precision``) cannot use (DeviceError), then a missing package (MissingDependency). The device comes
+        first: no install helps a backend on a device it cannot use. Subclasses add runtime checks (e.g. no CUDA
+        provider) by extending it."""
+        dev = resolve_device(device)
+        reason = cls.device_problem(dev, precision)
+        if reason:
+            raise DeviceError(reason)
+        for module in cls.needs:
+            if not deps.usable(module):
+                deps.require(module, f"the {cls.name} backend")
+        return dev
+
+    @classmethod
+    def make_options(cls, options=None):
+        """``options`` checked against ``options_type`` (None: its defaults)."""
+        if cls.options_type is None:
+            if options is not None:
+                raise InputError(f"backend {cls.name!r} takes no options, got {type(options).__name__}")
+            return None
+        if options is None:
+            return cls.options_type()
+        if not isinstance(options, cls.options_type):
+            raise InputError(f"backend {cls.name!r} takes {cls.options_type.__name__}, got {type(options).__name__}")
+        return options
 
     def check_frames(self, height: int, width: int) -> None:  # noqa: B027 (a default, not a duty)
         """Raise before any work when frames of ``height`` x ``width`` cannot run here (any size by default)."""
@@ -77,144 +143,25 @@ class Backend(abc.ABC):
         """Frames [T,3,Hp,Wp] in [0,1]."""
 
 
-@dataclass(frozen=True)
-class BackendSpec:
-    """What a backend needs and offers: modules to import, precisions per device type."""
-
-    name: str
-    precisions: dict  # device type -> precisions offered there
-    needs: tuple = ()  # modules it imports
-    runs_exports: bool = False
-    splat: str = ""  # splat form of the exports it makes on demand ("" for none)
-    batch_bound: bool = False  # one call takes at most the export's max_timesteps (a built engine's profile)
-    why: str = ""  # said when a precision is refused on a device type
-
-    def precisions_on(self, device_type: str) -> tuple:
-        return self.precisions.get(device_type, ())
+def default_device() -> str:
+    """Where a model runs when nobody says: the GPU when CUDA is available, else the CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-SPECS = {
-    "torch": BackendSpec(
-        "torch",
-        {"cuda": ("fp32", "fp16", "bf16"), "cpu": ("fp32", "bf16")},
-        why="PyTorch's CPU fp16 convolutions are reference loops (minutes per frame); bf16 ones are fast on CPUs "
-        "with AVX512-BF16 or AMX",
-    ),
-    # the exported backends run what an export can be made in
-    # portable splats for onnxruntime: stock ORT runs them on any provider, the custom op is a CPU Python callback
-    "onnxruntime": BackendSpec(
-        "onnxruntime",
-        {"cpu": EXPORT_PRECISIONS, "cuda": EXPORT_PRECISIONS},
-        needs=("onnxruntime", "onnx"),
-        runs_exports=True,
-        splat="portable",
-    ),
-    "tensorrt": BackendSpec(
-        "tensorrt",
-        {"cuda": EXPORT_PRECISIONS},
-        needs=("tensorrt", "polygraphy"),
-        runs_exports=True,
-        splat="plugin",
-        batch_bound=True,
-    ),
-}
-BACKENDS = tuple(SPECS)
-PRECISIONS = tuple(dict.fromkeys(p for spec in SPECS.values() for ps in spec.precisions.values() for p in ps))
-
-
-@dataclass(frozen=True, kw_only=True)
-class OrtOptions:
-    """Options of the onnxruntime backend: ``threads`` per session (0: ONNX Runtime's default)."""
-
-    threads: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrtOptions:
-    """Options of the tensorrt backend.
-
-    Args:
-        cuda_graph: capture and replay CUDA graphs for repeated shapes.
-        build: build missing engines (False: a missing engine is an error that says what differs).
-    """
-
-    cuda_graph: bool = False
-    build: bool = True
-
-
-OPTIONS = {"onnxruntime": OrtOptions, "tensorrt": TrtOptions}
-
-
-def resolve_device(device) -> torch.device:
-    """``"cpu"``, ``"cuda"`` or ``"cuda:N"`` -> torch.device; DeviceError when CUDA is absent."""
+def resolve_device(device, *, check: bool = True) -> torch.device:
+    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or None (``default_device()``) -> torch.device; DeviceError for
+    anything else, and (``check``) when CUDA or that GPU is absent."""
+    if device is None:
+        device = default_device()
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
         raise DeviceError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
     if dev.type not in ("cpu", "cuda"):
         raise DeviceError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
-    if dev.type == "cuda":
+    if dev.type == "cuda" and check:
         if not torch.cuda.is_available():
             raise DeviceError(f"device {device!r} requested but CUDA is not available (use device='cpu')")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise DeviceError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) present")
-    return dev
-
-
-_KIND = {"cpu": "CPU", "cuda": "CUDA"}
-
-
-def _device_problem(spec: BackendSpec, device, precision: Optional[str]) -> Optional[str]:
-    kind = device.type if isinstance(device, torch.device) else torch.device(device).type
-    offered = spec.precisions_on(kind)
-    if not offered:
-        where = " or ".join(_KIND.get(t, t) for t in spec.precisions)
-        return (
-            f"backend {spec.name!r} runs on {where} devices only, not {str(device)!r} "
-            f"(use --device {' or '.join(spec.precisions)})"
-        )
-    if precision is not None and precision not in offered:
-        why = f" ({spec.why})" if spec.why else ""
-        return (
-            f"precision {precision!r} of backend {spec.name!r} does not run on the {_KIND.get(kind, kind)}{why}; "
-            f"there use precision {' or '.join(repr(p) for p in offered)}"
-        )
-    return None
-
-
-def _unknown(backend: str, precision: Optional[str]) -> Optional[str]:
-    if backend not in SPECS:
-        return f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}"
-    if precision is not None and precision not in PRECISIONS:
-        return f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}"
-    return None
-
-
-def unavailable(backend: str, device=None, precision: Optional[str] = None) -> Optional[str]:
-    """None when ``backend`` (at ``precision``) can run on ``device`` here, else one line saying why not and
-    what to do: what to install first, then what the device lacks. Looks only: nothing is imported."""
-    reason = _unknown(backend, precision)
-    if reason:
-        return reason
-    spec = SPECS[backend]
-    for module in spec.needs:
-        if not deps.usable(module):
-            return f"backend {backend!r} needs {module}, which is not installed: {deps.install_hint(module)}"
-    return None if device is None else _device_problem(spec, device, precision)
-
-
-def check_backend(backend: str, device, precision: Optional[str] = None) -> torch.device:
-    """The resolved device for ``backend``, or the first problem as an error: an unknown name (InputError),
-    a device that is absent or that the backend/precision cannot use (DeviceError), a missing package
-    (MissingDependency). The device comes first here: no install helps a backend on a device it cannot use."""
-    reason = _unknown(backend, precision)
-    if reason:
-        raise InputError(reason)
-    dev = resolve_device(device)
-    reason = _device_problem(SPECS[backend], dev, precision)
-    if reason:
-        raise DeviceError(reason)
-    for module in SPECS[backend].needs:
-        if not deps.usable(module):
-            deps.require(module, f"the {backend} backend")
     return dev

@@ -2,40 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from typing import Optional
 
 import torch
 
 from ..core.errors import InputError
 
-__all__ = ["parse_bytes", "Budget", "TILES"]
+__all__ = ["Budget", "TILES"]
 
 TILES = (None, 512, 256, 128)  # untiled first: tiles recompute their halos
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "kb": 10**3,
-    "mb": 10**6,
-    "gb": 10**9,
-    "tb": 10**12,
-    "kib": 2**10,
-    "mib": 2**20,
-    "gib": 2**30,
-    "tib": 2**40,
-}
-
-
-def parse_bytes(value) -> int:
-    """Bytes from an integer or a string such as ``"6GiB"``, ``"500MB"``, ``"1.5 gib"``; InputError otherwise."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value > 0:
-            return value
-    elif isinstance(value, str):
-        m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([a-zA-Z]*)\s*", value)
-        if m and m[2].lower() in _UNITS and float(m[1]) > 0:
-            return int(float(m[1]) * _UNITS[m[2].lower()])
-    raise InputError(f"max_memory must be a number of bytes > 0 or a size such as '6GiB' or '500MB', got {value!r}")
 
 
 def _gib(n: int) -> str:

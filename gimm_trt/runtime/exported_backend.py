@@ -10,7 +10,7 @@ import torch
 
 from ..core.stages import FLOW_INPUTS
 from ..export.manifest import ExportInfo
-from .backend import Backend, check_backend
+from .backend import Backend
 
 __all__ = ["ExportedBackend"]
 
@@ -23,15 +23,10 @@ class ExportedBackend(Backend):
 
     def __init__(self, export_dir, *, device):
         self.info = ExportInfo.read(export_dir)
-        self.device = check_backend(self.name, device, self.info.precision)
-        self.check_device(self.device)
+        self.device = self.check(device, self.info.precision)
         self.info.verify_files()  # before any graph is parsed or run
         self.precision = self.info.precision
         self.ds_scale = self.info.ds_scale
-
-    @classmethod
-    def check_device(cls, device) -> None:
-        """Raise when this backend's runtime cannot use ``device`` (beyond what ``SPECS`` declares)."""
 
     @property
     def export_dir(self) -> Path:

@@ -3,14 +3,13 @@ factors, scales and frame rates. Every problem is an ``InputError`` naming the a
 
 from __future__ import annotations
 
-import math
-import numbers
 from fractions import Fraction
 from typing import Optional
 
 import numpy as np
 import torch
 
+from ..core.checks import check_count, is_real
 from ..core.errors import InputError
 
 __all__ = [
@@ -21,10 +20,7 @@ __all__ = [
     "MIN_FPS",
     "to_tensor",
     "check_timesteps",
-    "check_count",
-    "check_max_batch",
     "check_factor",
-    "check_ds",
     "check_fps",
 ]
 
@@ -122,7 +118,7 @@ def _timestep_values(timesteps) -> list:
         raise InputError(f"timesteps must be numbers, got the string {timesteps!r} (pass e.g. [0.5])")
     if isinstance(timesteps, (torch.Tensor, np.ndarray)):
         return _array_values(timesteps, "timesteps")
-    if _is_real(timesteps):
+    if is_real(timesteps):
         return [float(timesteps)]
     try:
         items = list(timesteps)
@@ -134,7 +130,7 @@ def _timestep_values(timesteps) -> list:
     for i, t in enumerate(items):
         if isinstance(t, (torch.Tensor, np.ndarray)) and t.ndim == 0:
             values += _array_values(t, f"timesteps[{i}]")
-        elif _is_real(t):
+        elif is_real(t):
             values.append(float(t))
         else:
             what = f"the string {t!r}" if isinstance(t, (str, bytes)) else type(t).__name__
@@ -155,35 +151,9 @@ def _array_values(arr, name: str) -> list:
     return [float(v) for v in arr.reshape(-1).tolist()]
 
 
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
-def check_count(name: str, value, low: int) -> int:
-    """An integer option (Python or numpy) that must be >= ``low``, as an ``int``."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)) or value < low:
-        raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def check_max_batch(max_batch) -> Optional[int]:
-    """None (no cap) or an integer >= 1."""
-    return None if max_batch is None else check_count("max_batch", max_batch, 1)
-
-
 def check_factor(factor) -> int:
     """The frame-rate multiplier: an integer >= 2."""
     return check_count("factor", factor, 2)
-
-
-def check_ds(ds_scale) -> Optional[float]:
-    """None, or a finite number in (0, 1] as a float (whether the frame size allows it is ``processing_size``'s
-    question)."""
-    if ds_scale is None:
-        return None
-    if not _is_real(ds_scale) or not math.isfinite(float(ds_scale)) or not 0.0 < float(ds_scale) <= 1.0:
-        raise InputError(f"ds_scale must lie in (0, 1] (1.0 up to 1080p, 0.5 for 2K, 0.25 for 4K), got {ds_scale!r}")
-    return float(ds_scale)
 
 
 def check_fps(fps) -> Optional[Fraction]:

@@ -1,18 +1,22 @@
 """``Interpolator``: the public entry point. Frames in, frames at any timesteps out, on any backend."""
 
+from __future__ import annotations
+
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Optional
 
 import torch
 
+from ..core.checks import check_ds, check_max_batch
 from ..core.errors import InputError
 from ..core.sizes import Padding, processing_size
-from ..model.checkpoint import LICENSE_NOTE, Weights, checkpoint_files, load_model
-from .backend import SPECS, Backend, check_backend
-from .budget import Budget, parse_bytes
-from .frames import check_ds, check_factor, check_max_batch, check_timesteps, to_tensor
-from .torch_backend import TorchBackend
+from ..model.checkpoint import LICENSE_NOTE, checkpoint_files, load_model
+from ..model.spec import ModelSpec
+from .backend import Backend
+from .budget import Budget
+from .frames import check_factor, check_timesteps, to_tensor
+from .registry import backend_class, check_spec
 
 
 class Interpolator:
@@ -34,140 +38,119 @@ class Interpolator:
         self.max_batch = check_max_batch(max_batch)  # None: all timesteps at once, halved on CUDA out-of-memory
         self._batch_cap = None  # the batch that last fit, when max_batch is None
         self.budget = None  # a runtime.budget.Budget: picks timesteps per batch (and tiles) per frame size
+        self.ds_scale = None  # the processing scale when a call gives none (None: the backend's, else 1.0)
+        self.spec = None  # the ModelSpec it was built from, when built by from_spec
 
     @classmethod
-    def from_checkpoint(
-        cls,
-        checkpoint=None,
-        *,
-        variant: str = "R-P",
-        backend: str = "torch",
-        device="cpu",
-        precision: str = "fp32",
-        random_weights: bool = False,
-        seed: int = 0,
-        max_batch: Optional[int] = None,
-        options=None,
-        flow_checkpoint=None,
-        max_memory=None,
-    ) -> "Interpolator":
-        """Load an official checkpoint (``.pt`` or ``.safetensors``), or ComfyUI-GIMM-VFI's split files, and run
-        it on ``backend``.
+    def from_spec(cls, spec: ModelSpec) -> Interpolator:
+        """The interpolator ``spec`` describes: its model (a checkpoint, random weights, or an export) on its
+        backend, device and precision, with its processing scale, batch cap and memory budget.
 
-        Args:
-            checkpoint: a GIMM file; a folder (such as ``ComfyUI/models/interpolation/gimm-vfi``), where the
-                variant's file is picked by name; or None to look up the official file name of ``variant`` in
-                ``$GIMM_TRT_CHECKPOINTS`` or ``./pretrained_ckpt`` (an error says where to get it).
-            flow_checkpoint: the flow estimator file (``raft-things_fp32.safetensors`` for R/R-P,
-                ``flowformer_sintel_fp32.safetensors`` for F/F-P), whose weights replace the GIMM file's; None
-                takes such a file from beside the GIMM file when there is one. ``weights`` names the files used.
-            variant: ``"R"``, ``"R-P"``, ``"F"`` or ``"F-P"``; the checkpoint must match it.
-            backend: ``"torch"``; ``"onnxruntime"`` and ``"tensorrt"`` export the model on demand, at the first
-                pair of each padded frame size and ds, into ``$GIMM_TRT_CACHE`` (default ``~/.cache/gimm_trt``;
-                reused across processes), then run that export (see ``from_export``).
-            device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-            precision: ``"fp32"``, ``"fp16"`` (CUDA) or, for the torch backend, ``"bf16"``.
-            random_weights: with ``checkpoint=None``, seeded synthetic weights (tests and speed work only:
-                the frames are meaningless, and ``weights`` says so).
-            options: ``OrtOptions`` or ``TrtOptions`` for those backends.
-            max_memory: bytes or a size such as ``"6GiB"`` one pair may use: timesteps per batch and (torch) the
-                synthesis tile are picked by the memory model to stay under it. None: on the torch backend, the
-                device's free memory on CUDA, one timestep per batch on a CPU (batching costs memory there and
-                gains no speed); exports keep their own batching.
+        A checkpoint runs on the torch backend directly; exported backends (``onnxruntime``, ``tensorrt``, ...)
+        export it on demand, at the first pair of each padded frame size and ds, into ``$GIMM_TRT_CACHE``
+        (default ``~/.cache/gimm_trt``; reused across processes). ``spec.export`` runs a ``gimm-export``
+        directory instead: frames must pad to its size and ``ds_scale`` must be its own (an ExportError names
+        both). Without ``max_memory``, the torch backend uses the free GPU memory on CUDA and one timestep per
+        batch on a CPU (batching costs memory there and gains no speed); exports batch all timesteps (an
+        engine's profile caps them) and run untiled.
         """
-        weights = Weights.verify(variant)
-        max_batch = check_max_batch(max_batch)
-        limit = None if max_memory is None else parse_bytes(max_memory)
-        check_backend(backend, device, precision)  # before the model loads
-        files = checkpoint_files(checkpoint, weights, flow_checkpoint=flow_checkpoint, random_weights=random_weights)
-        model = load_model(files, variant=weights.value.variant, random_weights=random_weights, seed=seed)
-        if random_weights:
-            source = f"random weights (seed {seed}), not a trained model"
-            warnings.warn(
-                f"GIMM-VFI-{weights.value.variant} runs with {source}: outputs are not meaningful", stacklevel=2
-            )
+        if not isinstance(spec, ModelSpec):
+            raise InputError(f"spec must be a gimm_trt.model.ModelSpec, got {type(spec).__name__}")
+        device = check_spec(spec)  # before the model loads
+        kind = backend_class(spec.backend)
+        if spec.export is not None:
+            return cls._from_export(spec, kind)
+        files = checkpoint_files(
+            spec.checkpoint, spec.weights, flow_checkpoint=spec.flow_checkpoint, random_weights=spec.random_weights
+        )
+        model = load_model(files, variant=spec.variant, random_weights=spec.random_weights, seed=spec.seed)
+        if spec.random_weights:
+            source = _random(spec.variant, f"random weights (seed {spec.seed})")
         else:
             source = f"{files} ({LICENSE_NOTE})"
-        spec = SPECS[backend]
-        if spec.runs_exports:  # exported on demand, per padded frame size and ds, into the export cache
+        if kind.runs_exports:  # exported on demand, per padded frame size and ds, into the export cache
             from ..export.exporter import ExportOptions
             from .on_demand import OnDemandBackend
 
-            export_options = ExportOptions(
-                variant=weights.value.variant,
-                random_weights=random_weights,
-                seed=seed,
-                checkpoint=None if files is None else str(files.gimm),
-                precision=precision,
-                flow_checkpoint=None if files is None or files.flow is None else str(files.flow),
-                splat=spec.splat,
+            template = ExportOptions(
+                model=spec.replace(
+                    checkpoint=None if files is None else str(files.gimm),
+                    flow_checkpoint=None if files is None or files.flow is None else str(files.flow),
+                ),
+                splat=kind.splat,
             )
-            on_demand = OnDemandBackend(
-                model, backend=backend, device=device, export_options=export_options, options=options
+            backend = OnDemandBackend(
+                model, backend=spec.backend, device=device, export_options=template, options=spec.options
             )
-            interp = cls(
-                on_demand,
-                variant=weights.value.variant,
-                weights=source,
-                max_batch=max_batch or (export_options.max_timesteps if spec.batch_bound else None),
+            cap = template.max_timesteps if kind.batch_bound else None
+            return cls._with_budget(backend, spec, source, cap, tiles=False)
+        kind.make_options(spec.options)
+        backend = kind(model, device=device, precision=spec.precision)
+        return cls._with_budget(backend, spec, source, None, tiles=True)
+
+    @classmethod
+    def _from_export(cls, spec: ModelSpec, kind) -> Interpolator:
+        backend = kind(spec.export, device=spec.device, options=spec.options)
+        info = backend.info
+        if info.weights.startswith("random"):
+            source = _random(info.variant, info.weights)
+        else:
+            source = f"{info.weights} ({LICENSE_NOTE})"
+        cap = info.max_timesteps if kind.batch_bound else None
+        return cls._with_budget(backend, spec.replace(variant=info.variant), source, cap, tiles=False)
+
+    @classmethod
+    def _with_budget(cls, backend: Backend, spec: ModelSpec, source: str, cap, *, tiles: bool) -> Interpolator:
+        """The interpolator of a built backend; its batch is ``spec.max_batch``, else the backend's ``cap``, and
+        a memory budget plans batches (and, with ``tiles``, tiles) when one is given or the backend tiles."""
+        interp = cls(backend, variant=spec.variant, weights=source, max_batch=spec.max_batch or cap)
+        interp.spec = spec
+        interp.ds_scale = spec.ds_scale
+        if spec.max_memory is not None or tiles:
+            interp.budget = Budget(
+                spec.weights.value.arch,
+                precision=backend.precision,
+                device=interp.device,
+                limit=spec.max_memory,
+                tiles=tiles,
             )
-            if limit is not None:
-                interp.budget = Budget(
-                    weights.value.arch, precision=precision, device=interp.device, limit=limit, tiles=False
-                )
-            return interp
-        interp = cls(
-            TorchBackend(model, device=device, precision=precision),
-            variant=weights.value.variant,
-            weights=source,
-            max_batch=max_batch,
-        )
-        interp.budget = Budget(weights.value.arch, precision=precision, device=interp.device, limit=limit)
         return interp
 
     @classmethod
-    def from_export(
-        cls,
-        export_dir,
-        *,
-        backend: str = "onnxruntime",
-        device="cpu",
-        max_batch: Optional[int] = None,
-        options=None,
-        max_memory=None,
-    ) -> "Interpolator":
-        """Run a ``gimm-export`` directory (``<out>/<variant>-<precision>-<resolution>``).
+    def from_checkpoint(cls, checkpoint=None, **spec_fields) -> Interpolator:
+        """Load an official checkpoint (``.pt`` or ``.safetensors``), or ComfyUI-GIMM-VFI's split files, and run
+        it: ``from_spec(ModelSpec(checkpoint=checkpoint, **spec_fields))``.
+
+        Args:
+            checkpoint: a GIMM file; a folder (such as ``ComfyUI/models/interpolation/gimm-vfi``), where the
+                variant's file is picked by name; or None to look up the official file name of the variant in
+                ``$GIMM_TRT_CHECKPOINTS`` or ``./pretrained_ckpt`` (an error says where to get it).
+            spec_fields: the other fields of ``gimm_trt.model.ModelSpec``: ``variant``, ``flow_checkpoint``,
+                ``random_weights``, ``seed``, ``backend``, ``device``, ``precision``, ``ds_scale``,
+                ``max_memory``, ``max_batch``, ``options``.
+        """
+        if "export" in spec_fields:
+            raise InputError("from_checkpoint takes no export: use Interpolator.from_export(export_dir, ...)")
+        return cls.from_spec(ModelSpec(checkpoint=checkpoint, **spec_fields))
+
+    @classmethod
+    def from_export(cls, export_dir, *, backend: str = "onnxruntime", **spec_fields) -> Interpolator:
+        """Run a ``gimm-export`` directory (``<out>/<variant>-<precision>-<resolution>``):
+        ``from_spec(ModelSpec(export=export_dir, backend=backend, **spec_fields))``.
 
         Args:
             export_dir: written by ``gimm-export`` / ``gimm_trt.export.export``.
             backend: ``"onnxruntime"`` (CUDA provider on ``cuda``, CPU otherwise) or ``"tensorrt"`` (builds the
                 engines under ``<export_dir>/engines`` when missing).
-            device: ``"cpu"`` (onnxruntime only), ``"cuda"`` or ``"cuda:N"``.
-            max_batch: timesteps per synthesis call; tensorrt defaults to the export's ``max_timesteps``.
-            options: ``OrtOptions(threads=...)`` or ``TrtOptions(cuda_graph=..., build=...)``.
-            max_memory: bytes or ``"6GiB"``: timesteps per batch from the memory model (the exports run untiled).
-
-        Frames must pad to the export's size and ``ds_scale`` must be the export's: otherwise an ExportError
-        names both.
+            spec_fields: ``device``, ``max_batch`` (tensorrt defaults to the export's ``max_timesteps``),
+                ``options`` (``OrtOptions(threads=...)``, ``TrtOptions(cuda_graph=..., build=...)``),
+                ``max_memory`` (timesteps per batch from the memory model; exports run untiled), ``ds_scale``.
         """
-        from .on_demand import open_export
-
-        max_batch = check_max_batch(max_batch)
-        limit = None if max_memory is None else parse_bytes(max_memory)
-        be = open_export(export_dir, backend=backend, device=device, options=options)
-        if max_batch is None and SPECS[backend].batch_bound:
-            max_batch = be.info.max_timesteps
-        weights = be.info.weights
-        if weights.startswith("random"):
-            weights = f"{weights}, not a trained model"
-            warnings.warn(f"GIMM-VFI-{be.info.variant} runs with {weights}: outputs are not meaningful", stacklevel=2)
-        else:
-            weights = f"{weights} ({LICENSE_NOTE})"
-        interp = cls(be, variant=be.info.variant, weights=weights, max_batch=max_batch)
-        if limit is not None:
-            arch = Weights.verify(be.info.variant).value.arch
-            interp.budget = Budget(arch, precision=be.precision, device=interp.device, limit=limit, tiles=False)
-        return interp
+        for name in ("checkpoint", "flow_checkpoint", "random_weights", "variant", "precision"):
+            if name in spec_fields:
+                raise InputError(f"from_export takes no {name}: the export's manifest says it")
+        spec_fields.setdefault("device", "cpu" if backend == "onnxruntime" else None)
+        return cls.from_spec(ModelSpec(export=export_dir, backend=backend, **spec_fields))
 
     @property
     def device(self) -> torch.device:
@@ -190,15 +173,16 @@ class Interpolator:
         x1 = to_tensor(img1, "img1", self.device)
         if x0.shape != x1.shape:
             raise InputError(f"img0 and img1 differ in size: {tuple(x0.shape[-2:])} vs {tuple(x1.shape[-2:])}")
-        ds = self._check_size(x0, ds_scale)
+        ds = self.check_size(x0.shape[2], x0.shape[3], ds_scale)
         batches = list(self._pair(x0, x1, ts, ds))
         return batches[0] if len(batches) == 1 else torch.cat(batches)
 
-    def _check_size(self, x: torch.Tensor, ds_scale) -> float:
-        """The ds to use for frames of ``x``'s size; an error if the model or the export cannot serve it."""
+    def check_size(self, height: int, width: int, ds_scale: Optional[float] = None) -> float:
+        """The processing scale frames of ``height`` x ``width`` run at (``ds_scale``, else the interpolator's);
+        InputError or ExportError, before any work, if the model or the export cannot serve them."""
         ds = self._ds(ds_scale)
-        processing_size(x.shape[2], x.shape[3], ds)
-        self.backend.check_frames(x.shape[2], x.shape[3])  # an export serves one padded size: said before any work
+        processing_size(height, width, ds)
+        self.backend.check_frames(height, width)  # an export serves one padded size: said before any work
         return ds
 
     def _pair(self, x0, x1, ts, ds, enc0=None, encoded=None):
@@ -259,7 +243,7 @@ class Interpolator:
         for i, frame in enumerate(frames):
             cur = to_tensor(frame, f"frame {i}", self.device)
             if prev is None:
-                ds = self._check_size(cur, ds_scale)
+                ds = self.check_size(cur.shape[2], cur.shape[3], ds_scale)
                 yield cur[0]
             else:
                 if cur.shape != prev.shape:
@@ -277,7 +261,7 @@ class Interpolator:
 
     def _ds(self, ds_scale):
         fixed = self.backend.ds_scale
-        ds_scale = check_ds(ds_scale)
+        ds_scale = check_ds(ds_scale if ds_scale is not None else self.ds_scale)
         if ds_scale is None:
             return fixed if fixed is not None else 1.0
         if fixed is not None and ds_scale != fixed:
@@ -289,3 +273,10 @@ class Interpolator:
             f"Interpolator(variant={self.variant!r}, backend={self.backend.name!r}, device={str(self.device)!r}, "
             f"weights={self.weights!r})"
         )
+
+
+def _random(variant: str, weights: str) -> str:
+    """What random weights are called, said once as a warning: the frames they make are not meaningful."""
+    source = f"{weights}, not a trained model"
+    warnings.warn(f"GIMM-VFI-{variant} runs with {source}: outputs are not meaningful", stacklevel=4)
+    return source

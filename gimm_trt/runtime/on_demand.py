@@ -18,37 +18,23 @@ from typing import Optional
 
 from ..core.errors import InputError
 from ..export.exporter import ExportOptions, WeightsSource, export, export_key, weights_of
-from .backend import OPTIONS, SPECS, Backend, check_backend
+from .backend import Backend
 from .exported_backend import ExportedBackend
+from .registry import EXPORTED_BACKENDS, backend_class
 
-__all__ = ["EXPORTED_BACKENDS", "open_export", "cache_root", "OnDemandBackend"]
-
-EXPORTED_BACKENDS = tuple(name for name, spec in SPECS.items() if spec.runs_exports)
+__all__ = ["open_export", "cache_root", "OnDemandBackend"]
 
 
-def _options(backend: str, options):
-    """``options`` checked against ``backend`` (None: its defaults)."""
-    kind = OPTIONS[backend]
-    if options is None:
-        return kind()
-    if not isinstance(options, kind):
-        raise InputError(f"backend {backend!r} takes {kind.__name__}, got {type(options).__name__}")
-    return options
+def exported_class(backend: str) -> type:
+    """The class of ``backend``, which must run exports; InputError naming those that do otherwise."""
+    if backend not in EXPORTED_BACKENDS:
+        raise InputError(f"backend {backend!r} does not run exports: choose one of {', '.join(EXPORTED_BACKENDS)}")
+    return backend_class(backend)
 
 
 def open_export(export_dir, *, backend: str = "onnxruntime", device="cpu", options=None) -> ExportedBackend:
-    """The backend that runs ``export_dir``; ``options``: ``OrtOptions`` or ``TrtOptions`` for ``backend``."""
-    if backend not in EXPORTED_BACKENDS:
-        raise InputError(f"backend {backend!r} does not run exports: choose one of {', '.join(EXPORTED_BACKENDS)}")
-    return _classes()[backend](export_dir, device=device, options=_options(backend, options))
-
-
-def _classes() -> dict:
-    """The exported backends by name (imported on use: TensorRT's loads TensorRT)."""
-    from .ort_backend import OrtBackend
-    from .trt_backend import TrtBackend
-
-    return {cls.name: cls for cls in (OrtBackend, TrtBackend)}
+    """The backend that runs ``export_dir``; ``options``: the backend's options type (``OrtOptions``, ...)."""
+    return exported_class(backend)(export_dir, device=device, options=options)
 
 
 def cache_root() -> Path:
@@ -84,20 +70,22 @@ class OnDemandBackend(Backend):
         cache_dir=None,
         log: Optional[Callable[[str], None]] = None,
     ):
-        if backend not in EXPORTED_BACKENDS:
-            raise InputError(f"backend {backend!r} does not run exports: choose one of {', '.join(EXPORTED_BACKENDS)}")
-        self.name = backend
-        self.device = check_backend(backend, device, export_options.precision)
-        _classes()[backend].check_device(self.device)  # e.g. no CUDA provider: said now, not after an export
+        self.runner = exported_class(backend)
+        # e.g. no CUDA provider: said now, not after an export
+        self.device = self.runner.check(device, export_options.model.precision)
         self.model = model
         self.export_options = export_options
-        self.options = _options(backend, options)
-        self.precision = export_options.precision
+        self.options = self.runner.make_options(options)
+        self.precision = export_options.model.precision
         self._weights = weights
         self.cache_dir = Path(cache_dir) if cache_dir is not None else cache_root()
         self.log = log if log is not None else logging.getLogger("gimm_trt.export").info
         self._open = {}  # (Hp, Wp, ds) -> backend
         self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.runner.name
 
     @property
     def export_dirs(self) -> list:
@@ -132,10 +120,12 @@ class OnDemandBackend(Backend):
         raise InputError(f"no export serves flows of {w}x{h}: run the flow stage first")
 
     def _export(self, hp: int, wp: int, ds: float) -> ExportedBackend:
-        options = replace(self.export_options, resolution=f"{wp}x{hp}", ds_scale=ds)
+        options = replace(
+            self.export_options, resolution=f"{wp}x{hp}", model=self.export_options.model.replace(ds_scale=ds)
+        )
         if self._weights is None:
             self._weights = weights_of(options)
         # keyed by every input, so different weights or scales never share (or fight over) a directory
         out = self.cache_dir / export_key(options, self._weights)[:16]
         export_dir = export(options, out, model=self.model, weights=self._weights, log=self.log)
-        return open_export(export_dir, backend=self.name, device=self.device, options=self.options)
+        return self.runner(export_dir, device=self.device, options=self.options)

@@ -7,23 +7,39 @@ need nothing extra.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ..core.stages import IO, STAGES
+from ..export.exporter import PRECISIONS as EXPORT_PRECISIONS
 from ..export.ort import ort_session, providers_for
-from .backend import OrtOptions
 from .exported_backend import ExportedBackend
 
-__all__ = ["OrtBackend"]
+__all__ = ["OrtBackend", "OrtOptions"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrtOptions:
+    """Options of the onnxruntime backend: ``threads`` per session (0: ONNX Runtime's default)."""
+
+    threads: int = 0
 
 
 class OrtBackend(ExportedBackend):
     """Runs an export with ONNX Runtime."""
 
     name = "onnxruntime"
+    # portable splats: stock ONNX Runtime runs them on any provider, the custom op is a CPU Python callback
+    precisions = {"cpu": EXPORT_PRECISIONS, "cuda": EXPORT_PRECISIONS}
+    options_type = OrtOptions
+    needs = ("onnxruntime", "onnx")
+    runs_exports = True
+    splat = "portable"
 
-    def __init__(self, export_dir, *, device="cpu", options: OrtOptions = OrtOptions()):
+    def __init__(self, export_dir, *, device="cpu", options: OrtOptions = None):
         super().__init__(export_dir, device=device)
+        options = self.make_options(options)
         providers = providers_for(self.device)
         self.sessions = {
             s: ort_session(self.info.onnx_path(s), providers=providers, threads=options.threads) for s in STAGES
@@ -31,8 +47,10 @@ class OrtBackend(ExportedBackend):
         self._outputs = {s: [(o["name"], o["shape"]) for o in self.info.stages[s]["outputs"]] for s in STAGES}
 
     @classmethod
-    def check_device(cls, device) -> None:
-        providers_for(device)  # DeviceError when CUDA is asked for and this ORT has no CUDA provider
+    def check(cls, device, precision=None):
+        dev = super().check(device, precision)
+        providers_for(dev)  # DeviceError when CUDA is asked for and this ORT has no CUDA provider
+        return dev
 
     def _run(self, stage: str, feed: dict) -> dict:
         inputs, outputs = IO[stage]

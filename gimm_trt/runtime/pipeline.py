@@ -14,10 +14,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Optional, Union
 
+from ..core.checks import check_ds
 from ..core.errors import InputError
 from ..core.files import check_writable
 from ..core.sizes import processing_size
-from .frames import check_ds, check_factor, check_fps
+from .frames import check_factor, check_fps
 from .interpolator import Interpolator
 from .video import IMAGE_FPS, ImageFrames, ImageWriter, VideoWriter, is_video, open_frames, to_uint8
 

@@ -8,7 +8,7 @@ import warnings
 import torch
 
 from ..core.stages import FLOW_OUTPUTS, SYNTHESIS_INPUTS
-from .backend import Backend, check_backend
+from .backend import Backend
 
 __all__ = ["TorchBackend", "exact_fp32", "cpu_has_bf16"]
 
@@ -43,9 +43,14 @@ class TorchBackend(Backend):
     """
 
     name = "torch"
+    precisions = {"cuda": ("fp32", "fp16", "bf16"), "cpu": ("fp32", "bf16")}
+    why = (
+        "PyTorch's CPU fp16 convolutions are reference loops (minutes per frame); bf16 ones are fast on CPUs "
+        "with AVX512-BF16 or AMX"
+    )
 
     def __init__(self, model: torch.nn.Module, *, device, precision: str = "fp32"):
-        self.device = check_backend(self.name, device, precision)
+        self.device = self.check(device, precision)
         self.precision = precision
         if precision == "bf16" and self.device.type == "cpu" and not cpu_has_bf16():
             warnings.warn(

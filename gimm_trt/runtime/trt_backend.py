@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..core.stages import IO
-from .backend import TrtOptions
+from ..export.exporter import PRECISIONS as EXPORT_PRECISIONS
 from .exported_backend import ExportedBackend
 
-__all__ = ["TrtBackend"]
+__all__ = ["TrtBackend", "TrtOptions"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrtOptions:
+    """Options of the tensorrt backend.
+
+    Args:
+        cuda_graph: capture and replay CUDA graphs for repeated shapes.
+        build: build missing engines (False: a missing engine is an error that says what differs).
+    """
+
+    cuda_graph: bool = False
+    build: bool = True
 
 
 class TrtBackend(ExportedBackend):
@@ -20,11 +35,18 @@ class TrtBackend(ExportedBackend):
     """
 
     name = "tensorrt"
+    precisions = {"cuda": EXPORT_PRECISIONS}
+    options_type = TrtOptions
+    needs = ("tensorrt", "polygraphy")
+    runs_exports = True
+    splat = "plugin"  # one engine per stage: the splat runs as a TensorRT plugin layer
+    batch_bound = True
 
-    def __init__(self, export_dir, *, device="cuda", options: TrtOptions = TrtOptions()):
+    def __init__(self, export_dir, *, device="cuda", options: TrtOptions = None):
         from ..engines import load_stages
 
         super().__init__(export_dir, device=device)
+        options = self.make_options(options)
         self.cuda_graph = options.cuda_graph
         self.stages = load_stages(export_dir, device=self.device, cuda_graph=options.cuda_graph, build=options.build)
 

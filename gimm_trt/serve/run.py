@@ -28,7 +28,7 @@ def build_app(
         spec: how each replica builds its ``Interpolator``.
         options: ``ServeOptions`` (limits, batching).
         replicas: copies of the model; requests are spread over them.
-        gpus_per_replica: None = one GPU each when the cluster has GPUs and ``spec.device`` is not ``"cpu"``.
+        gpus_per_replica: None = one GPU each when the cluster has GPUs and ``spec.model.device`` is not ``"cpu"``.
         cpus_per_replica: CPUs Ray reserves for each (fractions allowed).
     """
     ray = require_ray()
@@ -42,7 +42,7 @@ def build_app(
     options = options or ServeOptions()
     gpus = gpu_count(ray)
     if gpus_per_replica is None:
-        gpus_per_replica = 1 if gpus and spec.device != "cpu" else 0
+        gpus_per_replica = 1 if gpus and spec.model.device != "cpu" else 0
     if gpus_per_replica and replicas * gpus_per_replica > gpus:
         raise InputError(
             f"{replicas} replicas with {gpus_per_replica:g} GPU each need "

@@ -17,7 +17,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..core.errors import GimmError
-from ..core.sizes import processing_size
 from ..distributed.cluster import LOOPBACK
 from ..distributed.worker import WorkerSpec
 from ..runtime.video import to_uint8
@@ -62,7 +61,7 @@ class FrameService:
             img0, img1, timesteps = decode_request(
                 body, max_bytes=self.options.max_bytes, max_timesteps=self.options.max_timesteps
             )
-            self._check_size(img0)
+            self.interp.check_size(*img0.shape[:2])
         except BadRequest as e:
             self.stats["refused"] += 1
             return _error(e.status, str(e))
@@ -77,12 +76,6 @@ class FrameService:
             return _error(500, f"interpolation failed: {type(frames).__name__}: {frames}")
         return Response(encode_response(frames), media_type="application/octet-stream")
 
-    def _check_size(self, img: np.ndarray) -> None:
-        h, w = img.shape[:2]
-        ds = self.options.ds_scale or self.interp.backend.ds_scale or 1.0
-        processing_size(h, w, ds)
-        self.interp.backend.check_frames(h, w)
-
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def _run_batch(self, items: list) -> list:
         self.stats["batches"] += 1
@@ -93,7 +86,7 @@ class FrameService:
         out = []
         for img0, img1, timesteps in items:
             try:
-                frames = self.interp.interpolate(img0, img1, timesteps, ds_scale=self.options.ds_scale)
+                frames = self.interp.interpolate(img0, img1, timesteps)
                 out.append(np.stack([to_uint8(f) for f in frames]))
             except Exception as e:  # one failed pair fails its own request, not the batch's others
                 out.append(e)
