@@ -25,6 +25,12 @@ _EXPORTS = {
     "compare_export": "compare",
     "ort_session": "ort",
     "providers_for": "ort",
+    "part_runner": "ort",
+    "partition_graph": "partition",
+    "write_parts": "partition",
+    "load_plan": "partition",
+    "run_partitioned": "partition",
+    "PartitionPlan": "partition",
     "check_export": "trt_support",
     "require_parsable": "trt_support",
 }

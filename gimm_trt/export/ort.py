@@ -6,7 +6,7 @@ from ..core import deps
 from ..core.errors import DeviceError
 from ..plugins import onnx_node, schema
 
-__all__ = ["import_ort", "providers_for", "ort_session"]
+__all__ = ["import_ort", "providers_for", "ort_session", "part_runner"]
 
 
 def import_ort():
@@ -39,3 +39,30 @@ def ort_session(path, *, providers, threads: int = 0):
     options.intra_op_num_threads = threads
     source = onnx_node.for_onnxruntime(model).SerializeToString() if custom else str(path)
     return ort.InferenceSession(source, options, providers=providers)
+
+
+def part_runner(plan, export_dir=None, *, providers, threads: int = 0):
+    """``run_part`` for ``partition.run_partitioned``: one ONNX Runtime session per part of ``plan``.
+
+    Parts come from their ``model`` when the plan was just made, else from their file in ``export_dir``.
+    Feeds and results are torch tensors; ONNX Runtime sees them as CPU numpy arrays.
+    """
+    from pathlib import Path
+
+    import torch
+
+    ort = import_ort()
+    sessions = {}
+    for step in plan.parts:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # as in ort_session
+        options.intra_op_num_threads = threads
+        source = step.model.SerializeToString() if step.model is not None else str(Path(export_dir) / step.file)
+        sessions[step.index] = ort.InferenceSession(source, options, providers=providers)
+
+    def run_part(step, feeds: dict) -> dict:
+        arrays = {name: value.detach().cpu().contiguous().numpy() for name, value in feeds.items()}
+        values = sessions[step.index].run(list(step.outputs), arrays)
+        return {name: torch.from_numpy(value) for name, value in zip(step.outputs, values)}
+
+    return run_part
