@@ -119,10 +119,12 @@ def leftovers(directory):
 # --------------------------------------------------------------------------------------- names and keys
 def test_plan_and_timing_names():
     key = EngineKey(stage="synthesis", gpu="h100-80gb-hbm3", sm="90", trt_version="10.9.0.34", onnx_sha256=SHA)
-    assert key.plan_name == "synthesis.h100-80gb-hbm3-sm90.trt10.9.0.34.0123456789ab.plan"
+    assert key.plan_name == "synthesis.h100-80gb-hbm3-sm90.trt10.9.0.34.typed-notf32.0123456789ab.plan"
     assert key.timing_name == "timing.h100-80gb-hbm3-sm90.trt10.9.0.34.cache"
     assert key.target == TARGET
-    assert C.parse_plan_name(key.plan_name) == C.PlanName("synthesis", "h100-80gb-hbm3", "90", "10.9.0.34", SHA[:12])
+    assert C.parse_plan_name(key.plan_name) == C.PlanName(
+        "synthesis", "tensorrt", "h100-80gb-hbm3", "90", "10.9.0.34", "typed-notf32", SHA[:12]
+    )
     for other in ("timing.h100-sm90.trt10.9.cache", "flow.plan", "flow.h100-sm90.trt10.9.0123456789ab.plan.tmp"):
         assert C.parse_plan_name(other) is None
 
@@ -251,7 +253,8 @@ def test_build_engines_builds_once_then_reuses(export_dir):
     for stage, path in paths.items():
         sha = files.sha256_file(export_dir / f"{stage}.onnx")
         profile = "" if stage == "flow" else ".t1-4-4"  # the flow graph has no timestep axis
-        assert path == export_dir / "engines" / f"{stage}.h100-80gb-hbm3-sm90.trt10.9.0.34.{sha[:12]}{profile}.plan"
+        name = f"{stage}.h100-80gb-hbm3-sm90.trt10.9.0.34.typed-notf32.{sha[:12]}{profile}.plan"
+        assert path == export_dir / "engines" / name
         assert path.read_bytes() == f"plan:{stage}.onnx:{sha}".encode()
     assert [c.timing_cache.name for c in builder.calls] == ["timing.h100-80gb-hbm3-sm90.trt10.9.0.34.cache"] * 3
     others = sorted(p.name for p in (export_dir / "engines").iterdir() if p.suffix != ".plan")
@@ -275,7 +278,7 @@ def test_a_plan_for_fewer_timesteps_is_not_reused(export_dir):
 
 def test_plan_names_round_trip_with_a_profile():
     key = EngineKey(stage="motion", gpu="h100", sm="90", trt_version="10.9.0.34", onnx_sha256=SHA, profile="t1-7-8")
-    assert key.plan_name == "motion.h100-sm90.trt10.9.0.34.0123456789ab.t1-7-8.plan"
+    assert key.plan_name == "motion.h100-sm90.trt10.9.0.34.typed-notf32.0123456789ab.t1-7-8.plan"
     assert C.parse_plan_name(key.plan_name).profile == "t1-7-8"
     assert key.differences(C.parse_plan_name(key.plan_name)) == []
 
