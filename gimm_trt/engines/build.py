@@ -50,6 +50,7 @@ __all__ = [
     "RequireTensorRT",
     "polygraphy_builder",
     "rtx_builder",
+    "rtx_network",
     "default_builder",
     "EngineBytesFromOnnx",
     "SaveEngineAtomic",
