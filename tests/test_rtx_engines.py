@@ -1,7 +1,7 @@
 """Real TensorRT-RTX builds, ahead of time on the CPU: the flow and synthesis graphs of a small R export, fp32
 and fp16, through gimm_trt's own build code; then what can be checked without a GPU.
 
-Each plan is built once per test session (about 15 s for flow, 4 s for synthesis on two cores): the plans go
+Each plan is built once per test session (flow 13-37 s, synthesis 3-11 s, measured on two shared cores): the plans go
 to the shared export's ``engines`` directory, and every build is logged to a file all workers share.
 """
 
