@@ -22,6 +22,43 @@ def pytest_runtest_setup(item):
 
         if not has_tensorrt():
             pytest.skip("needs TensorRT >= 10.9 (its native libraries), which is not installed here")
+    if item.get_closest_marker("tensorrt_rtx"):
+        from gimm_trt.core.trt import has_tensorrt
+
+        if not has_tensorrt("tensorrt-rtx"):
+            pytest.skip("needs TensorRT-RTX >= 1.7 (pip install 'gimm-trt[tensorrt-rtx]'), which is not installed here")
+
+
+def shared_dir(tmp_path_factory) -> Path:
+    """A directory every process of this test session sees: under pytest-xdist each worker has a base temp
+    directory of its own, and their common parent belongs to this session only."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+R_EXPORT_RESOLUTION = "256x128"  # small; each side >= core.sizes.MIN_PROCESSING (128), as the model needs
+
+
+@pytest.fixture(scope="session")
+def r_exports(tmp_path_factory) -> dict:
+    """``{"fp32": dir, "fp16": dir}``: random-weight R exports at 256x128 with the splat plugin node, made once
+    per test session, whichever worker asks first (about two minutes of tracing on two cores)."""
+    pytest.importorskip("onnx")
+    from gimm_trt.core.files import file_lock
+    from gimm_trt.export.exporter import ExportOptions, export
+
+    root = shared_dir(tmp_path_factory)
+    # one process exports both while the others wait: the fp16 export is converted from the fp32 one
+    with file_lock(root / "r-exports"):
+        return {
+            precision: export(
+                ExportOptions(variant="R", random_weights=True, resolution=R_EXPORT_RESOLUTION, precision=precision),
+                root / "exports",
+            )
+            for precision in ("fp32", "fp16")
+        }
 
 
 CASES = {  # fixture -> (variant, synthetic seed), see fixtures/README.md

@@ -21,7 +21,7 @@ pytest.importorskip("polygraphy")
 from onnx import TensorProto, helper  # noqa: E402
 
 from gimm_trt.core import files, trt  # noqa: E402
-from gimm_trt.core.errors import EngineMissingError  # noqa: E402
+from gimm_trt.core.errors import EngineError, EngineMissingError  # noqa: E402
 from gimm_trt.core.stages import STAGES, TimestepProfile  # noqa: E402
 from gimm_trt.engines import build as B  # noqa: E402
 from gimm_trt.engines import cache as C  # noqa: E402
@@ -36,6 +36,7 @@ from gimm_trt.engines.build import (  # noqa: E402
     profiles_for,
 )
 from gimm_trt.engines.cache import EngineKey, Target  # noqa: E402
+from gimm_trt.engines.settings import BuilderSettings  # noqa: E402
 
 TARGET = Target(gpu="h100-80gb-hbm3", sm="90", trt_version="10.9.0.34")
 SHA = "0123456789abcdef" * 4
@@ -119,10 +120,12 @@ def leftovers(directory):
 # --------------------------------------------------------------------------------------- names and keys
 def test_plan_and_timing_names():
     key = EngineKey(stage="synthesis", gpu="h100-80gb-hbm3", sm="90", trt_version="10.9.0.34", onnx_sha256=SHA)
-    assert key.plan_name == "synthesis.h100-80gb-hbm3-sm90.trt10.9.0.34.0123456789ab.plan"
+    assert key.plan_name == "synthesis.h100-80gb-hbm3-sm90.trt10.9.0.34.typed-notf32.0123456789ab.plan"
     assert key.timing_name == "timing.h100-80gb-hbm3-sm90.trt10.9.0.34.cache"
     assert key.target == TARGET
-    assert C.parse_plan_name(key.plan_name) == C.PlanName("synthesis", "h100-80gb-hbm3", "90", "10.9.0.34", SHA[:12])
+    assert C.parse_plan_name(key.plan_name) == C.PlanName(
+        "synthesis", "tensorrt", "h100-80gb-hbm3", "90", "10.9.0.34", "typed-notf32", SHA[:12]
+    )
     for other in ("timing.h100-sm90.trt10.9.cache", "flow.plan", "flow.h100-sm90.trt10.9.0123456789ab.plan.tmp"):
         assert C.parse_plan_name(other) is None
 
@@ -251,7 +254,8 @@ def test_build_engines_builds_once_then_reuses(export_dir):
     for stage, path in paths.items():
         sha = files.sha256_file(export_dir / f"{stage}.onnx")
         profile = "" if stage == "flow" else ".t1-4-4"  # the flow graph has no timestep axis
-        assert path == export_dir / "engines" / f"{stage}.h100-80gb-hbm3-sm90.trt10.9.0.34.{sha[:12]}{profile}.plan"
+        name = f"{stage}.h100-80gb-hbm3-sm90.trt10.9.0.34.typed-notf32.{sha[:12]}{profile}.plan"
+        assert path == export_dir / "engines" / name
         assert path.read_bytes() == f"plan:{stage}.onnx:{sha}".encode()
     assert [c.timing_cache.name for c in builder.calls] == ["timing.h100-80gb-hbm3-sm90.trt10.9.0.34.cache"] * 3
     others = sorted(p.name for p in (export_dir / "engines").iterdir() if p.suffix != ".plan")
@@ -275,7 +279,7 @@ def test_a_plan_for_fewer_timesteps_is_not_reused(export_dir):
 
 def test_plan_names_round_trip_with_a_profile():
     key = EngineKey(stage="motion", gpu="h100", sm="90", trt_version="10.9.0.34", onnx_sha256=SHA, profile="t1-7-8")
-    assert key.plan_name == "motion.h100-sm90.trt10.9.0.34.0123456789ab.t1-7-8.plan"
+    assert key.plan_name == "motion.h100-sm90.trt10.9.0.34.typed-notf32.0123456789ab.t1-7-8.plan"
     assert C.parse_plan_name(key.plan_name).profile == "t1-7-8"
     assert key.differences(C.parse_plan_name(key.plan_name)) == []
 
@@ -476,3 +480,144 @@ def test_importing_the_package_loads_nothing_heavy():
         cwd=Path(__file__).resolve().parents[1],
     )
     assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------------- builder settings
+def test_builder_settings_tag_round_trips():
+    assert BuilderSettings().tag == "typed-notf32"
+    for settings in (BuilderSettings(), BuilderSettings(tf32=True), BuilderSettings(strongly_typed=False)):
+        assert BuilderSettings.from_tag(settings.tag) == settings
+    assert BuilderSettings(strongly_typed=False, tf32=True).tag == "notyped-tf32"
+    with pytest.raises(ValueError, match="builder settings tag"):
+        BuilderSettings.from_tag("typed")
+    with pytest.raises(ValueError, match="tf32 must be True or False"):
+        BuilderSettings(tf32=1)
+
+
+def test_changed_builder_settings_are_not_loaded_and_say_what_differs(export_dir):
+    old = build_engines(export_dir, target=TARGET, builder=Recorder(), stages=("motion",))["motion"]
+    tf32 = BuilderSettings(tf32=True)
+    with pytest.raises(EngineMissingError) as err:
+        build_engines(export_dir, target=TARGET, build=False, stages=("motion",), settings=tf32)
+    message = str(err.value)
+    assert f"{old.name} differs in builder settings (plan: typed-notf32, wanted: typed-tf32: " in message
+    assert "tf32 (plan: off, wanted: on)" in message and "strongly_typed" not in message
+    builder = Recorder()
+    new = build_engines(export_dir, target=TARGET, builder=builder, stages=("motion",), settings=tf32)["motion"]
+    assert len(builder.calls) == 1 and ".typed-tf32." in new.name and new != old
+    assert plans(export_dir / "engines") == sorted([old.name, new.name])
+
+
+@pytest.mark.parametrize("settings", [BuilderSettings(), BuilderSettings(tf32=True, strongly_typed=False)])
+def test_polygraphy_chain_follows_the_builder_settings(tmp_path, settings):
+    path = write_onnx(tmp_path / "motion.onnx", STAGE_INPUTS["motion"])
+    loader = B.polygraphy_builder(path, profiles=profiles_for(inspect_onnx(path).inputs), settings=settings)
+    assert loader._network._obj.strongly_typed == settings.strongly_typed and loader._config.tf32 == settings.tf32
+
+
+def test_the_default_builder_gets_the_settings_and_targets():
+    rtx = Target(family="tensorrt-rtx", gpu="", sm="86_89", trt_version="1.7.1.116")
+    tf32 = BuilderSettings(tf32=True)
+    assert B.default_builder(TARGET, tf32).func is B.polygraphy_builder
+    assert B.default_builder(TARGET, tf32).keywords == {"settings": tf32}
+    assert B.default_builder(rtx, tf32).func is B.rtx_builder
+    assert B.default_builder(rtx, tf32).keywords == {"settings": tf32, "compute_capabilities": "86_89"}
+
+
+# ------------------------------------------------------------------------------------- engine families
+RTX = Target(family="tensorrt-rtx", gpu="", sm="default", trt_version="1.7.1.116")
+
+
+def test_rtx_plan_names_carry_family_targets_settings_and_parts():
+    key = EngineKey(
+        stage="motion.1", family="tensorrt-rtx", gpu="", sm="86_89", trt_version="1.7.1.116", onnx_sha256=SHA,
+        profile="t1-7-8",
+    )  # fmt: skip
+    assert key.plan_name == "motion.1.sm86_89.rtx1.7.1.116.typed-notf32.0123456789ab.t1-7-8.plan"
+    plan = C.parse_plan_name(key.plan_name)
+    assert plan == C.PlanName("motion.1", "tensorrt-rtx", "", "86_89", "1.7.1.116", "typed-notf32", SHA[:12], "t1-7-8")
+    assert key.differences(plan) == []
+    trt_key = EngineKey(stage="motion", gpu="h100", sm="90", trt_version="10.9.0.34", onnx_sha256=SHA)
+    assert C.parse_plan_name(trt_key.plan_name).family == "tensorrt"
+    other = C.parse_plan_name(trt_key.plan_name)._replace(stage="motion.1", profile="t1-7-8")
+    assert key.differences(other) == [
+        "engine family (plan: tensorrt, wanted: tensorrt-rtx)",
+        "GPU (plan: h100, wanted: none)",
+        "target compute capabilities (plan: 90, wanted: 86_89)",
+        "TensorRT-RTX version (plan: 10.9.0.34, wanted: 1.7.1.116)",
+    ]
+
+
+@pytest.mark.parametrize(
+    "parts,field",
+    [
+        (dict(family="tensorrt-rtx", gpu="h100", sm="default"), "gpu"),  # AOT plans are bound to no GPU
+        (dict(family="tensorrt-rtx", gpu="", sm="8.6"), "sm"),
+        (dict(family="tensorrt", gpu="h100", sm="default"), "sm"),
+        (dict(family="tensorrt-llm", gpu="h100", sm="90"), "family"),
+    ],
+)
+def test_targets_are_checked_per_family(parts, field):
+    with pytest.raises(ValueError, match=f"Target.{field} must"):
+        Target(trt_version="1.7.1.116", **parts)
+
+
+def test_rtx_family_refuses_a_splat_graph_before_building_anything(export_dir):
+    write_onnx(export_dir / "motion.onnx", {"flows": [1, 4, 8, 8], "t": ["T"]}, splat="domain")
+    with pytest.raises(EngineError, match=r"motion.onnx holds the gimm_trt::splat op.*TensorRT-RTX.*family='tensorrt'"):
+        build_engines(export_dir, family="tensorrt-rtx", target=RTX, builder=never)
+    assert not (export_dir / "engines").exists()  # flow, first in order, was not built either
+    with pytest.raises(EngineError, match="no plugin layers"):
+        B.build_plan(
+            export_dir / "motion.onnx", "motion.0", engine_dir=export_dir / "engines", family="tensorrt-rtx",
+            target=RTX, builder=never,
+        )  # fmt: skip
+
+
+def test_rtx_family_builds_with_its_builder_and_no_timing_cache(export_dir):
+    calls = []
+
+    def builder(path, *, profiles):  # an AOT builder takes no timing cache
+        calls.append(Path(path).name)
+        return lambda: b"rtx plan"
+
+    paths = build_engines(export_dir, family="tensorrt-rtx", target=RTX, builder=builder)
+    assert calls == ["flow.onnx", "motion.onnx", "synthesis.onnx"]
+    sha = files.sha256_file(export_dir / "flow.onnx")[:12]
+    assert paths["flow"].name == f"flow.smdefault.rtx1.7.1.116.typed-notf32.{sha}.plan"
+    assert paths["motion"].name.endswith(".t1-4-4.plan")
+    assert sorted(p.name for p in (export_dir / "engines").iterdir() if p.suffix != ".plan") == [".build.lock"]
+    assert build_engines(export_dir, family="tensorrt-rtx", target=RTX, builder=never) == paths
+    with pytest.raises(EngineMissingError, match=r"engine family \(plan: tensorrt-rtx, wanted: tensorrt\)"):
+        build_engines(export_dir, target=TARGET, build=False, stages=("flow",))
+
+
+def test_build_plan_builds_one_part_of_a_stage(export_dir):
+    builder = Recorder()
+    engine_dir = export_dir / "engines"
+    part = write_onnx(export_dir / "motion.0.onnx", {"flows": [1, 4, 8, 8], "t": ["T"]})
+    path = B.build_plan(part, "motion.0", engine_dir=engine_dir, target=TARGET, builder=builder)
+    assert path.parent == engine_dir and path.name.startswith("motion.0.h100-80gb-hbm3-sm90.trt10.9.0.34.")
+    assert path.name.endswith(".t1-7-8.plan") and len(builder.calls) == 1
+    assert B.build_plan(part, "motion.0", engine_dir=engine_dir, target=TARGET, builder=never) == path
+    with pytest.raises(EngineMissingError, match=r"(?s)no tensorrt engine for stage 'motion'.*no plan for this stage"):
+        B.build_plan(export_dir / "motion.onnx", "motion", engine_dir=engine_dir, target=TARGET, build=False)
+
+
+def test_target_of_another_family_is_an_error(export_dir):
+    with pytest.raises(EngineError, match=r"target is for the tensorrt family and family is 'tensorrt-rtx'"):
+        build_engines(export_dir, family="tensorrt-rtx", target=TARGET, builder=never)
+    with pytest.raises(ValueError, match="engine family must be one of tensorrt, tensorrt-rtx, got 'rtx'"):
+        build_engines(export_dir, family="rtx", builder=never)
+
+
+def test_compute_capabilities_are_for_the_rtx_family_only():
+    with pytest.raises(ValueError, match="compute_capabilities only applies to the tensorrt-rtx family"):
+        compat.target_for("tensorrt", compute_capabilities=[86])
+
+
+def test_families_import_their_own_module():
+    assert trt.family("tensorrt-rtx").module == "tensorrt_rtx" and trt.family().module == "tensorrt"
+    with pytest.raises(ImportError, match=r"TensorRT-RTX 1\.6\.0 is too old.*gimm-trt\[tensorrt-rtx\]"):
+        trt.check_trt_version("1.6.0", "tensorrt-rtx")
+    assert trt.check_trt_version("1.7.1.116", "tensorrt-rtx") == "1.7.1.116"

@@ -23,6 +23,7 @@ EXTRAS = {
     "onnxruntime_extensions": "onnx",
     "tensorrt": "tensorrt",
     "polygraphy": "tensorrt",
+    "tensorrt_rtx": "tensorrt-rtx",
     "triton": "triton",
     "cupy": "cupy",
     "av": "video",
@@ -35,6 +36,7 @@ EXTRAS = {
 _NOTES = {
     "onnxruntime": " (onnxruntime-gpu for CUDA)",
     "tensorrt": " (TensorRT >= 10.9 and an NVIDIA GPU)",
+    "tensorrt_rtx": " (TensorRT-RTX >= 1.7; builds without a GPU)",
     "cupy": " (needs CUDA)",
 }
 
@@ -48,12 +50,13 @@ def installed(module: str) -> bool:
 
 
 def usable(module: str) -> bool:
-    """``installed``, except for TensorRT, which is imported and checked: stubs alone make ``tensorrt`` an
-    empty namespace package that ``find_spec`` finds."""
-    if module == "tensorrt":
-        from .trt import has_tensorrt
+    """``installed``, except for TensorRT and TensorRT-RTX, which are imported and checked: stubs alone make
+    ``tensorrt`` an empty namespace package that ``find_spec`` finds."""
+    from .trt import FAMILIES, has_tensorrt
 
-        return has_tensorrt()
+    for family in FAMILIES.values():
+        if module == family.module:
+            return has_tensorrt(family.name)
     return installed(module)
 
 

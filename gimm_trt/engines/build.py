@@ -1,16 +1,19 @@
-"""ONNX -> TensorRT plans with Polygraphy's loaders, cached under the export directory.
+"""ONNX -> TensorRT or TensorRT-RTX plans, cached under the export directory.
 
-The chain for one stage, composed lazily (nothing is read, hashed or built until it is called)::
+The chain for one stage (or part of one), composed lazily (nothing is read, hashed or built until called)::
 
     CachedEngine(                              # plan path for EngineKey; builds under a lock when missing
         EngineBytesFromOnnx(onnx_path, ...),   # profiles from the ONNX "T" axis, splat plugin import, then
-            # EngineBytesFromNetwork(NetworkFromOnnxPath(path, strongly_typed=True),
+            # tensorrt: polygraphy_builder -> EngineBytesFromNetwork(NetworkFromOnnxPath(path, strongly_typed=True),
             #                        CreateConfig(tf32=False, profiles=..., load_timing_cache=...),
             #                        save_timing_cache=...)
+            # tensorrt-rtx: rtx_builder -> tensorrt_rtx's Builder, OnnxParser and config, driven directly
+            # (Polygraphy imports tensorrt), built ahead of time on the CPU for the target compute capabilities
         key=..., engine_dir=...)               # SaveEngineAtomic writes the bytes (temp file + rename)
 
-Engines are always strongly typed: TensorRT 11 has no ``BuilderFlag.FP16``, so fp16 comes from the fp16
-ONNX graph; TF32 is off so fp32 engines compare with the reference.
+How engines are built (strongly typed, TF32 off) is ``BuilderSettings``, which is also part of each plan's
+name. Strongly typed because TensorRT 11 has no ``BuilderFlag.FP16``: fp16 comes from the fp16 ONNX graph,
+which keeps its fp32 islands; TF32 is off so fp32 engines compare with the reference.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from pathlib import Path
 from ..core.errors import EngineError, EngineMissingError, ExportError, ExportMissingError, MissingDependency
 from ..core.files import atomic_write, file_lock, remove_stale_tmp
 from ..core.stages import STAGES, T_AXIS, TimestepProfile
+from ..core.trt import DEFAULT_FAMILY
 from ..export import manifest
 from . import compat
 from .cache import ENGINE_DIR, EngineKey, explain_missing, timing_name
+from .settings import BuilderSettings
 
 try:
     from polygraphy import util
@@ -41,11 +46,17 @@ __all__ = [
     "profiles_for",
     "profile_tag",
     "import_plugin",
+    "require_plugin_support",
     "RequireTensorRT",
     "polygraphy_builder",
+    "rtx_builder",
+    "rtx_network",
+    "default_builder",
     "EngineBytesFromOnnx",
     "SaveEngineAtomic",
     "CachedEngine",
+    "plan_loader",
+    "build_plan",
     "engine_loaders",
     "build_engines",
 ]
@@ -164,6 +175,19 @@ def import_plugin(onnx_path, needed: bool, module: str = PLUGIN_MODULE) -> None:
         ) from err
 
 
+def require_plugin_support(onnx_path, uses_splat: bool, family: str) -> None:
+    """EngineError when the graph holds the splat op and ``family`` cannot build plugins into an engine."""
+    fam = compat.family(family)
+    if uses_splat and not fam.plugins:
+        from ..plugins import schema
+
+        raise EngineError(
+            f"{Path(onnx_path).name} holds the {schema.PLUGIN_ID} op, and {fam.title} engines have no plugin "
+            f"layers; build that graph with family='tensorrt', or split the stage so that the splat runs outside "
+            f"the engine"
+        )
+
+
 class RequireTensorRT(BaseLoader):
     """Passthrough that fails with gimm_trt's install hint, not Polygraphy's, when TensorRT is missing or too
     old or cannot build strongly typed networks; put first in a chain so it runs before anything else."""
@@ -182,27 +206,92 @@ class RequireTensorRT(BaseLoader):
         return util.invoke_if_callable(self._obj)[0]
 
 
-def polygraphy_builder(onnx_path, *, profiles, timing_cache=None):
-    """The real builder: Polygraphy's loaders, strongly typed, TF32 off, timing cache loaded and merged.
+def polygraphy_builder(onnx_path, *, profiles, timing_cache=None, settings: BuilderSettings = BuilderSettings()):
+    """The tensorrt family's builder: Polygraphy's loaders with ``settings``, timing cache loaded and merged.
 
-    Only composes: returns the uncalled ``EngineBytesFromNetwork``. A stand-in with this signature may be
-    passed as ``builder=`` wherever a builder is taken (tests, other build back ends).
+    Only composes: returns the uncalled ``EngineBytesFromNetwork``. A stand-in with the signature
+    ``(path, *, profiles, timing_cache)`` may be passed as ``builder=`` wherever a builder is taken (tests,
+    other build back ends).
     """
     from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath
 
     timing = None if timing_cache is None else str(timing_cache)
     # A missing cache is fine (Polygraphy would only warn); a torn one is rejected by TensorRT with
-    # "The timing cache will not be used!" (NVIDIA/TensorRT#3566), costing build time, not correctness.
+    # "The timing cache will not be used!", costing build time, not correctness.
     load = timing if timing is not None and Path(timing).is_file() else None
-    network = RequireTensorRT(NetworkFromOnnxPath(str(onnx_path), strongly_typed=True))
-    config = CreateConfig(tf32=False, profiles=profiles, load_timing_cache=load)
+    network = RequireTensorRT(NetworkFromOnnxPath(str(onnx_path), strongly_typed=settings.strongly_typed))
+    config = CreateConfig(tf32=settings.tf32, profiles=profiles, load_timing_cache=load)
     # Polygraphy merges into the saved cache under util.LockFile, so concurrent builds keep each other's tactics
     return EngineBytesFromNetwork(network, config, save_timing_cache=timing)
 
 
+def rtx_builder(
+    onnx_path, *, profiles, settings: BuilderSettings = BuilderSettings(), compute_capabilities=compat.RTX_DEFAULT_CCS
+):
+    """The tensorrt-rtx family's builder: ``tensorrt_rtx`` driven directly, ahead of time on the CPU (no GPU).
+
+    Args:
+        onnx_path: the ONNX file (weights stored beside it are found by the parser).
+        profiles: Polygraphy ``Profile`` objects (``profiles_for``); only their min/opt/max shapes are read.
+        settings: the ``BuilderSettings``.
+        compute_capabilities (str): a ``Target.sm`` of the family: ``"default"`` (TensorRT-RTX's default set)
+            or targets joined by ``"_"`` (``"86_89"``).
+
+    Returns:
+        Callable() -> ``tensorrt_rtx.IHostMemory``: builds when called (None when the builder fails).
+    """
+    return functools.partial(_build_rtx, Path(onnx_path), tuple(profiles), settings, compute_capabilities)
+
+
+def rtx_network(onnx_path, settings: BuilderSettings = BuilderSettings()):
+    """``(builder, network, parser)`` of ``tensorrt_rtx`` with ``onnx_path`` parsed into the network: what the
+    RTX build compiles, and what can be inspected without a GPU (layers, their output dtypes).
+
+    Keep all three alive while the network is used: the parser owns the graph's weights.
+    """
+    trt = compat.import_trt("tensorrt-rtx")
+    logger = compat.trt_logger("tensorrt-rtx")
+    builder = trt.Builder(logger)
+    network = builder.create_network(settings.network_flags(trt))
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise EngineError(f"TensorRT-RTX's ONNX parser rejected {Path(onnx_path).name}: {errors}")
+    return builder, network, parser
+
+
+def _build_rtx(onnx_path: Path, profiles: tuple, settings: BuilderSettings, compute_capabilities: str):
+    trt = compat.import_trt("tensorrt-rtx")
+    builder, network, parser = rtx_network(onnx_path, settings)
+    config = builder.create_builder_config()
+    settings.configure(config, trt)
+    for profile in profiles:
+        trt_profile = builder.create_optimization_profile()
+        for name, shape in profile.items():
+            trt_profile.set_shape(name, tuple(shape.min), tuple(shape.opt), tuple(shape.max))
+        config.add_optimization_profile(trt_profile)
+    if compute_capabilities != compat.RTX_DEFAULT_CCS:  # no setting: TensorRT-RTX's own default set
+        ccs = compute_capabilities.split("_")
+        config.num_compute_capabilities = len(ccs)
+        for index, cc in enumerate(ccs):
+            if not config.set_compute_capability(getattr(trt.ComputeCapability, f"SM{cc}"), index):
+                raise EngineError(f"TensorRT-RTX refused compute capability {cc}; see its log above")
+    engine_bytes = builder.build_serialized_network(network, config)
+    del parser  # owns the weights the build read: released only after it
+    return engine_bytes
+
+
+def default_builder(target, settings: BuilderSettings = BuilderSettings()):
+    """The builder of ``target``'s family, configured with ``settings`` (and the target compute capabilities
+    for an AOT family): ``(path, *, profiles[, timing_cache]) -> loader of engine bytes``."""
+    if compat.family(target.family).aot:
+        return functools.partial(rtx_builder, settings=settings, compute_capabilities=target.sm)
+    return functools.partial(polygraphy_builder, settings=settings)
+
+
 class EngineBytesFromOnnx(BaseLoader):
     """Serialized engine bytes for one ONNX file: reads its inputs, derives the profile, imports the splat
-    plugin when the graph holds the op, then runs ``builder``'s loader."""
+    plugin when the graph holds the op (an error for a family without plugins), then runs ``builder``'s loader."""
 
     def __init__(
         self,
@@ -212,33 +301,41 @@ class EngineBytesFromOnnx(BaseLoader):
         profile: TimestepProfile = TimestepProfile(),
         builder=None,
         plugin_module=PLUGIN_MODULE,
+        family: str = DEFAULT_FAMILY,
     ):
         """
         Args:
             path (Union[path, Callable() -> path]): the ONNX file.
-            timing_cache (Union[path, Callable() -> path, None]): timing cache to load from and merge into.
+            timing_cache (Union[path, Callable() -> path, None]): timing cache to load from and merge into;
+                not passed to the builder of an AOT family (tensorrt-rtx times nothing).
             profile (TimestepProfile): the T axis profile.
-            builder (Callable(path, *, profiles, timing_cache) -> Union[bytes, Callable() -> bytes]):
-                ``polygraphy_builder`` unless given.
+            builder (Callable(path, *, profiles[, timing_cache]) -> Union[bytes, Callable() -> bytes]):
+                ``polygraphy_builder`` unless given; ``timing_cache`` is passed for the tensorrt family only.
             plugin_module (str): imported before parsing when the graph holds the splat op.
+            family (Union[str, Callable() -> str]): the engine family built for; one without plugins refuses a
+                graph with the splat op.
         """
         self._path = path
         self._timing_cache = timing_cache
         self.profile = profile
         self._builder = builder if builder is not None else polygraphy_builder
         self.plugin_module = plugin_module
+        self._family = family
 
     def call_impl(self):
         """
         Returns:
-            bytes-like: the serialized engine (``trt.IHostMemory`` from the real builder).
+            bytes-like: the serialized engine (``IHostMemory`` from the real builders).
         """
         path = Path(util.invoke_if_callable(self._path)[0])
-        timing, _ = util.invoke_if_callable(self._timing_cache)
         info = inspect_onnx(path)
+        family = compat.family(util.invoke_if_callable(self._family)[0])
+        require_plugin_support(path, info.uses_splat, family.name)
         import_plugin(path, info.uses_splat, self.plugin_module)
-        profiles = profiles_for(info.inputs, self.profile)
-        engine_bytes, _ = util.invoke_if_callable(self._builder(path, profiles=profiles, timing_cache=timing))
+        options = {"profiles": profiles_for(info.inputs, self.profile)}
+        if not family.aot:  # an AOT build runs no tactics on a GPU: it has no timing cache
+            options["timing_cache"] = util.invoke_if_callable(self._timing_cache)[0]
+        engine_bytes, _ = util.invoke_if_callable(self._builder(path, **options))
         return engine_bytes
 
 
@@ -270,7 +367,8 @@ class SaveEngineAtomic(BaseLoader):
 class CachedEngine(BaseLoader):
     """The plan file for an ``EngineKey``: reused when present, else built (under a lock) and saved.
 
-    A plan of another GPU, compute capability, TensorRT version or ONNX hash has another name, so it is
+    A plan of another family, GPU, compute capability, library version, builder settings, ONNX hash or timestep
+    profile has another name, so it is
     never picked up; with ``build=False`` a missing plan is an ``EngineMissingError`` that lists the plans of
     the stage that are there and what differs. Of two processes asking for the same missing plan, one
     builds and the other waits on the directory's lock, then finds the plan and reuses it.
@@ -311,46 +409,169 @@ class CachedEngine(BaseLoader):
         return path
 
 
+def plan_loader(
+    onnx_path,
+    stage: str,
+    *,
+    engine_dir,
+    target,
+    profile: TimestepProfile = TimestepProfile(),
+    settings: BuilderSettings = BuilderSettings(),
+    build: bool = True,
+    builder=None,
+) -> CachedEngine:
+    """The uncalled ``CachedEngine`` of one ONNX file; calling it returns the plan path, building if missing.
+
+    Args:
+        onnx_path: the graph, e.g. ``<export>/motion.onnx`` or one part of a split stage.
+        stage: the plan's stage name: a stage or a numbered part of one (``"motion.0"``).
+        engine_dir: where plans live (``<export>/engines``).
+        target: a ``compat.Target`` (its ``family`` picks the builder) or a callable returning one (on call).
+        profile: the timestep profile, used when a graph input has the ``T`` axis.
+        settings: the ``BuilderSettings``: configure the build and are part of the key.
+        build: False never builds: a missing plan raises ``EngineMissingError`` saying what differs.
+        builder: stand-in for the family's builder (``default_builder``), ``(path, *, profiles[, timing_cache])``.
+    """
+    onnx_path, engine_dir = Path(onnx_path), Path(engine_dir)
+    resolve = functools.cache(target if callable(target) else lambda: target)  # probed at most once, on call
+
+    def family_builder(path, **options):
+        return (builder or default_builder(resolve(), settings))(path, **options)
+
+    def timing_cache():
+        return engine_dir / timing_name(resolve())
+
+    engine_bytes = EngineBytesFromOnnx(
+        onnx_path, timing_cache=timing_cache, profile=profile, builder=family_builder, family=lambda: resolve().family
+    )
+    key = lambda: EngineKey.of(
+        stage, onnx_path, resolve(), profile_tag(inspect_onnx(onnx_path).inputs, profile), settings
+    )
+    return CachedEngine(engine_bytes, key=key, engine_dir=engine_dir, build=build)
+
+
+def build_plan(
+    onnx_path,
+    stage: str,
+    *,
+    engine_dir,
+    family: str = DEFAULT_FAMILY,
+    profile: TimestepProfile = TimestepProfile(),
+    settings: BuilderSettings = BuilderSettings(),
+    compute_capabilities=None,
+    target=None,
+    device=None,
+    build: bool = True,
+    builder=None,
+) -> Path:
+    """The cached plan of ONE ONNX file for an engine family, built where missing: what ``build_engines`` does
+    per stage, for any graph (a part ``motion.0`` of a split stage is built the same way).
+
+    Args:
+        onnx_path: the graph.
+        stage: the plan's stage name (``"flow"``, ``"motion.0"``).
+        engine_dir: where plans live (``<export>/engines``).
+        family: ``"tensorrt"`` (builds on ``device``'s GPU) or ``"tensorrt-rtx"`` (builds on the CPU).
+        profile: the timestep profile, used when a graph input has the ``T`` axis.
+        settings: the ``BuilderSettings``.
+        compute_capabilities: tensorrt-rtx only: targets such as ``[86, 89]``; None = TensorRT-RTX's default set.
+        target: a ``compat.Target`` to key the plan by instead of probing (tests, cross-checks).
+        device: tensorrt only: the CUDA device to probe and build on (default: the current one).
+        build: False never builds: a missing plan raises ``EngineMissingError`` saying what differs.
+        builder: stand-in for the family's builder.
+
+    Returns:
+        pathlib.Path: the plan file ``<engine_dir>/<EngineKey.plan_name>``.
+    """
+    target = _target(family, target, device, compute_capabilities)
+    loader = plan_loader(
+        onnx_path,
+        stage,
+        engine_dir=engine_dir,
+        target=target,
+        profile=profile,
+        settings=settings,
+        build=build,
+        builder=builder,
+    )
+    with _on_device(None if compat.family(family).aot else device):
+        return loader()
+
+
+def _target(family: str, target, device, compute_capabilities):
+    """``target`` checked against ``family``, else this machine's (tensorrt) or the AOT targets (tensorrt-rtx)."""
+    family = compat.family(family).name
+    if target is None:
+        return compat.target_for(family, device=device, compute_capabilities=compute_capabilities)
+    if target.family != family:
+        raise EngineError(
+            f"target is for the {target.family} family and family is {family!r}; pass a target of {family!r} or "
+            f"leave target out"
+        )
+    return target
+
+
 def engine_loaders(
-    export_dir, *, profile: TimestepProfile = TimestepProfile(), build=True, target=None, builder=None, stages=STAGES
+    export_dir,
+    *,
+    profile: TimestepProfile = TimestepProfile(),
+    build=True,
+    target=None,
+    builder=None,
+    stages=STAGES,
+    settings: BuilderSettings = BuilderSettings(),
 ) -> dict:
     """One uncalled ``CachedEngine`` per stage of an export directory; calling one returns its plan path.
 
-    ``target``: a ``compat.Target`` or a callable returning one; default: probe this machine (on call).
+    ``target``: a ``compat.Target`` or a callable returning one; default: probe this machine for the tensorrt
+    family (on call).
     """
     export_dir = Path(export_dir)
-    engine_dir = export_dir / ENGINE_DIR
-    # probed at most once for all stages, and only when a loader runs
     resolve = functools.cache(
         target if callable(target) else (lambda: target) if target is not None else compat.current_target
     )
-    loaders = {}
-    for stage in stages:
-        onnx_path = export_dir / f"{stage}.onnx"
-        engine_bytes = EngineBytesFromOnnx(
-            onnx_path, timing_cache=lambda: engine_dir / timing_name(resolve()), profile=profile, builder=builder
+    return {
+        stage: plan_loader(
+            export_dir / f"{stage}.onnx",
+            stage,
+            engine_dir=export_dir / ENGINE_DIR,
+            target=resolve,
+            profile=profile,
+            settings=settings,
+            build=build,
+            builder=builder,
         )
-        key = functools.partial(
-            lambda s, p: EngineKey.of(s, p, resolve(), profile_tag(inspect_onnx(p).inputs, profile)), stage, onnx_path
-        )
-        loaders[stage] = CachedEngine(engine_bytes, key=key, engine_dir=engine_dir, build=build)
-    return loaders
+        for stage in stages
+    }
 
 
 def build_engines(
-    export_dir, *, profile: TimestepProfile = None, build=True, device=None, target=None, builder=None, stages=STAGES
+    export_dir,
+    *,
+    profile: TimestepProfile = None,
+    build=True,
+    device=None,
+    target=None,
+    builder=None,
+    stages=STAGES,
+    family: str = DEFAULT_FAMILY,
+    settings: BuilderSettings = BuilderSettings(),
+    compute_capabilities=None,
 ) -> dict:
-    """The TensorRT plan of each stage of a ``gimm-export`` directory, built where missing.
+    """The plan of each stage of a ``gimm-export`` directory for an engine family, built where missing.
 
     Args:
         export_dir: holds ``flow.onnx``, ``motion.onnx``, ``synthesis.onnx``; plans go to ``<export_dir>/engines``.
         profile: the timesteps per call the engines take; default ``TimestepProfile.up_to`` the manifest's
             ``max_timesteps`` (8 without a manifest).
         build: False never builds: a missing plan raises ``EngineMissingError`` saying what differs.
-        device: CUDA device to probe and build on (default: the current one).
+        device: tensorrt only: CUDA device to probe and build on (default: the current one).
         target: ``compat.Target`` to key the plans by instead of probing (tests, cross-checks).
-        builder: stand-in for ``polygraphy_builder`` (same signature).
+        builder: stand-in for the family's builder.
         stages: which stages.
+        family: ``"tensorrt"`` or ``"tensorrt-rtx"`` (no GPU needed; refuses graphs holding the splat op).
+        settings: the ``BuilderSettings``.
+        compute_capabilities: tensorrt-rtx only: targets such as ``[86, 89]``; None = its default set.
 
     Returns:
         dict[str, pathlib.Path]: stage -> plan file.
@@ -359,12 +580,17 @@ def build_engines(
     missing = [f"{stage}.onnx" for stage in stages if not (export_dir / f"{stage}.onnx").is_file()]
     if missing:
         raise ExportMissingError(f"{export_dir} has no {', '.join(missing)}; pass a directory written by gimm-export")
+    if not compat.family(family).plugins:  # before any build: a refused stage must not come after minutes
+        for stage in stages:
+            path = export_dir / f"{stage}.onnx"
+            require_plugin_support(path, inspect_onnx(path).uses_splat, family)
     if profile is None:
         profile = TimestepProfile.up_to(_manifest_max_timesteps(export_dir) or TimestepProfile().max)
-    if target is None:
-        target = compat.current_target(device)
-    loaders = engine_loaders(export_dir, profile=profile, build=build, target=target, builder=builder, stages=stages)
-    with _on_device(device):
+    target = _target(family, target, device, compute_capabilities)
+    loaders = engine_loaders(
+        export_dir, profile=profile, build=build, target=target, builder=builder, stages=stages, settings=settings
+    )
+    with _on_device(None if compat.family(family).aot else device):
         return {stage: loader() for stage, loader in loaders.items()}
 
 

@@ -2,13 +2,16 @@
 
 An engine is named by everything it is bound to::
 
-    engines/<stage>.<gpu>-sm<cc>.trt<version>.<onnx-sha12>[.t<min>-<opt>-<max>].plan
+    engines/<stage>.<gpu>-sm<cc>.trt<version>.<settings>.<onnx-sha12>[.t<min>-<opt>-<max>].plan   (tensorrt)
+    engines/<stage>.sm<ccs>.rtx<version>.<settings>.<onnx-sha12>[.t<min>-<opt>-<max>].plan        (tensorrt-rtx)
     engines/timing.<gpu>-sm<cc>.trt<version>.cache
 
-so a plan built for another GPU, compute capability, TensorRT version, ONNX file or timestep profile is
-never loaded: its name does not match the key that is asked for (a plan built for at most 4 timesteps must
-not be picked when 8 are asked for; the flow stage has no timestep axis and no such part). Plans are written
-with ``core.files.atomic_write``, so a reader sees a whole plan or none.
+so a plan built for another engine family, GPU, compute capability (or set of them, for TensorRT-RTX's
+ahead-of-time builds: ``default`` or ``86_89``), library version, builder settings (``BuilderSettings.tag``),
+ONNX file or timestep profile is never loaded: its name does not match the key that is asked for (a plan built
+for at most 4 timesteps must not be picked when 8 are asked for; the flow stage has no timestep axis and no
+such part). A stage may be a part of one (``motion.0``). Plans are written with ``core.files.atomic_write``, so a
+reader sees a whole plan or none.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from typing import NamedTuple
 
 from ..core.errors import InputError
 from ..core.files import sha256_file
-from .compat import PATTERNS, Target
+from ..core.trt import FAMILIES
+from .compat import AOT_SM, PATTERNS, Target
+from .settings import TAG_PATTERN, BuilderSettings
 
 __all__ = ["ENGINE_DIR", "EngineKey", "PlanName", "parse_plan_name", "explain_missing", "timing_name"]
 
@@ -29,14 +34,17 @@ _SHA_CHARS = 12  # of the ONNX sha256 in a plan name; the key keeps all 64
 
 # every part of a plan name, as a regular expression (the Target's parts come from compat)
 _PROFILE = r"t[0-9]+-[0-9]+-[0-9]+"  # TimestepProfile.tag
-_SAFE = {"stage": r"[a-z0-9_]+", **PATTERNS, "onnx_sha256": r"[0-9a-f]{64}", "profile": rf"({_PROFILE})?"}
+_STAGE = r"[a-z0-9_]+(?:\.[0-9]+)?"  # a stage, or a numbered part of one ("motion.0")
+_SAFE = {"stage": _STAGE, "settings": TAG_PATTERN, "onnx_sha256": r"[0-9a-f]{64}", "profile": rf"({_PROFILE})?"}
+_VERSION = PATTERNS["trt_version"]
 _PLAN_NAME = re.compile(
-    rf"(?P<stage>{_SAFE['stage']})\.(?P<gpu>{_SAFE['gpu']})-sm(?P<sm>{_SAFE['sm']})"
-    rf"\.trt(?P<trt>{_SAFE['trt_version']})\.(?P<sha>[0-9a-f]{{{_SHA_CHARS}}})"
-    rf"(?:\.(?P<profile>{_PROFILE}))?\.plan"
+    rf"(?P<stage>{_STAGE})\."
+    rf"(?:(?P<gpu>{PATTERNS['gpu']})-sm(?P<sm>{PATTERNS['sm']})\.trt(?P<trt>{_VERSION})"
+    rf"|sm(?P<ccs>{AOT_SM})\.rtx(?P<rtx>{_VERSION}))"
+    rf"\.(?P<settings>{TAG_PATTERN})\.(?P<sha>[0-9a-f]{{{_SHA_CHARS}}})(?:\.(?P<profile>{_PROFILE}))?\.plan"
 )
 _LABELS = {
-    "stage": "stage",
+    "family": "engine family",
     "gpu": "GPU",
     "sm": "compute capability",
     "trt_version": "TensorRT version",
@@ -48,50 +56,68 @@ class PlanName(NamedTuple):
     """A plan file name read back: the key's parts, with only 12 characters of the ONNX hash."""
 
     stage: str
+    family: str
     gpu: str
     sm: str
     trt_version: str
+    settings: str
     onnx_sha12: str
     profile: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
 class EngineKey:
-    """Everything a serialized engine is bound to. Two keys are equal exactly when one plan serves both."""
+    """Everything a serialized engine is bound to. Two keys are equal exactly when one plan serves both.
+
+    ``family``, ``gpu``, ``sm``, ``trt_version`` are a ``compat.Target``'s parts; ``settings`` is a
+    ``BuilderSettings.tag``.
+    """
 
     stage: str
+    family: str = "tensorrt"
     gpu: str
     sm: str
     trt_version: str
+    settings: str = BuilderSettings().tag
     onnx_sha256: str
     profile: str = ""  # "t<min>-<opt>-<max>" of the timestep axis; "" for a graph without one
 
     def __post_init__(self):
         for field in fields(self):
             value = getattr(self, field.name)
-            if not isinstance(value, str) or not re.fullmatch(_SAFE[field.name], value):
+            if field.name in _SAFE and (not isinstance(value, str) or not re.fullmatch(_SAFE[field.name], value)):
                 raise InputError(f"EngineKey.{field.name} must match {_SAFE[field.name]}, got {value!r}")
+        _ = self.target  # validates the family, GPU, compute capability and version
 
     @classmethod
-    def of(cls, stage: str, onnx_path, target: Target, profile: str = "") -> EngineKey:
-        """The key of the engine for ``onnx_path`` on ``target`` (hashes the file)."""
+    def of(
+        cls, stage: str, onnx_path, target: Target, profile: str = "", settings: BuilderSettings = BuilderSettings()
+    ) -> EngineKey:
+        """The key of the engine for ``onnx_path`` on ``target`` built with ``settings`` (hashes the file)."""
         return cls(
             stage=stage,
+            family=target.family,
             gpu=target.gpu,
             sm=target.sm,
             trt_version=target.trt_version,
+            settings=settings.tag,
             onnx_sha256=sha256_file(onnx_path),
             profile=profile,
         )
 
     @property
     def target(self) -> Target:
-        return Target(gpu=self.gpu, sm=self.sm, trt_version=self.trt_version)
+        return Target(family=self.family, gpu=self.gpu, sm=self.sm, trt_version=self.trt_version)
+
+    @property
+    def builder_settings(self) -> BuilderSettings:
+        return BuilderSettings.from_tag(self.settings)
 
     @property
     def plan_name(self) -> str:
         profile = f".{self.profile}" if self.profile else ""
-        return f"{self.stage}.{_platform(self.target)}.{self.onnx_sha256[:_SHA_CHARS]}{profile}.plan"
+        sha = self.onnx_sha256[:_SHA_CHARS]
+        return f"{self.stage}.{_platform(self.target)}.{self.settings}.{sha}{profile}.plan"
 
     @property
     def timing_name(self) -> str:
@@ -100,9 +126,19 @@ class EngineKey:
     def differences(self, plan: PlanName) -> list:
         """Human-readable differences between this key and a plan found on disk (empty: it matches)."""
         found = []
-        for name in ("stage", "gpu", "sm", "trt_version"):
+        for name in ("stage", "family", "gpu", "sm", "trt_version"):
             if getattr(self, name) != getattr(plan, name):
-                found.append(f"{_LABELS[name]} (plan: {getattr(plan, name)}, wanted: {getattr(self, name)})")
+                label = _LABELS.get(name, name)
+                if name == "sm" and FAMILIES[self.family].aot:
+                    label = "target compute capabilities"
+                if name == "trt_version":
+                    label = f"{FAMILIES[self.family].title} version"
+                found.append(
+                    f"{label} (plan: {getattr(plan, name) or 'none'}, wanted: {getattr(self, name) or 'none'})"
+                )
+        if self.settings != plan.settings:
+            what = "; ".join(self.builder_settings.differences(BuilderSettings.from_tag(plan.settings)))
+            found.append(f"builder settings (plan: {plan.settings}, wanted: {self.settings}: {what})")
         if self.onnx_sha256[:_SHA_CHARS] != plan.onnx_sha12:
             found.append(
                 f"{_LABELS['onnx_sha256']} (plan: {plan.onnx_sha12}, wanted: "
@@ -114,7 +150,10 @@ class EngineKey:
 
 
 def _platform(target: Target) -> str:
-    return f"{target.gpu}-sm{target.sm}.trt{target.trt_version}"
+    family = FAMILIES[target.family]
+    if family.aot:
+        return f"sm{target.sm}.{family.tag}{target.trt_version}"
+    return f"{target.gpu}-sm{target.sm}.{family.tag}{target.trt_version}"
 
 
 def timing_name(target: Target) -> str:
@@ -128,14 +167,18 @@ def parse_plan_name(name: str):
     match = _PLAN_NAME.fullmatch(name)
     if match is None:
         return None
-    return PlanName(match["stage"], match["gpu"], match["sm"], match["trt"], match["sha"], match["profile"] or "")
+    if match["rtx"] is not None:
+        family, gpu, sm, version = "tensorrt-rtx", "", match["ccs"], match["rtx"]
+    else:
+        family, gpu, sm, version = "tensorrt", match["gpu"], match["sm"], match["trt"]
+    return PlanName(match["stage"], family, gpu, sm, version, match["settings"], match["sha"], match["profile"] or "")
 
 
 def explain_missing(key: EngineKey, engine_dir) -> str:
     """Why no plan in ``engine_dir`` serves ``key``: each plan of the same stage and what differs."""
     engine_dir = Path(engine_dir)
     lines = [
-        f"no TensorRT engine for stage {key.stage!r} matches this machine in {engine_dir}, and building "
+        f"no {key.family} engine for stage {key.stage!r} matches this machine in {engine_dir}, and building "
         f"is off; wanted {key.plan_name}"
     ]
     plans = sorted(engine_dir.glob(f"{key.stage}.*.plan")) if engine_dir.is_dir() else []
@@ -145,5 +188,6 @@ def explain_missing(key: EngineKey, engine_dir) -> str:
             lines.append(f"  {path.name} differs in " + "; ".join(key.differences(plan)))
     if len(lines) == 1:
         lines.append("  (no plan for this stage was found)")
-    lines.append("build it with gimm_trt.engines.build_engines(export_dir) or `gimm-export --build-engines`")
+    family = "" if key.family == "tensorrt" else f", family={key.family!r}"
+    lines.append(f"build it with gimm_trt.engines.build_engines(export_dir{family}) or `gimm-export --build-engines`")
     return "\n".join(lines)

@@ -1,6 +1,6 @@
-"""Run a TensorRT plan with torch CUDA tensors in and out, by tensor name.
+"""Run a TensorRT or TensorRT-RTX plan with torch CUDA tensors in and out, by tensor name.
 
-Written against the TensorRT 10.9+/11 Python API (``Runtime.deserialize_cuda_engine``,
+Written against the TensorRT 10.9+/11 Python API, which TensorRT-RTX shares (``Runtime.deserialize_cuda_engine``,
 ``ICudaEngine.num_io_tensors/get_tensor_name/get_tensor_mode/get_tensor_dtype/get_tensor_profile_shape/
 device_memory_size_v2/create_execution_context``, ``IExecutionContext.set_device_memory/set_input_shape/
 get_tensor_shape/set_tensor_address/execute_async_v3``), the names used by Polygraphy's ``TrtRunner`` and
@@ -328,19 +328,29 @@ class EngineRunner:
 class TrtStage(EngineRunner):
     """One plan file (or its bytes), deserialized on ``device``: see ``EngineRunner``."""
 
-    def __init__(self, plan, *, device=None, cuda_graph: bool = False, plugin_module: str = compat.PLUGIN_MODULE):
+    def __init__(
+        self,
+        plan,
+        *,
+        device=None,
+        cuda_graph: bool = False,
+        plugin_module: str = compat.PLUGIN_MODULE,
+        family: str = compat.DEFAULT_FAMILY,
+    ):
         """
         Args:
             plan (Union[path, bytes-like]): a plan file written by ``build_engines`` or its bytes.
             device: CUDA device the plan runs on (default: the current one).
             cuda_graph (bool): capture and replay CUDA graphs for repeated input shapes.
-            plugin_module (str): imported first if importable (JIT splat plugins need it registered).
+            plugin_module (str): imported first if importable (JIT splat plugins need it registered);
+                not for a family without plugins.
+            family (str): the engine family that built the plan: its module deserializes and runs it.
         """
-        trt = compat.import_trt()
+        trt = compat.import_trt(family)
         cuda = TorchCuda.on(device)
         data = Path(plan).read_bytes() if isinstance(plan, (str, os.PathLike)) else plan
-        plugin_error = _import_plugin(plugin_module)
-        logger = compat.trt_logger()
+        plugin_error = _import_plugin(plugin_module) if compat.family(family).plugins else None
+        logger = compat.trt_logger(family)
         with cuda.guard():
             trt.init_libnvinfer_plugins(logger, "")
             self._runtime = trt.Runtime(logger)  # must outlive the engine
@@ -356,9 +366,11 @@ class TrtStage(EngineRunner):
         )
 
 
-def load_stages(export_dir, *, device=None, cuda_graph: bool = False, build: bool = True) -> dict:
+def load_stages(
+    export_dir, *, device=None, cuda_graph: bool = False, build: bool = True, family: str = compat.DEFAULT_FAMILY
+) -> dict:
     """``TrtStage`` per stage of an export directory, building missing plans first (``build_engines``)."""
     from .build import build_engines
 
-    plans = build_engines(export_dir, build=build, device=device)
-    return {stage: TrtStage(path, device=device, cuda_graph=cuda_graph) for stage, path in plans.items()}
+    plans = build_engines(export_dir, build=build, device=device, family=family)
+    return {stage: TrtStage(path, device=device, cuda_graph=cuda_graph, family=family) for stage, path in plans.items()}
