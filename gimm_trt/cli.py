@@ -675,7 +675,15 @@ def export(
     "export_dir",
     type=click.Path(file_okay=False),
     default=None,
-    help="Only check this gimm-export directory against TensorRT's ONNX parser (static; no GPU needed).",
+    help="Only check this gimm-export directory against the ONNX parser of --engine (no GPU needed).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(("tensorrt", "tensorrt-rtx")),
+    default="tensorrt",
+    show_default=True,
+    help="With --export: tensorrt holds the graphs against the parser's table (10.9+, 11.x); tensorrt-rtx runs "
+    "the real TensorRT-RTX parser when tensorrt_rtx is installed (else its column of the table).",
 )
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the gimm-doctor/1 document here.")
 @click.option(
@@ -685,7 +693,7 @@ def export(
     help="Where the doctor's export and engines go.  [default: $GIMM_TRT_CACHE/doctor]",
 )
 @user_errors
-def doctor(device, export_dir, json_path, work):
+def doctor(device, export_dir, engine, json_path, work):
     """Check this machine: library versions, then each path against the PyTorch reference, each check passing,
     failing or skipped with the reason. Exits 1 when a check fails.
 
@@ -699,10 +707,11 @@ def doctor(device, export_dir, json_path, work):
     Examples:
         gimm-doctor --json doctor.json
         gimm-doctor --export exports/R-P-fp16-4k
+        gimm-doctor --export exports/R-fp32-4k --engine tensorrt-rtx
     """
-    from .benchmarks.doctor import format_table, run_checks, write_json
+    from .diagnostics.doctor import format_table, run_checks, write_json
 
-    doc = run_checks(device=device, export_dir=export_dir, work=work, log=_log)
+    doc = run_checks(device=device, export_dir=export_dir, engine=engine, work=work, log=_log)
     click.echo(format_table(doc))
     if json_path:
         _log(f"wrote {write_json(doc, json_path)}")
