@@ -601,6 +601,14 @@ def export(fp16, resolution, splat, out, build_engines, max_timesteps, opset, ch
 
 
 @click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--engine",
+    type=click.Choice(("tensorrt", "tensorrt-rtx")),
+    default="tensorrt",
+    show_default=True,
+    help="With --export: tensorrt holds the graphs against the parser's table (10.9+, 11.x); tensorrt-rtx runs "
+    "the real TensorRT-RTX parser when tensorrt_rtx is installed (else its column of the table).",
+)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the gimm-doctor/1 document here.")
 @click.option(
     "--work",
@@ -610,10 +618,10 @@ def export(fp16, resolution, splat, out, build_engines, max_timesteps, opset, ch
 )
 @user_errors
 @model_options("device", "export")
-def doctor(json_path, work, spec):
+def doctor(engine, json_path, work, spec):
     """Check this machine: library versions, then each path against the PyTorch reference, each check passing,
     failing or skipped with the reason. Exits 1 when a check fails. With --export, only check that export
-    against TensorRT's ONNX parser (static; no GPU needed).
+    against the ONNX parser of --engine (no GPU needed).
 
     \b
     On a CUDA GPU: the splat op in Triton and CuPy (3 modes), torch fp16 vs fp32, ONNX Runtime's CUDA provider,
@@ -625,10 +633,11 @@ def doctor(json_path, work, spec):
     Examples:
         gimm-doctor --json doctor.json
         gimm-doctor --export exports/R-P-fp16-4k
+        gimm-doctor --export exports/R-fp32-4k --engine tensorrt-rtx
     """
-    from .benchmarks.doctor import format_table, run_checks, write_json
+    from .diagnostics.doctor import format_table, run_checks, write_json
 
-    doc = run_checks(device=spec.device, export_dir=spec.export, work=work, log=_log)
+    doc = run_checks(device=spec.device, export_dir=spec.export, engine=engine, work=work, log=_log)
     click.echo(format_table(doc))
     if json_path:
         _log(f"wrote {write_json(doc, json_path)}")

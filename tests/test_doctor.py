@@ -15,7 +15,7 @@ import onnx
 import pytest
 import torch
 
-from gimm_trt.benchmarks import doctor
+from gimm_trt.diagnostics import doctor
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU_CHECKS = (

@@ -2,7 +2,8 @@
 
 Every ``import`` and ``from ... import`` in ``gimm_trt`` counts, the ones inside functions too (a lazy import
 is still a dependency). Layers, lowest first: core; plugins and model; export; engines; runtime; benchmarks
-and distributed (both above the runtime); serve (uses distributed's cluster); cli.
+and distributed (both above the runtime); serve (uses distributed's cluster) and diagnostics (the doctor: uses the
+runtime and benchmarks' environment); cli.
 """
 
 import ast
@@ -21,6 +22,7 @@ LAYERS = {  # subpackage or top-level module -> layer; a module may import its o
     "benchmarks": 5,
     "distributed": 5,
     "serve": 6,
+    "diagnostics": 6,  # the doctor runs the runtime, engines and export, and reads benchmarks' environment
     "cli": 7,
     "__init__": 7,  # gimm_trt/__init__.py re-exports the Interpolator
 }

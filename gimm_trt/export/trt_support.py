@@ -1,8 +1,9 @@
 """Will TensorRT's ONNX parser take these graphs as they are? A static check, without TensorRT.
 
 Every node of a graph is held against ``trt_ops.json`` (what onnx-tensorrt's ``docs/operators.md`` lists for
-TensorRT 10.9+ and 11.x; its ``about`` field says which versions and commits) and against the parser's own
-behaviour where it rejects or silently changes a node the table marks supported::
+TensorRT 10.9+ and 11.x, and what the TensorRT-RTX 1.x parser was measured to take; its ``about`` field says
+which versions and commits) and against the parser's own behaviour where it rejects or silently changes a node
+the table marks supported::
 
     from gimm_trt.export import trt_support
 
@@ -14,11 +15,14 @@ behaviour where it rejects or silently changes a node the table marks supported:
 A finding is what the parser would reject (unsupported op or type, an input that must be a constant and is
 not, an attribute value outside its list, a shape it cannot take, a custom op no plugin serves) or silently
 change (a GridSample or Resize mode it maps to nearest, an input without a shape it imports as a scalar).
-Each names the TensorRT majors it concerns: a graph can be fine for 11.x and not for 10.9.
+Each names the TensorRT majors it concerns: a graph can be fine for 11.x and not for 10.9. TensorRT-RTX is a
+column of its own (``RTX``), checked only when asked for (``targets=(RTX,)``): it has no plugins, so our plugin
+node and the portable form's ScatterElements reduction are findings there, and an export is not refused for it.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,6 +34,8 @@ from ..plugins import schema
 
 __all__ = [
     "TARGETS",
+    "RTX",
+    "COLUMNS",
     "TABLE",
     "Finding",
     "GraphReport",
@@ -44,6 +50,8 @@ __all__ = [
 ]
 
 TARGETS = ("10", "11")  # TensorRT majors checked: 10 = 10.9 and later, 11 = 11.x
+RTX = "tensorrt-rtx"  # TensorRT-RTX 1.x, a separate product with its own parser build
+COLUMNS = TARGETS + (RTX,)  # every column of the table
 TABLE = Path(__file__).with_name("trt_ops.json")
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
@@ -138,7 +146,7 @@ class Finding:
     versions: tuple = TARGETS
 
     def __str__(self) -> str:
-        return f"{self.graph}: node {self.node!r} ({self.op}): {self.reason} [TensorRT {', '.join(self.versions)}]"
+        return f"{self.graph}: node {self.node!r} ({self.op}): {self.reason} [{_label(self.versions)}]"
 
     def as_dict(self) -> dict:
         return {
@@ -148,6 +156,13 @@ class Finding:
             "reason": self.reason,
             "versions": list(self.versions),
         }
+
+
+def _label(versions: tuple) -> str:
+    """``TensorRT 10, 11``, ``TensorRT-RTX 1.x`` or both joined by ``; ``."""
+    majors = [v for v in versions if v != RTX]
+    parts = [f"TensorRT {', '.join(majors)}"] if majors else []
+    return "; ".join(parts + (["TensorRT-RTX 1.x"] if RTX in versions else []))
 
 
 @dataclass
@@ -224,6 +239,16 @@ class _Graph:
     def row(self, op: str, version: str) -> Optional[dict]:
         entry = self.table["ops"].get(op)
         return None if entry is None else entry.get(version)
+
+    def plugin_less(self) -> tuple:
+        """The targets whose parser can reach no plugin (TensorRT-RTX: neither TensorRT's library nor ours)."""
+        return tuple(v for v in self.targets if not self.table["versions"][v]["plugins"])
+
+    def only(self, targets: tuple) -> _Graph:
+        """The same graph, for ``targets`` only."""
+        view = copy.copy(self)
+        view.targets = targets
+        return view
 
 
 def _attrs(node) -> dict:
@@ -313,6 +338,12 @@ def _constant_rules(g: _Graph, node, attrs: dict) -> list:
     return issues
 
 
+def _without_plugins(g: _Graph, reason: str) -> tuple:
+    """(the issue ``reason`` for the targets whose parser has no plugins, the graph for the other targets)."""
+    bare = g.plugin_less()
+    return ([(reason, bare)] if bare else []), g.only(tuple(v for v in g.targets if v not in bare))
+
+
 def _scatter_nd(g: _Graph, node, attrs: dict) -> list:
     reduction = attrs.get("reduction", "none")
     if reduction != "none":
@@ -321,13 +352,21 @@ def _scatter_nd(g: _Graph, node, attrs: dict) -> list:
 
 
 def _scatter_elements(g: _Graph, node, attrs: dict) -> list:
-    """A reduction goes to TensorRT's ScatterElements plugin, which takes int64 indices and no bf16/int8 data."""
+    """A reduction goes to TensorRT's ScatterElements plugin, which takes int64 indices and no bf16/int8 data;
+    a parser without plugins rejects it."""
     reduction = attrs.get("reduction", "none")
     if reduction == "none":
         return []
+    issues, g = _without_plugins(
+        g, f"ScatterElements reduction {reduction!r} needs TensorRT's ScatterElements plugin, which TensorRT-RTX lacks"
+    )
+    if not g.targets:
+        return issues
     if reduction not in SCATTER_REDUCTIONS:
-        return [(f"ScatterElements reduction {reduction!r} is none of {', '.join(SCATTER_REDUCTIONS)}", g.targets)]
-    issues = []
+        return [
+            *issues,
+            (f"ScatterElements reduction {reduction!r} is none of {', '.join(SCATTER_REDUCTIONS)}", g.targets),
+        ]
     indices = g.type_name(node.input[1]) if len(node.input) > 1 else None
     if indices not in (None, "INT64"):
         issues.append(
@@ -490,7 +529,12 @@ def _node_issues(g: _Graph, node) -> list:
     if (node.domain, node.op_type) in g.functions:
         return []  # a model-local function: its body is checked instead
     if node.domain not in DEFAULT_DOMAINS:
-        return _custom_rules(g, node, attrs)
+        issues, rest = _without_plugins(
+            g,
+            f"custom op {node.domain}::{node.op_type}: the parser finds no plugin for it (TensorRT-RTX loads none; "
+            f"gimm_trt registers {schema.PLUGIN_ID} with TensorRT only)",
+        )
+        return issues + (_custom_rules(rest, node, attrs) if rest.targets else [])
     issues = _table_rules(g, node, attrs) + _constant_rules(g, node, attrs)
     rule: Optional[Callable] = _OP_RULES.get(node.op_type)
     return issues + (rule(g, node, attrs) if rule else [])

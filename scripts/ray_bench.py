@@ -1,12 +1,13 @@
 """Ray benchmark (not a test): gimm-interpolate on 1 and 2 Ray workers against one process, and a bounded load
 test of the Serve service on 127.0.0.1. Writes one JSON document.
 
-    python benchmarks/ray_bench.py --out benchmarks/results/ray-cpu-r-128.json
+    python scripts/ray_bench.py --out benchmarks/results/ray-cpu-r-128.json
 
 Every run uses GIMM-VFI-R with seeded random weights on CPU (speed only: the frames are meaningless) and
 splits the machine's cores evenly: one process gets all of them as torch threads, each of N workers 1/N.
-Every answer of the service is compared with the same model run in this process.
+Every answer of the service is compared with the same model run in this process. Needs Ray (gimm-trt[ray]).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,8 +64,11 @@ def _batch(root: Path, inputs: list, factor: int, cores: int, variant: str) -> d
         spec = WorkerSpec(variant=variant, random_weights=True, device="cpu", threads=max(1, cores // workers))
         with WorkerPool(spec, workers, cpus_per_worker=cores / workers, start_timeout=600) as pool:
             # model building is left out: a pool is started once and serves every run
-            out[f"workers_{workers}_s"] = _timed(functools.partial(
-                interpolate_videos, inputs, root / f"w{workers}", factor=factor, pool=pool, timeout=3600))
+            out[f"workers_{workers}_s"] = _timed(
+                functools.partial(
+                    interpolate_videos, inputs, root / f"w{workers}", factor=factor, pool=pool, timeout=3600
+                )
+            )
     out["frames"] = frames
     out["speedup_2_over_1_workers"] = out["workers_1_s"] / out["workers_2_s"]
     out["speedup_2_workers_over_one_process"] = out["one_process_s"] / out["workers_2_s"]
@@ -110,9 +114,17 @@ def _load_test(variant: str, size: int, cores: int, clients: int, per_client: in
     finally:
         serve.shutdown()
     q = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else latencies * 99
-    return {"clients": clients, "requests": len(latencies), "all_correct": not wrong and len(latencies) == clients
-            * per_client, "p50_s": q[49], "p99_s": q[98], "wall_s": wall, "requests_per_s": len(latencies) / wall,
-            "largest_batch": health["largest_batch"], "batches": health["batches"]}
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "all_correct": not wrong and len(latencies) == clients * per_client,
+        "p50_s": q[49],
+        "p99_s": q[98],
+        "wall_s": wall,
+        "requests_per_s": len(latencies) / wall,
+        "largest_batch": health["largest_batch"],
+        "batches": health["batches"],
+    }
 
 
 def _free_port() -> int:
@@ -124,21 +136,30 @@ def _free_port() -> int:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/ray-cpu-r-128.json"))
-    parser.add_argument("--variant", default="R")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--out", type=Path, default=Path("benchmarks/results/ray-cpu-r-128.json"), help="where the JSON document goes"
+    )
+    parser.add_argument("--variant", default="R", help="GIMM-VFI variant (random weights)")
     parser.add_argument("--size", type=int, default=128, help="square frames of this side")
     parser.add_argument("--frames", type=int, default=5, help="frames of the long video")
     parser.add_argument("--videos", type=int, default=4, help="number of short videos (3 frames each)")
-    parser.add_argument("--factor", type=int, default=2)
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--per-client", type=int, default=2)
+    parser.add_argument("--factor", type=int, default=2, help="frame-rate factor")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent clients of the service")
+    parser.add_argument("--per-client", type=int, default=2, help="requests each client sends")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
-    doc = {"schema": "gimm-ray-bench/1", "variant": args.variant, "weights": "random (speed only)",
-           "size": f"{args.size}x{args.size}", "factor": args.factor, "cores": cores,
-           "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-           "load_average_before": os.getloadavg()}
+    doc = {
+        "schema": "gimm-ray-bench/1",
+        "variant": args.variant,
+        "weights": "random (speed only)",
+        "size": f"{args.size}x{args.size}",
+        "factor": args.factor,
+        "cores": cores,
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "load_average_before": os.getloadavg(),
+    }
     root = Path(tempfile.mkdtemp(prefix="gimm-ray-bench-"))
     try:
         long_clip = [_clip(root / "long", args.frames, args.size, 0)]

@@ -3,8 +3,12 @@
 Writes a synthetic clip (moving shapes, AAC audio), runs the real command on it in a subprocess and samples
 that process's RSS (psutil) every ``--every`` seconds. Run once by hand, not in CI (CPU: about 10 s a pair):
 
-    python benchmarks/stream_memory.py --frames 300 --size 128x224 --factor 2 --out benchmarks/results/cpu-stream-memory.json
+    python scripts/stream_memory.py --frames 300 --size 128x128 --out benchmarks/results/cpu-stream-memory.json
+
+Writes one JSON document (--out): RSS per tenth of the run, its slope in MiB/min after model loading, every
+sample, and the environment. Needs PyAV and psutil.
 """
+
 import argparse
 import json
 import subprocess
@@ -13,16 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
 import numpy as np
-import psutil
-
-from gimm_trt.benchmarks.env import environment
-from gimm_trt.runtime.backends import resolve_device
-from gimm_trt.runtime.demo import demo_frames
 
 
 def write_clip(path: Path, n: int, height: int, width: int, fps: int = 24) -> None:
+    import av
+
+    from gimm_trt.runtime.demo import demo_frames
+
     with av.open(str(path), "w") as c:
         v = c.add_stream("libx264", rate=fps)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
@@ -37,7 +39,7 @@ def write_clip(path: Path, n: int, height: int, width: int, fps: int = 24) -> No
         t = np.arange(48000 * n // fps) / 48000
         tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
         for k in range(0, tone.shape[1], 1024):
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, k:k + 1024]), format="fltp", layout="mono")
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, k : k + 1024]), format="fltp", layout="mono")
             af.sample_rate, af.pts = 48000, k
             for p in a.encode(af):
                 c.mux(p)
@@ -58,9 +60,14 @@ def summarize(samples, wall: float) -> dict:
         m = (t >= k * wall / 10) & (t < (k + 1) * wall / 10)
         tenths.append({"mean": float(r[m].mean()), "min": float(r[m].min()), "max": float(r[m].max())})
     late = t >= wall / 10
-    return {"start (2nd tenth, mean)": tenths[1]["mean"], "middle (6th tenth, mean)": tenths[5]["mean"],
-            "end (last tenth, mean)": tenths[9]["mean"], "max": float(r.max()),
-            "slope_mib_per_min": float(np.polyfit(t[late] / 60, r[late], 1)[0]), "by_tenth": tenths}
+    return {
+        "start (2nd tenth, mean)": tenths[1]["mean"],
+        "middle (6th tenth, mean)": tenths[5]["mean"],
+        "end (last tenth, mean)": tenths[9]["mean"],
+        "max": float(r.max()),
+        "slope_mib_per_min": float(np.polyfit(t[late] / 60, r[late], 1)[0]),
+        "by_tenth": tenths,
+    }
 
 
 def dumps(doc: dict) -> str:
@@ -70,21 +77,37 @@ def dumps(doc: dict) -> str:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=300)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=300, help="frames of the synthetic clip")
     ap.add_argument("--size", default="128x224", help="HxW of the synthetic frames")
-    ap.add_argument("--factor", type=int, default=2)
+    ap.add_argument("--factor", type=int, default=2, help="gimm-interpolate's --factor")
     ap.add_argument("--every", type=float, default=2.0, help="seconds between RSS samples")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--device", default="cpu", help="gimm-interpolate's --device")
+    ap.add_argument("--out", required=True, help="where the JSON document goes")
     args = ap.parse_args()
+    import av
+    import psutil
+
+    from gimm_trt.benchmarks.env import environment
+    from gimm_trt.runtime.backend import resolve_device
+
     height, width = (int(v) for v in args.size.split("x"))
     env = environment(resolve_device(args.device))  # now: the tree may change during a long run
     with tempfile.TemporaryDirectory() as tmp:
         clip, result = Path(tmp) / "clip.mp4", Path(tmp) / "out.mp4"
         write_clip(clip, args.frames, height, width)
-        cmd = [sys.executable, "-c", "from gimm_trt.cli import interpolate; interpolate()", str(clip), str(result),
-               "--factor", str(args.factor), "--random-weights", "--device", args.device]
+        cmd = [
+            sys.executable,
+            "-c",
+            "from gimm_trt.cli import interpolate; interpolate()",
+            str(clip),
+            str(result),
+            "--factor",
+            str(args.factor),
+            "--random-weights",
+            "--device",
+            args.device,
+        ]
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         ps, samples = psutil.Process(proc.pid), []

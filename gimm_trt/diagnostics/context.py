@@ -1,0 +1,136 @@
+"""What the doctor's checks share: the ``Context`` they run in, ``Skip``, the doctor's pair, export and reference
+frames (each made once per run), and how frames are judged against the reference."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ..core import deps
+from ..core.metrics import psnr_from_mse
+
+__all__ = [
+    "DOCTOR_VARIANT",
+    "DOCTOR_RESOLUTION",
+    "TIMESTEPS",
+    "Context",
+    "Skip",
+    "need",
+    "need_cuda",
+    "need_tensorrt",
+    "doctor_pair",
+    "doctor_export",
+    "torch_interp",
+    "reference_frames",
+    "judge_frames",
+    "db_text",
+]
+
+DOCTOR_VARIANT = "R-P"
+DOCTOR_RESOLUTION = "256x256"
+TIMESTEPS = (0.25, 0.5, 0.75)
+
+
+class Skip(Exception):
+    """A check that cannot run here; the message says why."""
+
+
+@dataclass
+class Context:
+    """What the checks share: the device, where the export and engines go, the log, and what was made once."""
+
+    device: torch.device
+    work: Path
+    log: Callable[[str], None] = lambda message: None
+    made: dict = field(default_factory=dict)
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+
+def need_cuda(ctx: Context) -> None:
+    if not ctx.cuda:
+        why = "no CUDA GPU here" if not torch.cuda.is_available() else f"running on {ctx.device}"
+        raise Skip(f"needs a CUDA device ({why})")
+
+
+def need(module: str) -> None:
+    if not deps.installed(module):
+        raise Skip(f"{module} is not installed: {deps.install_hint(module)}")
+
+
+def need_tensorrt(ctx: Context) -> None:
+    from ..runtime.registry import unavailable
+
+    need_cuda(ctx)
+    reason = unavailable("tensorrt", ctx.device)
+    if reason:
+        raise Skip(reason)
+
+
+def doctor_pair():
+    from ..core.sizes import parse_resolution
+    from ..model.synthetic import synthetic_pair
+
+    res = parse_resolution(DOCTOR_RESOLUTION)
+    return synthetic_pair(res.height, res.width, seed=0)
+
+
+def doctor_export(ctx: Context) -> Path:
+    """The R-P 256x256 fp32 plugin export of seeded random weights, in ``ctx.work`` (reused when there)."""
+    if "export" not in ctx.made:
+        from ..export.exporter import ExportOptions, export
+        from ..model.spec import ModelSpec
+
+        model = ModelSpec(variant=DOCTOR_VARIANT, random_weights=True, precision="fp32")
+        options = ExportOptions(model=model, resolution=DOCTOR_RESOLUTION, splat="plugin")
+        ctx.log(
+            f"doctor: the export of GIMM-VFI-{DOCTOR_VARIANT} (random weights) at {DOCTOR_RESOLUTION} in "
+            f"{ctx.work / 'exports'} (made once, in minutes; reused after)"
+        )
+        ctx.made["export"] = export(options, ctx.work / "exports", log=ctx.log)
+    return ctx.made["export"]
+
+
+def torch_interp(ctx: Context, precision: str = "fp32"):
+    from ..runtime import Interpolator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "random weights": the doctor says so once in its table
+        return Interpolator.from_checkpoint(
+            None, variant=DOCTOR_VARIANT, backend="torch", device=ctx.device, precision=precision, random_weights=True
+        )
+
+
+def reference_frames(ctx: Context) -> torch.Tensor:
+    """torch fp32 frames of the doctor's pair on ``ctx.device`` (computed once)."""
+    if "reference" not in ctx.made:
+        img0, img1 = doctor_pair()
+        with torch.inference_mode():
+            ctx.made["reference"] = torch_interp(ctx).interpolate(img0, img1, TIMESTEPS).cpu()
+    return ctx.made["reference"]
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> Optional[float]:
+    return psnr_from_mse((a.detach().double().cpu() - b.detach().double().cpu()).pow(2).mean().item())
+
+
+def db_text(value: Optional[float]) -> str:
+    return "inf" if value is None else f"{value:.1f}"
+
+
+def judge_frames(what: str, got: torch.Tensor, want: torch.Tensor, floor: float) -> tuple:
+    db = _psnr(got, want)
+    max_abs = (got.double().cpu() - want.double().cpu()).abs().max().item()
+    status = "pass" if db is None or db >= floor else "fail"
+    return (
+        status,
+        f"{what}: PSNR {db_text(db)} dB (>= {floor:g}), max |d| {max_abs:.1e}",
+        {"psnr_db": db, "max_abs": max_abs},
+    )

@@ -1,0 +1,255 @@
+"""gimm-doctor: what is installed here and whether each path computes what the PyTorch reference does.
+
+    from gimm_trt.diagnostics import doctor
+
+    doc = doctor.run_checks()                      # device=None: CUDA if present, else the CPU
+    print(doctor.format_table(doc))                # versions, then one line per check
+    doctor.write_json(doc, "doctor.json")          # the gimm-doctor/1 document
+    doc = doctor.run_checks(export_dir="exports/R-P-fp16-4k")   # versions + the parser check of one export
+    doc = doctor.run_checks(export_dir="exports/R-fp32-4k", engine="tensorrt-rtx")   # the real TensorRT-RTX parser
+
+Each check passes, fails, or is skipped with the reason (a missing package, no GPU). On a CUDA device: the
+splat op in Triton and CuPy against the torch reference (three modes), torch fp16 against fp32, ONNX Runtime's
+CUDA provider against torch, the TensorRT plugin (registered, one single-node engine against torch), an R-P
+engine set (256x256) against torch fp32, and CUDA-graph replay against eager. Everywhere: the Triton kernel
+under its interpreter (CPU only), ONNX Runtime on the CPU and TensorRT's parser (static) on the export those
+engines are built from. The export and the engines are cached in ``$GIMM_TRT_CACHE/doctor`` (or ``work``): a
+second run reuses them.
+
+Every check is a small function of a ``Context``; ``CHECKS`` lists them in order, so one can be run alone::
+
+    doctor.run_checks(checks=("splat_triton_cuda",))
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ..benchmarks.env import environment
+from ..core import deps
+from ..core.errors import InputError
+from ..core.files import atomic_write
+from . import rtx_parser
+from .context import DOCTOR_RESOLUTION, DOCTOR_VARIANT, Context, Skip
+from .frame_checks import (
+    ORT_MIN_DB,
+    check_cuda_graph,
+    check_onnxruntime_cpu,
+    check_onnxruntime_cuda,
+    check_torch_fp16,
+    check_trt_engines,
+    ort_providers,
+)
+from .parser_checks import ENGINES, check_parser_static, export_check
+from .splat_checks import (
+    SPLAT_REL_TOL,
+    check_splat_cupy_cuda,
+    check_splat_triton_cuda,
+    check_splat_triton_interpreter,
+    check_trt_plugin,
+    splat_diffs,
+)
+
+__all__ = [
+    "SCHEMA",
+    "STATUSES",
+    "CHECKS",
+    "ENGINES",
+    "Context",
+    "Skip",
+    "run_checks",
+    "versions",
+    "format_table",
+    "write_json",
+    "splat_diffs",
+    "DOCTOR_RESOLUTION",
+    "DOCTOR_VARIANT",
+    "SPLAT_REL_TOL",
+    "ORT_MIN_DB",
+]
+
+SCHEMA = "gimm-doctor/1"
+STATUSES = ("pass", "fail", "skip")
+
+
+def versions(device: torch.device) -> dict:
+    """``benchmarks.env.environment`` plus what the doctor's checks use: Triton, CuPy, Polygraphy, ONNX Runtime's
+    providers, whether TensorRT is usable (not just importable), and TensorRT-RTX's version or why it does not
+    import."""
+    env = environment(device)
+    env.update(
+        triton=deps.version("triton"),
+        cupy=deps.version("cupy"),
+        polygraphy=deps.version("polygraphy"),
+        onnxruntime_providers=ort_providers(),
+        tensorrt_usable=deps.usable("tensorrt"),
+        tensorrt_rtx=rtx_parser.version(),
+        tensorrt_rtx_unavailable=rtx_parser.unavailable(),
+    )
+    return env
+
+
+CHECKS = {  # name -> check; in the order they run
+    "splat_triton_interpreter": check_splat_triton_interpreter,
+    "splat_triton_cuda": check_splat_triton_cuda,
+    "splat_cupy_cuda": check_splat_cupy_cuda,
+    "torch_fp16": check_torch_fp16,
+    "parser_static": check_parser_static,
+    "onnxruntime_cpu": check_onnxruntime_cpu,
+    "onnxruntime_cuda": check_onnxruntime_cuda,
+    "trt_plugin": check_trt_plugin,
+    "trt_engines": check_trt_engines,
+    "cuda_graph": check_cuda_graph,
+}
+
+
+# --- running -------------------------------------------------------------------------------------------------------
+
+
+def _run_one(name: str, check: Callable, ctx: Context) -> dict:
+    start = time.perf_counter()
+    try:
+        status, detail, data = check(ctx)
+    except Skip as why:
+        status, detail, data = "skip", str(why), {}
+    except Exception as err:  # a crash, or a GimmError saying what to fix: reported, and the next check runs
+        status, detail, data = "fail", f"{type(err).__name__}: {' '.join(str(err).split())[:500]}", {}
+    seconds = round(time.perf_counter() - start, 2)
+    ctx.log(f"doctor: {name}: {status} ({seconds:.1f} s) {detail}")
+    return {"name": name, "status": status, "detail": detail, "seconds": seconds, "data": data}
+
+
+def _resolve(device) -> torch.device:
+    from ..runtime.backend import resolve_device
+
+    return resolve_device(device)
+
+
+def _work_dir(work) -> Path:
+    if work is not None:
+        return Path(work)
+    from ..runtime.on_demand import cache_root
+
+    return cache_root() / "doctor"
+
+
+def run_checks(
+    device=None,
+    export_dir=None,
+    *,
+    engine: str = "tensorrt",
+    work=None,
+    checks=None,
+    log: Optional[Callable[[str], None]] = None,
+) -> dict:
+    """Versions and checks as a ``gimm-doctor/1`` document; ``doc["ok"]`` is False when any check failed.
+
+    Args:
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``; None: CUDA when present, else the CPU.
+        export_dir: check only this gimm-export directory against ``engine``'s parser (plus the versions); its
+            op inventory is ``doc["export"]``.
+        engine: with ``export_dir``: ``"tensorrt"`` (the static table check, 10.9+ and 11.x) or
+            ``"tensorrt-rtx"`` (the real TensorRT-RTX parser when ``tensorrt_rtx`` imports, else its column
+            of the table).
+        work: where the doctor's export and engines go (default ``$GIMM_TRT_CACHE/doctor``).
+        checks: names from ``CHECKS`` to run (default all).
+        log: called with progress lines.
+    """
+    if engine not in ENGINES:
+        raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine != ENGINES[0] and export_dir is None:
+        raise InputError(f"engine {engine!r} applies to the check of an export directory (--export DIR)")
+    log = log or (lambda message: None)
+    dev = _resolve(device)
+    doc = {
+        "schema": SCHEMA,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "device": str(dev),
+        "versions": versions(dev),
+        "checks": [],
+    }
+    if export_dir is not None:
+        doc["checks"].append(export_check(Path(export_dir), doc, log, engine))
+    else:
+        names = tuple(CHECKS) if checks is None else tuple(checks)
+        unknown = [n for n in names if n not in CHECKS]
+        if unknown:
+            raise InputError(f"unknown check(s) {', '.join(unknown)}: choose from {', '.join(CHECKS)}")
+        ctx = Context(device=dev, work=_work_dir(work), log=log)
+        doc["checks"] = [_run_one(name, CHECKS[name], ctx) for name in names]
+    doc["summary"] = {s: sum(c["status"] == s for c in doc["checks"]) for s in STATUSES}
+    doc["ok"] = doc["summary"]["fail"] == 0
+    return doc
+
+
+# --- output --------------------------------------------------------------------------------------------------------
+
+_SHOWN = (
+    "gimm_trt",
+    "python",
+    "torch",
+    "cuda",
+    "cudnn",
+    "driver",
+    "gpu",
+    "triton",
+    "cupy",
+    "onnxruntime",
+    "onnxruntime_providers",
+    "tensorrt",
+    "tensorrt_usable",
+    "tensorrt_rtx",
+    "polygraphy",
+    "git_commit",
+)
+
+
+def _shown(v: dict, key: str) -> str:
+    value = v.get(key)
+    if key == "tensorrt_rtx" and value is None:
+        return f"- ({v.get('tensorrt_rtx_unavailable')})"
+    if isinstance(value, list):
+        value = ", ".join(value)
+    return "-" if value is None else str(value)
+
+
+def format_table(doc: dict) -> str:
+    """Versions, then one line per check: status, name, seconds, detail."""
+    lines = [f"gimm-doctor on {doc['device']}"]
+    lines += [f"  {key:<22} {_shown(doc['versions'], key)}" for key in _SHOWN]
+    lines.append("")
+    width = max([len(c["name"]) for c in doc["checks"]] + [5])
+    for c in doc["checks"]:
+        lines.append(f"  {c['status'].upper():<5} {c['name']:<{width}} {c['seconds']:>6.1f} s  {c['detail']}")
+    if "export" in doc:
+        from ..export.trt_support import Finding, GraphReport, format_reports
+
+        reports = {
+            s: GraphReport(
+                graph=s,
+                opsets=g["opsets"],
+                ops=g["ops"],
+                findings=[Finding(**{**f, "versions": tuple(f["versions"])}) for f in g["findings"]],
+            )
+            for s, g in doc["export"]["graphs"].items()
+        }
+        lines += ["", format_reports(reports)]
+    s = doc["summary"]
+    lines += [
+        "",
+        f"{s['pass']} passed, {s['fail']} failed, {s['skip']} skipped"
+        + ("" if doc["ok"] else ": see the FAIL lines above"),
+    ]
+    return "\n".join(lines)
+
+
+def write_json(doc: dict, path) -> Path:
+    """The document at ``path``, atomically (a reader never sees half of it)."""
+    # allow_nan=False: a NaN would make the file unreadable by strict JSON parsers; fail here instead
+    return atomic_write(path, (json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n").encode())

@@ -1,0 +1,154 @@
+"""Whole models against the torch fp32 frames of the doctor's pair: torch fp16, ONNX Runtime (CPU stage by stage,
+CUDA), the TensorRT engines and their CUDA-graph replay."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Optional
+
+import torch
+
+from .context import (
+    DOCTOR_RESOLUTION,
+    DOCTOR_VARIANT,
+    TIMESTEPS,
+    Context,
+    Skip,
+    db_text,
+    doctor_export,
+    doctor_pair,
+    judge_frames,
+    need,
+    need_cuda,
+    need_tensorrt,
+    reference_frames,
+    torch_interp,
+)
+
+__all__ = [
+    "FP16_MIN_DB",
+    "ORT_MIN_DB",
+    "TRT_MIN_DB",
+    "GRAPH_MIN_DB",
+    "ort_providers",
+    "check_torch_fp16",
+    "check_onnxruntime_cpu",
+    "check_onnxruntime_cuda",
+    "check_trt_engines",
+    "check_cuda_graph",
+]
+
+# pass thresholds (frames in [0,1])
+FP16_MIN_DB = 30.0  # torch fp16 vs fp32 frames
+ORT_MIN_DB = 60.0  # ONNX Runtime fp32 vs torch fp32 frames
+TRT_MIN_DB = 40.0  # TensorRT fp32 engines (TF32 off) vs torch fp32 frames
+GRAPH_MIN_DB = 60.0  # CUDA-graph replay vs eager, same engines (only the splat's atomics may reorder sums)
+
+
+def ort_providers() -> Optional[list]:
+    from ..core import deps
+
+    if not deps.installed("onnxruntime"):
+        return None
+    try:
+        import onnxruntime
+
+        return list(onnxruntime.get_available_providers())
+    except Exception:  # a broken install is reported as absent
+        return None
+
+
+def check_torch_fp16(ctx: Context) -> tuple:
+    need_cuda(ctx)
+    img0, img1 = doctor_pair()
+    with torch.inference_mode():
+        fp16 = torch_interp(ctx, "fp16").interpolate(img0, img1, TIMESTEPS).cpu()
+    return judge_frames(f"torch fp16 vs fp32, {DOCTOR_RESOLUTION}", fp16, reference_frames(ctx), FP16_MIN_DB)
+
+
+def check_onnxruntime_cpu(ctx: Context) -> tuple:
+    """Each graph of the export in ONNX Runtime's CPU provider against torch, stage by stage."""
+    need("onnxruntime")
+    for module in ("onnx", "onnxscript", "onnx_ir", "onnxruntime_extensions"):
+        need(module)
+    from ..export.compare import compare_export
+    from ..model.checkpoint import load_model
+
+    export_dir = doctor_export(ctx)
+    model = load_model(None, variant=DOCTOR_VARIANT, random_weights=True)
+    report = compare_export(export_dir, model, timesteps=TIMESTEPS)
+    frames = report["synthesis"]["frames"]
+    db = frames["psnr_db"]
+    status = "pass" if db is None or db >= ORT_MIN_DB else "fail"
+    return (
+        status,
+        (
+            f"onnxruntime CPU vs torch fp32, {DOCTOR_RESOLUTION}: frames PSNR {db_text(db)} dB "
+            f"(>= {ORT_MIN_DB:g}), max |d| {frames['max_abs']:.1e}"
+        ),
+        {"stages": report},
+    )
+
+
+def check_onnxruntime_cuda(ctx: Context) -> tuple:
+    """The doctor's export on ONNX Runtime's CUDA provider (its splat nodes run as the onnxruntime-extensions
+    op) against torch: the same export as the TensorRT checks, so one export serves all."""
+    need_cuda(ctx)
+    need("onnxruntime")
+    providers = ort_providers() or []
+    if "CUDAExecutionProvider" not in providers:
+        raise Skip(
+            f"this onnxruntime has no CUDA provider (providers: {', '.join(providers)}): install onnxruntime-gpu"
+        )
+    need("onnxruntime_extensions")
+    from ..runtime import Interpolator
+
+    img0, img1 = doctor_pair()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        interp = Interpolator.from_export(doctor_export(ctx), backend="onnxruntime", device=ctx.device)
+    frames = interp.interpolate(img0, img1, TIMESTEPS).cpu()
+    return judge_frames(
+        f"onnxruntime CUDA vs torch fp32, {DOCTOR_RESOLUTION}", frames, reference_frames(ctx), ORT_MIN_DB
+    )
+
+
+def _engine_interp(ctx: Context, cuda_graph: bool):
+    from ..engines.build import build_engines
+    from ..runtime import Interpolator, TrtOptions
+
+    export_dir = doctor_export(ctx)
+    if "plans" not in ctx.made:
+        ctx.log("doctor: building TensorRT engines (minutes the first time; cached in the export after)")
+        ctx.made["plans"] = build_engines(export_dir, device=ctx.device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Interpolator.from_export(
+            export_dir, backend="tensorrt", device=ctx.device, options=TrtOptions(cuda_graph=cuda_graph)
+        )
+
+
+def _engine_frames(ctx: Context) -> torch.Tensor:
+    if "engine_frames" not in ctx.made:
+        img0, img1 = doctor_pair()
+        ctx.made["engine_frames"] = _engine_interp(ctx, cuda_graph=False).interpolate(img0, img1, TIMESTEPS).cpu()
+    return ctx.made["engine_frames"]
+
+
+def check_trt_engines(ctx: Context) -> tuple:
+    need_tensorrt(ctx)
+    return judge_frames(
+        f"TensorRT {DOCTOR_VARIANT} engines fp32 vs torch fp32, {DOCTOR_RESOLUTION}",
+        _engine_frames(ctx),
+        reference_frames(ctx),
+        TRT_MIN_DB,
+    )
+
+
+def check_cuda_graph(ctx: Context) -> tuple:
+    """The same engines with CUDA graphs: the second call captures, the third replays; against eager."""
+    need_tensorrt(ctx)
+    img0, img1 = doctor_pair()
+    interp = _engine_interp(ctx, cuda_graph=True)
+    frames = [interp.interpolate(img0, img1, TIMESTEPS).cpu() for _ in range(3)]
+    return judge_frames("CUDA-graph replay vs eager (3rd call)", frames[-1], _engine_frames(ctx), GRAPH_MIN_DB)
