@@ -38,27 +38,44 @@ def shared_dir(tmp_path_factory) -> Path:
     return root
 
 
-R_EXPORT_RESOLUTION = "256x128"  # small; each side >= core.sizes.MIN_PROCESSING (128), as the model needs
+SHARED_RESOLUTION = "256x128"  # small; each side >= core.sizes.MIN_PROCESSING (128), as the model needs
 
 
 @pytest.fixture(scope="session")
-def r_exports(tmp_path_factory) -> dict:
-    """``{"fp32": dir, "fp16": dir}``: random-weight R exports at 256x128 with the splat plugin node, made once
-    per test session, whichever worker asks first (about two minutes of tracing on two cores)."""
+def shared_export(tmp_path_factory):
+    """``shared_export(variant="R", precision="fp32", splat="plugin") -> dir``: a random-weight export at 256x128
+    made once per test session, by whichever worker asks first, and shared by every test file (an R export is
+    about two minutes of tracing on two cores). Tests read these directories and may add derived files (engines,
+    parts); a test that changes a graph copies the directory first."""
     pytest.importorskip("onnx")
     from gimm_trt.core.files import file_lock
     from gimm_trt.export.exporter import ExportOptions, export
+    from gimm_trt.model.spec import ModelSpec
 
     root = shared_dir(tmp_path_factory)
-    # one process exports both while the others wait: the fp16 export is converted from the fp32 one
-    with file_lock(root / "r-exports"):
-        return {
-            precision: export(
-                ExportOptions(variant="R", random_weights=True, resolution=R_EXPORT_RESOLUTION, precision=precision),
-                root / "exports",
-            )
-            for precision in ("fp32", "fp16")
-        }
+
+    def get(variant: str = "R", precision: str = "fp32", splat: str = "plugin"):
+        # one directory per splat form: both forms share a directory name; fp16 is converted from its fp32 sibling
+        with file_lock(root / f"{variant}-{splat}"):
+            for p in dict.fromkeys(("fp32", precision)):
+                model = ModelSpec(variant=variant, random_weights=True, precision=p)
+                path = export(ExportOptions(model=model, resolution=SHARED_RESOLUTION, splat=splat), root / splat)
+        return path
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def r_exports(shared_export) -> dict:
+    """``{"fp32": dir, "fp16": dir}``: the shared R exports with the splat plugin node."""
+    return {precision: shared_export("R", precision) for precision in ("fp32", "fp16")}
+
+
+@pytest.fixture(scope="session")
+def r_export_forms(shared_export) -> dict:
+    """The shared R exports by form: ``plugin-fp32``, ``plugin-fp16`` and ``portable-fp32``."""
+    forms = (("plugin", "fp32"), ("plugin", "fp16"), ("portable", "fp32"))
+    return {f"{splat}-{precision}": shared_export("R", precision, splat) for splat, precision in forms}
 
 
 CASES = {  # fixture -> (variant, synthetic seed), see fixtures/README.md

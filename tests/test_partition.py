@@ -14,7 +14,6 @@ pytest.importorskip("onnxruntime_extensions")
 
 from gimm_trt.core.errors import ExportError, ExportMissingError  # noqa: E402
 from gimm_trt.core.files import sha256_file  # noqa: E402
-from gimm_trt.export import ExportOptions, export  # noqa: E402
 from gimm_trt.export import partition as part_mod  # noqa: E402
 from gimm_trt.export.ort import ort_session, part_runner  # noqa: E402
 from gimm_trt.plugins import accumulate, onnx_node  # noqa: E402
@@ -24,14 +23,9 @@ H, W = 128, 256  # the processing size of a 256x128 export at ds 1
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
-    """One fp32 export of R with random weights and its fp16 sibling (converted from its graphs, no trace)."""
-    out = tmp_path_factory.mktemp("exports")
-    options = dict(variant="R", random_weights=True, resolution=f"{W}x{H}")
-    return {
-        "fp32": export(ExportOptions(**options), out),
-        "fp16": export(ExportOptions(**options, precision="fp16"), out),
-    }
+def exports(r_exports):
+    """The session's R exports (fp32, and fp16 converted from its graphs) at 256x128."""
+    return r_exports
 
 
 def torch_splat(x, flow, metric, mode):

@@ -8,7 +8,6 @@ rejected ones. Where they differ the parser is right and the table is fixed.
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 from gimm_trt.diagnostics import doctor, rtx_parser
 from gimm_trt.export import trt_support
-from gimm_trt.export.exporter import ExportOptions, export
 
 pytestmark = pytest.mark.skipif(rtx_parser.unavailable() is not None, reason=str(rtx_parser.unavailable()))
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,28 +42,10 @@ def _compare(path: Path, stage: str) -> tuple:
     return rejected, flagged, differ
 
 
-@pytest.fixture(scope="module")
-def r_exports(tmp_path_factory):
-    """R at 256x128: plugin fp32, plugin fp16 (converted from it), portable fp32 (only motion re-traced)."""
-    root = tmp_path_factory.mktemp("rtx")
-    made = {}
-    for key, splat, precision in (
-        ("plugin-fp32", "plugin", "fp32"),
-        ("plugin-fp16", "plugin", "fp16"),
-        ("portable-fp32", "portable", "fp32"),
-    ):
-        path = export(
-            ExportOptions(variant="R", random_weights=True, resolution="256x128", splat=splat, precision=precision),
-            root / "exports",
-        )
-        made[key] = shutil.copytree(path, root / key, ignore=shutil.ignore_patterns("*.lock"))
-    return made
-
-
 @pytest.mark.parametrize("key", ["plugin-fp32", "plugin-fp16", "portable-fp32"])
 @pytest.mark.parametrize("stage", ["flow", "motion", "synthesis"])
-def test_table_agrees_with_the_parser_on_r(r_exports, key, stage):
-    rejected, flagged, differ = _compare(r_exports[key] / f"{stage}.onnx", stage)
+def test_table_agrees_with_the_parser_on_r(r_export_forms, key, stage):
+    rejected, flagged, differ = _compare(r_export_forms[key] / f"{stage}.onnx", stage)
     assert rejected == flagged, f"table and parser disagree on: {differ}"
     if stage != "motion":
         assert rejected == set()
@@ -76,8 +56,8 @@ def test_table_agrees_with_the_parser_on_r(r_exports, key, stage):
 
 
 @pytest.mark.slow
-def test_table_agrees_with_the_parser_on_f(tmp_path):
-    path = export(ExportOptions(variant="F", random_weights=True, resolution="256x128", splat="plugin"), tmp_path)
+def test_table_agrees_with_the_parser_on_f(shared_export):
+    path = shared_export("F")
     for stage in ("flow", "motion", "synthesis"):
         rejected, flagged, differ = _compare(path / f"{stage}.onnx", stage)
         assert rejected == flagged, f"{stage}: table and parser disagree on: {differ}"
@@ -128,11 +108,11 @@ def run_doctor(*args, cwd) -> subprocess.CompletedProcess:
     )
 
 
-def test_doctor_runs_the_real_parser(r_exports, tmp_path):
+def test_doctor_runs_the_real_parser(r_export_forms, tmp_path):
     import tensorrt_rtx
 
     proc = run_doctor(
-        "--export", r_exports["portable-fp32"], "--engine", "tensorrt-rtx", "--json", "d.json", cwd=tmp_path
+        "--export", r_export_forms["portable-fp32"], "--engine", "tensorrt-rtx", "--json", "d.json", cwd=tmp_path
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr[-2000:]
     assert "motion: node 'node_scatter_add' (ScatterElements): Unsupported reduction type" in proc.stdout
@@ -150,13 +130,13 @@ def test_doctor_runs_the_real_parser(r_exports, tmp_path):
         ("node_scatter_add_1", "ScatterElements"),
     }
     # the default engine keeps the static check of TensorRT 10.9+/11.x, which takes this export
-    proc = run_doctor("--export", r_exports["portable-fp32"], cwd=tmp_path)
+    proc = run_doctor("--export", r_export_forms["portable-fp32"], cwd=tmp_path)
     assert proc.returncode == 0 and "PASS  parser_static" in proc.stdout, proc.stdout + proc.stderr[-2000:]
 
 
-def test_doctor_falls_back_to_the_table_without_tensorrt_rtx(r_exports, monkeypatch):
+def test_doctor_falls_back_to_the_table_without_tensorrt_rtx(r_export_forms, monkeypatch):
     monkeypatch.setattr(rtx_parser, "unavailable", lambda: "tensorrt_rtx is not installed (pip install tensorrt-rtx)")
-    doc = doctor.run_checks(device="cpu", export_dir=r_exports["plugin-fp32"], engine="tensorrt-rtx")
+    doc = doctor.run_checks(device="cpu", export_dir=r_export_forms["plugin-fp32"], engine="tensorrt-rtx")
     (check,) = doc["checks"]
     assert check["name"] == "parser_static" and check["status"] == "fail"
     assert {f["node"] for f in check["data"]["findings"]} == {"node_splat", "node_splat_1"}

@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from gimm_trt.core.errors import ExportError
 from gimm_trt.export import trt_support
-from gimm_trt.export.exporter import ExportOptions, export
+from gimm_trt.export.exporter import ExportOptions
 from gimm_trt.model.spec import ModelSpec
 from gimm_trt.plugins import onnx_node, schema
 
@@ -374,25 +374,9 @@ def test_table_records_its_sources():
 R_MODEL = ModelSpec(variant="R", random_weights=True)
 
 
-@pytest.fixture(scope="module")
-def r_exports(tmp_path_factory):
-    """R exports: plugin fp32, plugin fp16 (converted from it), portable fp32 (only motion re-traced)."""
-    root = tmp_path_factory.mktemp("trt_support")
-    out = root / "exports"
-    made = {}
-    for key, splat, precision in (
-        ("plugin-fp32", "plugin", "fp32"),
-        ("plugin-fp16", "plugin", "fp16"),
-        ("portable-fp32", "portable", "fp32"),
-    ):
-        path = export(ExportOptions(model=R_MODEL.replace(precision=precision), splat=splat, resolution="224x128"), out)
-        made[key] = shutil.copytree(path, root / key, ignore=shutil.ignore_patterns("*.lock"))
-    return made
-
-
 @pytest.mark.parametrize("key", ["plugin-fp32", "plugin-fp16", "portable-fp32"])
-def test_our_r_exports_pass(r_exports, key):
-    reports = trt_support.check_export(r_exports[key])
+def test_our_r_exports_pass(r_export_forms, key):
+    reports = trt_support.check_export(r_export_forms[key])
     assert trt_support.findings(reports) == [], trt_support.format_reports(reports)
     motion = reports["motion"].ops
     assert ("gimm_trt::splat" in motion) == key.startswith("plugin")
@@ -404,18 +388,17 @@ def test_our_r_exports_pass(r_exports, key):
         assert any("FP16" in t for e in reports["flow"].ops.values() for t in e["input_types"])
 
 
-def test_prepare_runs_the_check(r_exports, tmp_path, monkeypatch):
+def test_prepare_runs_the_check(r_export_forms, tmp_path, monkeypatch):
     """gimm-export's ``prepare``: an export the parser takes goes through; a doctored one is an ExportError
     naming the node (the export directory itself stays)."""
     from gimm_trt.engines import prepare as prepare_mod
 
     # the last export made in that directory: reused as it is
     good = prepare_mod.prepare(
-        ExportOptions(model=R_MODEL, splat="portable", resolution="224x128"),
-        r_exports["plugin-fp32"].parent / "exports",
+        ExportOptions(model=R_MODEL, splat="portable", resolution="256x128"), r_export_forms["portable-fp32"].parent
     )
     assert good.parser_notes == []
-    doctored = shutil.copytree(r_exports["plugin-fp32"], tmp_path / "doctored")
+    doctored = shutil.copytree(r_export_forms["plugin-fp32"], tmp_path / "doctored")
     model = onnx.load(str(doctored / "motion.onnx"))
     node = next(n for n in model.graph.node if n.op_type == "GridSample")
     for attr in node.attribute:
@@ -424,13 +407,13 @@ def test_prepare_runs_the_check(r_exports, tmp_path, monkeypatch):
     onnx.save(model, str(doctored / "motion.onnx"))
     monkeypatch.setattr(prepare_mod, "export", lambda *a, **k: doctored)
     with pytest.raises(ExportError, match=rf"motion: node '{node.name}' \(GridSample\): mode 'linear'"):
-        prepare_mod.prepare(ExportOptions(model=R_MODEL, resolution="224x128"), tmp_path / "unused")
+        prepare_mod.prepare(ExportOptions(model=R_MODEL, resolution="256x128"), tmp_path / "unused")
     assert (doctored / "manifest.json").is_file()
 
 
 @pytest.mark.slow
-def test_our_f_export_passes(tmp_path):
-    path = export(ExportOptions(model=ModelSpec(variant="F", random_weights=True), resolution="224x128"), tmp_path)
+def test_our_f_export_passes(shared_export):
+    path = shared_export("F")
     reports = trt_support.check_export(path)
     assert trt_support.findings(reports) == [], trt_support.format_reports(reports)
     assert reports["flow"].ops  # FlowFormer's graph was read
