@@ -1,5 +1,6 @@
-"""Real TensorRT-RTX builds, ahead of time on the CPU: the flow and synthesis graphs of a small R export, fp32
-and fp16, through gimm_trt's own build code; then what can be checked without a GPU.
+"""Real TensorRT-RTX builds, ahead of time on the CPU: every engine of a small R export (flow, the motion stage's
+two standard-op parts, synthesis), fp32 and fp16, through gimm_trt's own build code; then what can be checked
+without a GPU.
 
 Each plan is built once per test session (flow 13-37 s, synthesis 3-11 s, measured on two shared cores): the plans go
 to the shared export's ``engines`` directory, and every build is logged to a file all workers share.
@@ -24,7 +25,8 @@ from gimm_trt.engines.settings import BuilderSettings  # noqa: E402
 
 pytestmark = pytest.mark.tensorrt_rtx
 
-BUILT = ("flow", "synthesis")  # motion holds the splat op: no TensorRT-RTX engine
+# motion holds the splat op, which no TensorRT-RTX engine can: its parts around the splats are built instead
+BUILT = ("flow", "motion.0", "motion.1", "synthesis")
 
 
 def never(*args, **kwargs):
@@ -46,17 +48,20 @@ def rtx_plans(r_exports, tmp_path_factory) -> dict:
 
     plans = {}
     for precision, export_dir in r_exports.items():
-        for stage in BUILT:
+        graphs = B.graphs_to_build(export_dir, family="tensorrt-rtx")
+        assert tuple(graphs) == BUILT
+        for name, onnx_path in graphs.items():
             builds, start = len(here), time.perf_counter()
             path = B.build_plan(
-                export_dir / f"{stage}.onnx",
-                stage,
-                engine_dir=export_dir / "engines",
-                family="tensorrt-rtx",
-                builder=logged,
+                onnx_path, name, engine_dir=export_dir / "engines", family="tensorrt-rtx", builder=logged
             )
-            plans[precision, stage] = (path, time.perf_counter() - start if len(here) > builds else None)
+            plans[precision, name] = (path, time.perf_counter() - start if len(here) > builds else None)
     return plans
+
+
+def _onnx(export_dir, name: str):
+    stage, _, part = name.partition(".")
+    return export_dir / (f"{stage}.part{part}.onnx" if part else f"{stage}.onnx")
 
 
 def test_plans_are_built_once_with_the_expected_names(rtx_plans, r_exports, tmp_path_factory):
@@ -64,19 +69,22 @@ def test_plans_are_built_once_with_the_expected_names(rtx_plans, r_exports, tmp_
     for (precision, stage), (path, seconds) in rtx_plans.items():
         export_dir = r_exports[precision]
         key = EngineKey.of(
-            stage, export_dir / f"{stage}.onnx", compat.rtx_target(), profile="" if stage == "flow" else "t1-7-8"
+            stage, _onnx(export_dir, stage), compat.rtx_target(), profile="" if stage == "flow" else "t1-7-8"
         )
         assert path == export_dir / "engines" / key.plan_name
-        assert path.stat().st_size > 1_000_000  # the weights are in the plan: MBs, not a header
+        if not stage.startswith("motion"):  # the motion parts hold few weights
+            assert path.stat().st_size > 1_000_000  # the weights are in the plan: MBs, not a header
         plan = parse_plan_name(path.name)
         assert (plan.stage, plan.family, plan.sm, plan.trt_version) == (stage, "tensorrt-rtx", "default", version)
         assert plan.settings == BuilderSettings().tag == "typed-notf32"
-        assert plan.profile == ("" if stage == "flow" else "t1-7-8")  # synthesis takes T timesteps
+        assert plan.profile == ("" if stage == "flow" else "t1-7-8")  # motion and synthesis take T timesteps
         print(f"{precision} {stage}: {path.stat().st_size / 2**20:.1f} MiB, built in "
               + (f"{seconds:.1f} s" if seconds is not None else "another worker"))  # fmt: skip
     log = (shared_dir(tmp_path_factory) / "rtx-builds.log").read_text().splitlines()
     built = collections.Counter(log)
-    assert sorted(built) == sorted(f"{r_exports[p].name}/{s}.onnx" for p in r_exports for s in BUILT)
+    assert sorted(built) == sorted(
+        f"{r_exports[p].name}/{_onnx(r_exports[p], s).name}" for p in r_exports for s in BUILT
+    )
     assert set(built.values()) == {1}  # one real build per graph and precision in the session
 
 
@@ -84,25 +92,34 @@ def test_second_call_loads_from_the_cache(rtx_plans, r_exports):
     for (precision, stage), (path, _) in rtx_plans.items():
         export_dir = r_exports[precision]
         again = B.build_plan(
-            export_dir / f"{stage}.onnx", stage, engine_dir=export_dir / "engines", family="tensorrt-rtx", builder=never
+            _onnx(export_dir, stage), stage, engine_dir=export_dir / "engines", family="tensorrt-rtx", builder=never
         )
         assert again == path
-    paths = B.build_engines(r_exports["fp32"], family="tensorrt-rtx", stages=BUILT, builder=never)
+    paths = B.build_engines(r_exports["fp32"], family="tensorrt-rtx", builder=never)
     assert paths == {stage: rtx_plans["fp32", stage][0] for stage in BUILT}
+    assert list(paths) == list(BUILT)  # run order
 
 
 def test_fp16_and_fp32_plans_differ(rtx_plans):
     for stage in BUILT:
         fp32, fp16 = rtx_plans["fp32", stage][0], rtx_plans["fp16", stage][0]
         assert fp32.name != fp16.name  # the ONNX hash differs
-        assert fp16.stat().st_size < 0.75 * fp32.stat().st_size  # fp16 weights: about half the bytes
+        if not stage.startswith("motion"):  # weights dominate these plans; the motion parts are mostly kernels
+            assert fp16.stat().st_size < 0.75 * fp32.stat().st_size  # fp16 weights: about half the bytes
 
 
-def test_motion_graph_is_refused_before_anything_is_built(r_exports):
+def test_motion_graph_is_refused_whole_and_built_as_parts(r_exports):
     export_dir = r_exports["fp32"]
     assert B.inspect_onnx(export_dir / "motion.onnx").uses_splat
     with pytest.raises(EngineError, match=r"motion.onnx holds the gimm_trt::splat op.*no plugin layers"):
-        B.build_engines(export_dir, family="tensorrt-rtx", builder=never)
+        B.build_plan(export_dir / "motion.onnx", "motion", engine_dir=export_dir / "engines", family="tensorrt-rtx")
+    for name in ("motion.0", "motion.1"):
+        assert not B.inspect_onnx(_onnx(export_dir, name)).uses_splat
+
+
+def test_portable_motion_is_refused_before_anything_is_built(r_export_forms):
+    with pytest.raises(EngineError, match=r"motion.onnx: node '.*' \(ScatterElements, reduction=add\) has no "):
+        B.build_engines(r_export_forms["portable-fp32"], family="tensorrt-rtx", builder=never)
 
 
 def test_fp16_network_keeps_the_fp32_islands_in_fp32(r_exports):

@@ -42,7 +42,8 @@ class TrtFamily:
 
     ``tag`` is the family's mark in plan names (``trt10.9.0.34``, ``rtx1.7.1.116``); ``aot``: builds without a
     GPU, for a list of compute capabilities instead of the GPU it runs on; ``plugins``: the splat plugin can be
-    built into its engines.
+    built into its engines; ``scatter_add``: its parser takes ScatterElements with a reduction (the portable
+    splat).
     """
 
     name: str
@@ -54,6 +55,7 @@ class TrtFamily:
     why_min: str
     aot: bool
     plugins: bool
+    scatter_add: bool
 
 
 FAMILIES = {
@@ -67,6 +69,7 @@ FAMILIES = {
         why_min="the splat op is a quickly-deployable plugin with an ahead-of-time kernel",
         aot=False,
         plugins=True,
+        scatter_add=True,
     ),
     "tensorrt-rtx": TrtFamily(
         name="tensorrt-rtx",
@@ -79,6 +82,7 @@ FAMILIES = {
         why_min="its CPU-only builder and compute-capability API were checked with 1.7",
         aot=True,
         plugins=False,
+        scatter_add=False,  # "Unsupported reduction type", as its parser says
     ),
 }
 DEFAULT_FAMILY = "tensorrt"

@@ -23,6 +23,7 @@ import functools
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from ..core.errors import EngineError, EngineMissingError, ExportError, ExportMissingError, MissingDependency
 from ..core.files import atomic_write, file_lock, remove_stale_tmp
@@ -58,6 +59,8 @@ __all__ = [
     "plan_loader",
     "build_plan",
     "engine_loaders",
+    "graphs_to_build",
+    "require_scatter_support",
     "build_engines",
 ]
 
@@ -331,6 +334,7 @@ class EngineBytesFromOnnx(BaseLoader):
         info = inspect_onnx(path)
         family = compat.family(util.invoke_if_callable(self._family)[0])
         require_plugin_support(path, info.uses_splat, family.name)
+        require_scatter_support(path, family.name)
         import_plugin(path, info.uses_splat, self.plugin_module)
         options = {"profiles": profiles_for(info.inputs, self.profile)}
         if not family.aot:  # an AOT build runs no tactics on a GPU: it has no timing cache
@@ -519,21 +523,24 @@ def engine_loaders(
     target=None,
     builder=None,
     stages=STAGES,
+    graphs: Optional[dict] = None,
     settings: BuilderSettings = BuilderSettings(),
 ) -> dict:
-    """One uncalled ``CachedEngine`` per stage of an export directory; calling one returns its plan path.
+    """One uncalled ``CachedEngine`` per graph of an export directory; calling one returns its plan path.
 
-    ``target``: a ``compat.Target`` or a callable returning one; default: probe this machine for the tensorrt
-    family (on call).
+    ``graphs``: plan name -> ONNX file (``graphs_to_build``); default each of ``stages``' own graph. ``target``:
+    a ``compat.Target`` or a callable returning one; default: probe this machine for the tensorrt family (on call).
     """
     export_dir = Path(export_dir)
+    if graphs is None:
+        graphs = {stage: export_dir / f"{stage}.onnx" for stage in stages}
     resolve = functools.cache(
         target if callable(target) else (lambda: target) if target is not None else compat.current_target
     )
     return {
-        stage: plan_loader(
-            export_dir / f"{stage}.onnx",
-            stage,
+        name: plan_loader(
+            path,
+            name,
             engine_dir=export_dir / ENGINE_DIR,
             target=resolve,
             profile=profile,
@@ -541,7 +548,7 @@ def engine_loaders(
             build=build,
             builder=builder,
         )
-        for stage in stages
+        for name, path in graphs.items()
     }
 
 
@@ -569,29 +576,67 @@ def build_engines(
         target: ``compat.Target`` to key the plans by instead of probing (tests, cross-checks).
         builder: stand-in for the family's builder.
         stages: which stages.
-        family: ``"tensorrt"`` or ``"tensorrt-rtx"`` (no GPU needed; refuses graphs holding the splat op).
+        family: ``"tensorrt"`` or ``"tensorrt-rtx"`` (builds on the CPU). A family without plugin layers
+            builds a stage holding the splat op as its standard-op parts (``export.partition``: ``motion.0``,
+            ``motion.1``), between which the runtime launches our splat kernel.
         settings: the ``BuilderSettings``.
         compute_capabilities: tensorrt-rtx only: targets such as ``[86, 89]``; None = its default set.
 
     Returns:
-        dict[str, pathlib.Path]: stage -> plan file.
+        dict[str, pathlib.Path]: stage (or part, ``motion.0``) -> plan file, in run order.
     """
     export_dir = Path(export_dir)
     missing = [f"{stage}.onnx" for stage in stages if not (export_dir / f"{stage}.onnx").is_file()]
     if missing:
         raise ExportMissingError(f"{export_dir} has no {', '.join(missing)}; pass a directory written by gimm-export")
-    if not compat.family(family).plugins:  # before any build: a refused stage must not come after minutes
-        for stage in stages:
-            path = export_dir / f"{stage}.onnx"
-            require_plugin_support(path, inspect_onnx(path).uses_splat, family)
+    graphs = graphs_to_build(export_dir, stages, family)  # before any build: a refusal must not come after minutes
     if profile is None:
         profile = TimestepProfile.up_to(_manifest_max_timesteps(export_dir) or TimestepProfile().max)
     target = _target(family, target, device, compute_capabilities)
     loaders = engine_loaders(
-        export_dir, profile=profile, build=build, target=target, builder=builder, stages=stages, settings=settings
+        export_dir, profile=profile, build=build, target=target, builder=builder, graphs=graphs, settings=settings
     )
     with _on_device(None if compat.family(family).aot else device):
         return {stage: loader() for stage, loader in loaders.items()}
+
+
+def graphs_to_build(export_dir, stages=STAGES, family: str = DEFAULT_FAMILY) -> dict:
+    """The ONNX file of each engine ``family`` builds for ``stages``, by plan name, in run order: the stage's own
+    graph, or, where it holds the splat op and the family has no plugin layers, its standard-op parts (written
+    beside the export by ``export.partition.write_parts``). EngineError for a graph the family cannot build."""
+    export_dir = Path(export_dir)
+    fam = compat.family(family)
+    graphs = {}
+    for stage in stages:
+        path = export_dir / f"{stage}.onnx"
+        if fam.plugins or not inspect_onnx(path).uses_splat:
+            require_scatter_support(path, family)
+            graphs[stage] = path
+            continue
+        from ..export.partition import load_plan, write_parts
+
+        write_parts(export_dir, stage=stage)
+        for step in load_plan(export_dir, stage=stage).parts:
+            graphs[f"{stage}.{step.index}"] = export_dir / step.file
+    return graphs
+
+
+def require_scatter_support(onnx_path, family: str) -> None:
+    """EngineError when the graph adds with ScatterElements (the portable splat) and ``family`` has no
+    scatter-add: said before a build, naming the node and what to export instead."""
+    if compat.family(family).scatter_add:
+        return
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    for node in _graph_nodes(model.graph):
+        reduction = next((a.s.decode() for a in node.attribute if a.name == "reduction"), "none")
+        if node.op_type in ("ScatterElements", "ScatterND") and reduction != "none":
+            raise EngineError(
+                f"{Path(onnx_path).name}: node {node.name!r} ({node.op_type}, reduction={reduction}) has no "
+                f"{compat.family(family).title} layer; export with --splat plugin, whose splat runs outside the "
+                "engines between the stage's parts"
+            )
 
 
 def _manifest_max_timesteps(export_dir: Path):
