@@ -247,8 +247,7 @@ def _op_name(node) -> str:
 
 
 # --- the rules ----------------------------------------------------------------------------------------------------
-
-Issue = tuple  # (reason, versions)
+# Each rule returns its issues as (reason, versions) pairs.
 
 
 def _table_rules(g: _Graph, node, attrs: dict) -> list:

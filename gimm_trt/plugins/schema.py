@@ -19,9 +19,8 @@ INPUTS = ("x", "flow", "metric")  # [N,C,H,W], [N,2,H,W] (x then y, pixels), [N,
 # channels 0..C-1, the normaliser w last, unnormalised). The zero-normaliser rule and the divide are ordinary
 # graph ops after it (`gimm_trt.plugins.normalise`): they need every contribution first, which one kernel launch
 # cannot wait for.
-OUTPUTS = ("acc",)
+OUTPUTS = ("acc",)  # always float32, whatever the inputs' types: fp16 sums of many weights would lose precision
 INPUT_DTYPES = ("float32", "float16")  # each input independently (fp16 graphs keep flow/metric fp32)
-OUTPUT_DTYPE = "float32"  # accumulation and output are always fp32
 MODE_ATTR = "mode"  # string attribute of the ONNX node and of the TensorRT plugin
 
 
