@@ -190,7 +190,7 @@ class FakeContext:
     def _replay(self, addresses, captured):
         # a graph keeps the addresses it was captured with but reads the context's shape-dependent state as it is
         # at replay: after a shape change "you have to re-capture the graph, because some internal state is
-        # changed", and the practice is one execution context per captured graph (NVIDIA/TensorRT issue #3798)
+        # changed", so the practice is one execution context per captured graph
         self.engine.replays.append((captured["x"], self.shapes["x"]))
         self._compute(addresses)
 
