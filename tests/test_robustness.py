@@ -23,7 +23,7 @@ from PIL import Image
 
 from gimm_trt import Interpolator
 from gimm_trt.core.errors import CheckpointError, ExportError, InputError
-from gimm_trt.core.files import atomic_write
+from gimm_trt.core.files import atomic_write, write_json
 from gimm_trt.model.checkpoint import Weights, check_state_dict, load_model, read_state_dict
 from gimm_trt.model.synthetic import synthetic_state_dict
 from gimm_trt.runtime.frames import T_MAX, T_MIN, check_fps, check_timesteps, to_tensor
@@ -570,3 +570,15 @@ def test_atomic_write_gives_files_mode_0644(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_write_json_replaces_only_when_asked_and_never_writes_nan(tmp_path):
+    path = write_json({"a": 1}, tmp_path / "doc.json")
+    with pytest.raises(InputError, match="exists .use --overwrite"):
+        write_json({"a": 2}, path, overwrite=False)
+    with pytest.raises(ValueError):  # strict JSON has no NaN: the file stays readable
+        write_json({"a": float("nan")}, path)
+    assert json.loads(path.read_text()) == {"a": 1}
+    write_json({"a": 2}, path)
+    assert path.read_text() == '{\n  "a": 2\n}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["doc.json"]  # no temporary file left

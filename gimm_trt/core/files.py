@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 import threading
@@ -11,7 +12,15 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["sha256_file", "atomic_write", "remove_stale_tmp", "file_lock", "tmp_prefix", "check_writable"]
+__all__ = [
+    "sha256_file",
+    "atomic_write",
+    "write_json",
+    "remove_stale_tmp",
+    "file_lock",
+    "tmp_prefix",
+    "check_writable",
+]
 
 
 def sha256_file(path, chunk_bytes: int = 1 << 20) -> str:
@@ -56,6 +65,17 @@ def atomic_write(path, data, *, mode: int = 0o644) -> Path:
         raise
     _fsync_dir(path.parent)  # make the rename itself durable
     return path
+
+
+def write_json(doc, path, *, overwrite: bool = True, default=None) -> Path:
+    """``doc`` as indented JSON (and a final newline) at ``path``, written as ``atomic_write`` does.
+
+    InputError when ``path`` exists and ``overwrite`` is false. ``default`` as in ``json.dumps`` (how values JSON
+    has no type for are written). NaN and infinities raise ValueError: strict JSON parsers could not read the file.
+    """
+    if not overwrite and Path(path).exists():
+        raise InputError(f"{path} exists (use --overwrite to replace it)")
+    return atomic_write(path, (json.dumps(doc, indent=2, allow_nan=False, default=default) + "\n").encode())
 
 
 def check_writable(path) -> None:
