@@ -26,7 +26,7 @@ from gimm_trt.core.errors import CheckpointError, ExportError, InputError
 from gimm_trt.core.files import atomic_write, partial_path, partial_writer, write_json
 from gimm_trt.model.checkpoint import Weights, check_state_dict, load_model, read_state_dict
 from gimm_trt.model.synthetic import synthetic_state_dict
-from gimm_trt.runtime.frames import T_MAX, T_MIN, check_fps, check_timesteps, to_tensor
+from gimm_trt.runtime.frames import T_MAX, T_MIN, check_fps, check_timesteps, default_device, to_tensor
 from gimm_trt.runtime.pipeline import interpolate_video
 from gimm_trt.runtime.video import ImageFrames, VideoReader
 
@@ -571,6 +571,13 @@ def test_atomic_write_gives_files_mode_0644(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_default_device_is_cuda_when_torch_sees_one(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert default_device() == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert default_device() == "cuda"
 
 
 def test_partial_names_are_hidden_keep_the_suffix_and_tell_their_writer(tmp_path):

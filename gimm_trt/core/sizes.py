@@ -113,6 +113,11 @@ class Resolution:
     def default_ds_scale(self) -> float:
         return default_ds(self.width, self.height)
 
+    def ds(self, ds_scale=None) -> float:
+        """The processing scale for frames of this size: ``ds_scale`` as a float, or the official guidance for
+        the size (``default_ds_scale``) when None."""
+        return float(ds_scale) if ds_scale is not None else self.default_ds_scale
+
 
 def parse_resolution(text) -> Resolution:
     """``"4k"``, ``"2k"``, ``"1080p"``, ``"720p"`` (any case) or ``"WxH"`` (width first, as ``1920x1080``)."""

@@ -26,6 +26,7 @@ __all__ = [
     "check_factor",
     "check_ds",
     "check_fps",
+    "default_device",
 ]
 
 # float frames this far outside [0, 1] (resampling overshoot, rounding) are clamped; further out is an error
@@ -202,3 +203,8 @@ def check_fps(fps) -> Optional[Fraction]:
     if not MIN_FPS <= rate <= MAX_FPS:
         raise InputError(f"fps must lie in [{float(MIN_FPS):g}, {float(MAX_FPS):g}] frames per second, got {fps!r}")
     return rate
+
+
+def default_device() -> str:
+    """The device a run takes when none is named: ``"cuda"`` when PyTorch sees a CUDA device, else ``"cpu"``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
