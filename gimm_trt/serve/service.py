@@ -17,7 +17,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..core.errors import GimmError
-from ..core.sizes import processing_size
 from ..distributed.cluster import LOOPBACK
 from ..distributed.worker import WorkerSpec
 from ..runtime.video import to_uint8
@@ -62,26 +61,20 @@ class FrameService:
             img0, img1, timesteps = decode_request(
                 body, max_bytes=self.options.max_bytes, max_timesteps=self.options.max_timesteps
             )
-            self._check_size(img0)
+            self.interp.check_size(*img0.shape[:2], self.options.ds_scale)
         except BadRequest as e:
             self.stats["refused"] += 1
             return _error(e.status, str(e))
-        except GimmError as e:  # a size this model or export cannot run
+        except GimmError as e:  # a size or ds_scale this model or export cannot run
             self.stats["refused"] += 1
             return _error(400, str(e))
         self.stats["requests"] += 1
         frames = await self._run_batch((img0, img1, timesteps))
-        if isinstance(frames, GimmError):  # e.g. a ds_scale this export was not built for
+        if isinstance(frames, GimmError):  # a problem of this request's frames or timesteps
             return _error(400, str(frames))
         if isinstance(frames, Exception):
             return _error(500, f"interpolation failed: {type(frames).__name__}: {frames}")
         return Response(encode_response(frames), media_type="application/octet-stream")
-
-    def _check_size(self, img: np.ndarray) -> None:
-        h, w = img.shape[:2]
-        ds = self.options.ds_scale or self.interp.backend.ds_scale or 1.0
-        processing_size(h, w, ds)
-        self.interp.backend.check_frames(h, w)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def _run_batch(self, items: list) -> list:
