@@ -4,6 +4,8 @@ The exporter writes nodes from it, the ONNX Runtime custom op registers from it 
 registers under the same id, so a test can check that all of them agree.
 """
 
+from ..core.errors import InputError
+
 OP_NAME = "splat"
 NAMESPACE = "gimm_trt"  # ONNX domain of the node and TensorRT plugin namespace
 VERSION = 1
@@ -31,5 +33,5 @@ def out_channels(channels: int, mode: str) -> int:
 
 def check_mode(mode: str) -> str:
     if mode not in MODES:
-        raise ValueError(f"splat mode must be one of {MODES}, got {mode!r}")
+        raise InputError(f"splat mode must be one of {MODES}, got {mode!r}")
     return mode
