@@ -495,18 +495,12 @@ def _tile(text: str) -> int:
 
 def _print_json(doc: dict, json_path, overwrite) -> None:
     import json
-    from pathlib import Path
 
-    from .core.errors import InputError
+    from .core.files import write_json
 
-    if json_path and Path(json_path).exists() and not overwrite:
-        raise InputError(f"{json_path} exists (use --overwrite to replace it)")
-    text = json.dumps(doc, indent=2)
     if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(text + "\n")
-        _log(f"wrote {json_path}")
-    click.echo(text)
+        _log(f"wrote {write_json(doc, json_path, overwrite=overwrite)}")
+    click.echo(json.dumps(doc, indent=2))
 
 
 @click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})

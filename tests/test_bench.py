@@ -174,6 +174,7 @@ def test_official_way_pads_and_crops_as_the_demo():
 def test_resolutions(text, expect):
     r = parse_resolution(text)
     assert (r.width, r.height, r.default_ds_scale) == expect
+    assert r.ds() == expect[2] and r.ds(0.5) == r.ds("0.5") == 0.5  # a given scale wins over the guidance
 
 
 @pytest.mark.parametrize("text", ["4q", "1920*1080", "0x100", "1920x", "", "x"])

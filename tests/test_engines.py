@@ -235,7 +235,7 @@ def test_stale_temp_of_a_killed_writer_is_removed_on_rebuild(export_dir):
     key = EngineKey.of("motion", export_dir / "motion.onnx", TARGET, profile="t1-4-4")  # manifest max 4
     engine_dir = export_dir / C.ENGINE_DIR
     engine_dir.mkdir()
-    (engine_dir / f".{key.plan_name}.abc123.tmp").write_bytes(b"torn")
+    (engine_dir / f".{key.plan_name}.partial-0badc0de-1-abc123.tmp").write_bytes(b"torn")  # a writer elsewhere
     build_engines(export_dir, target=TARGET, builder=Recorder(), stages=("motion",))
     assert leftovers(engine_dir) == [] and plans(engine_dir) == [key.plan_name]
 

@@ -18,6 +18,7 @@ from conftest import CASES, assert_close_robust, load_case
 
 from gimm_trt import Interpolator
 from gimm_trt.cli import export as export_cli
+from gimm_trt.core.metrics import psnr
 from gimm_trt.core.stages import (
     FLOW_INPUTS,
     FLOW_OUTPUTS,
@@ -29,7 +30,6 @@ from gimm_trt.core.stages import (
 )
 from gimm_trt.engines import compat
 from gimm_trt.export import exporter, graphs
-from gimm_trt.export.compare import psnr
 from gimm_trt.export.exporter import ExportOptions, export
 from gimm_trt.model.spec import ModelSpec
 

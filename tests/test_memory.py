@@ -3,12 +3,14 @@ same accounting of a real run, and the gimm-bench --estimate-memory rows."""
 
 import json
 
+import pytest
 import torch
 from click.testing import CliRunner
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from gimm_trt.benchmarks.memory import estimate_peak
 from gimm_trt.cli import bench
+from gimm_trt.core.errors import InputError
 from gimm_trt.model.checkpoint import load_model
 from gimm_trt.model.memory import CUDA_BLOCK, LiveBytes, estimate, fake_model, run_pair
 
@@ -72,6 +74,9 @@ def test_estimate_grows_with_the_batch_and_shrinks_with_fp16():
     assert four.stages["synthesis"] > 2 * one.stages["synthesis"]
     assert abs(four.stages["flow"] - one.stages["flow"]) < 64  # the flow stage sees only the timesteps vector
     assert half.stages["synthesis"] < 0.8 * four.stages["synthesis"]
+    # a precision the model has no autocast dtype for is refused, not estimated as fp32
+    with pytest.raises(InputError, match="unknown precision 'int8'"):
+        estimate("r", 128, 224, 1.0, precision="int8", model=model, fake_mode=fake)
 
 
 def test_bench_estimate_memory_cli(tmp_path):

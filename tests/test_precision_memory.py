@@ -45,7 +45,7 @@ def test_auto_mode_switches_by_size():
 
 def test_model_parity_with_on_the_fly_correlation(monkeypatch):
     case = load_case("r_s0_128x224_n4_ds1")
-    monkeypatch.setattr(flow_utils, "VOLUME_BYTES", 0)  # "auto" now always computes on the fly
+    monkeypatch.setattr(flow_utils, "VOLUME_BYTES", 0)  # a zero budget: "auto" always computes on the fly
     ours = run_stages(case, load_model(variant="R", random_weights=True, seed=0))
     for key in ("raft_flow", "flowt", "imgt_pred"):
         bound = dict(raft_flow=(1e-4, 1e-3, 1e-2), flowt=(1e-3, 1e-2, 0.1), imgt_pred=(2e-4, 1e-3, 1e-2))[key]

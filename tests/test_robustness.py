@@ -23,10 +23,11 @@ from PIL import Image
 
 from gimm_trt import Interpolator
 from gimm_trt.core.errors import CheckpointError, ExportError, InputError
-from gimm_trt.core.files import atomic_write
+from gimm_trt.core.files import atomic_write, partial_path, partial_writer, write_json
 from gimm_trt.model.checkpoint import Weights, check_state_dict, load_model, read_state_dict
 from gimm_trt.model.spec import ModelSpec
 from gimm_trt.model.synthetic import synthetic_state_dict
+from gimm_trt.runtime.backend import default_device
 from gimm_trt.runtime.frames import T_MAX, T_MIN, check_fps, check_timesteps, to_tensor
 from gimm_trt.runtime.pipeline import interpolate_video
 from gimm_trt.runtime.video import ImageFrames, VideoReader
@@ -297,23 +298,24 @@ def _dead_pid() -> int:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX: leftovers are told by their writer's pid")
 def test_leftovers_of_a_killed_writer_are_swept_and_a_moved_aside_output_put_back(tmp_path):
-    from gimm_trt.runtime.video import ImageWriter, VideoWriter, _partial_prefix
+    from gimm_trt.core.files import partial_prefix
+    from gimm_trt.runtime.video import ImageWriter, VideoWriter
 
     dead = _dead_pid()
     out = tmp_path / "frames"
-    prefix = _partial_prefix(out).replace(f"-{os.getpid()}-", f"-{dead}-")
+    prefix = partial_prefix(out).replace(f"-{os.getpid()}-", f"-{dead}-")
     aside = tmp_path / f"{prefix}abc.old"  # a swap killed between its two renames
     aside.mkdir()
     (aside / "000000.png").write_bytes(b"earlier frame")
     (tmp_path / f"{prefix}xyz").mkdir()  # the new frames of that run
-    live = tmp_path / f"{_partial_prefix(out)}live"  # a writer of this process, still running
+    live = tmp_path / f"{partial_prefix(out)}live"  # a writer of this process, still running
     live.mkdir()
     writer = ImageWriter(out, replace=True)
     assert (out / "000000.png").read_bytes() == b"earlier frame"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, writer.partial.name, "frames"])
     writer.abort()
     video = tmp_path / "clip.mp4"
-    stub = tmp_path / (_partial_prefix(video).replace(f"-{os.getpid()}-", f"-{dead}-") + "abcd.mp4")
+    stub = tmp_path / (partial_prefix(video).replace(f"-{os.getpid()}-", f"-{dead}-") + "abcd.mp4")
     stub.write_bytes(b"half a video")
     VideoWriter(video, fps=24, width=128, height=128).abort()
     assert not stub.exists() and not video.exists()
@@ -570,3 +572,30 @@ def test_atomic_write_gives_files_mode_0644(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_default_device_is_cuda_when_torch_sees_one(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert default_device() == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert default_device() == "cuda"
+
+
+def test_partial_names_are_hidden_keep_the_suffix_and_tell_their_writer(tmp_path):
+    out = tmp_path / "clip.mp4"
+    partial = partial_path(out, "ab12")
+    assert partial.parent == tmp_path and partial.name.startswith(".clip.mp4.partial-") and partial.suffix == ".mp4"
+    assert partial_writer(out, partial.name) == os.getpid()
+    assert partial_writer(out, "clip.mp4") is None and partial_writer(tmp_path / "clip.mkv", partial.name) is None
+
+
+def test_write_json_replaces_only_when_asked_and_never_writes_nan(tmp_path):
+    path = write_json({"a": 1}, tmp_path / "doc.json")
+    with pytest.raises(InputError, match="exists .use --overwrite"):
+        write_json({"a": 2}, path, overwrite=False)
+    with pytest.raises(ValueError):  # strict JSON has no NaN: the file stays readable
+        write_json({"a": float("nan")}, path)
+    assert json.loads(path.read_text()) == {"a": 1}
+    write_json({"a": 2}, path)
+    assert path.read_text() == '{\n  "a": 2\n}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["doc.json"]  # no temporary file left

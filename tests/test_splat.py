@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from gimm_trt import plugins
+from gimm_trt.core.errors import InputError
 from gimm_trt.plugins import reference, schema
 
 MODES = schema.MODES
@@ -149,13 +150,13 @@ def test_zero_normaliser_gives_zero():
 
 def test_bad_arguments():
     x = torch.zeros(1, 2, 3, 3)
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(InputError, match="mode"):
         plugins.splat(x, torch.zeros(1, 2, 3, 3), mode="linear")
-    with pytest.raises(ValueError, match="metric"):
+    with pytest.raises(InputError, match="metric"):
         plugins.splat(x, torch.zeros(1, 2, 3, 3), None, "linear-zeroeps")
-    with pytest.raises(ValueError, match="flow"):
+    with pytest.raises(InputError, match="flow"):
         plugins.splat(x, torch.zeros(1, 2, 3, 4), mode="sum")
-    with pytest.raises(ValueError, match="impl"):
+    with pytest.raises(InputError, match="impl"):
         plugins.splat(x, torch.zeros(1, 2, 3, 3), mode="sum", impl="numba")
 
 

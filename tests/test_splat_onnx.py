@@ -11,6 +11,7 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 from gimm_trt import plugins  # noqa: E402
+from gimm_trt.core.errors import InputError  # noqa: E402
 from gimm_trt.plugins import onnx_node, schema  # noqa: E402
 
 C, H, W = 16, 10, 12
@@ -175,7 +176,7 @@ def test_for_onnxruntime_rewrites_only_our_node():
     assert [a.name for a in out.graph.node[-1].attribute] == ["mode"]
     assert {o.domain for o in out.opset_import} == {"", onnx_node.ORT_DOMAIN}
     assert model.graph.node[0].domain == schema.NAMESPACE  # the input is left alone
-    with pytest.raises(ValueError, match="no gimm_trt::splat node"):
+    with pytest.raises(InputError, match="no gimm_trt::splat node"):
         onnx_node.for_onnxruntime(out)
 
 
@@ -183,6 +184,6 @@ def test_export_without_a_form_is_an_error():
     x, flow, metric = inputs(1, 0)
     with pytest.raises(RuntimeError, match="export_splat_mode"):
         onnx_node.splat_for_export(x, flow, metric, "linear-zeroeps")
-    with pytest.raises(ValueError, match="form"):
+    with pytest.raises(InputError, match="form"):
         with onnx_node.export_splat_mode("cuda"):
             pass

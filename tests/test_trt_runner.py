@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from gimm_trt.core.errors import InputError
 from gimm_trt.engines import runner
 from gimm_trt.engines.runner import ALIGNMENT, EngineRunner
 
@@ -190,7 +191,7 @@ class FakeContext:
     def _replay(self, addresses, captured):
         # a graph keeps the addresses it was captured with but reads the context's shape-dependent state as it is
         # at replay: after a shape change "you have to re-capture the graph, because some internal state is
-        # changed", and the practice is one execution context per captured graph (NVIDIA/TensorRT issue #3798)
+        # changed", so the practice is one execution context per captured graph
         self.engine.replays.append((captured["x"], self.shapes["x"]))
         self._compute(addresses)
 
@@ -274,7 +275,7 @@ def test_stage_reads_the_engine_and_gives_every_context_the_shared_memory():
     (context,) = engine.contexts
     assert context.strategy is USER_MANAGED
     assert context.memory == (stage._memory.data_ptr(), FakeEngine.device_memory_size_v2)
-    with pytest.raises(KeyError, match=r"missing \['t'\], unexpected \['z'\]"):
+    with pytest.raises(InputError, match=r"missing \['t'\], unexpected \['z'\]"):
         stage({"x": cuda.tensor(torch.zeros(2, 4)), "z": cuda.tensor([0.5, 0.5])})
     with pytest.raises(TypeError, match="engine takes torch.float32"):
         stage({"x": cuda.tensor(torch.zeros(2, 4)), "t": cuda.tensor([1, 2]).to(torch.float64)})

@@ -32,7 +32,7 @@ def estimate_peak(
     """
     weights = Weights.verify(variant)
     res = parse_resolution(resolution)
-    ds = float(ds) if ds is not None else res.default_ds_scale
+    ds = res.ds(ds)
     processing_size(res.height, res.width, ds)
     hp, wp = padded_size(res.height, res.width, ds)
     est = estimate(
@@ -80,7 +80,7 @@ def tile_throughput(
 
     weights = Weights.verify(variant)
     res = parse_resolution(resolution)
-    ds = float(ds) if ds is not None else res.default_ds_scale
+    ds = res.ds(ds)
     processing_size(res.height, res.width, ds)
     hp, wp = padded_size(res.height, res.width, ds)
     backend = TorchBackend(load_model(variant=weights.value.variant, random_weights=True, seed=seed), device=device)

@@ -1,10 +1,11 @@
 """A ``gimm-bench/1`` document as a readable table, a JSON file and a PNG (per-stage latency, fps, memory)."""
 
-import json
 from pathlib import Path
 
-from ..core.files import atomic_write
+from ..core.files import atomic_write, write_json
 from ..core.stages import STAGES
+
+__all__ = ["format_table", "write_json", "write_plot"]
 
 
 def format_table(doc: dict) -> str:
@@ -73,12 +74,6 @@ def _ms(v: float) -> str:
 
 def _mib(v) -> str:
     return "-" if v is None else f"{v:.0f}"
-
-
-def write_json(doc: dict, path) -> None:
-    """Atomically: an earlier file stays whole until the new one replaces it."""
-    # allow_nan=False: a NaN would make the file unreadable by strict JSON parsers; fail here instead
-    atomic_write(path, (json.dumps(doc, indent=2, allow_nan=False) + "\n").encode())
 
 
 def write_plot(doc: dict, path) -> None:

@@ -2,5 +2,6 @@
 
 ``errors`` (the exception hierarchy), ``stages`` (stage names and I/O, the timestep axis and profile),
 ``sizes`` (padding, processing size, resolution presets), ``files`` (atomic writes, locks, hashes),
-``deps`` (optional dependencies and their install hints), ``metrics`` (PSNR).
+``deps`` (optional dependencies and their install hints), ``metrics`` (PSNR), ``precision`` (precision names
+and their autocast dtypes), ``progress`` (the frame progress bar).
 """

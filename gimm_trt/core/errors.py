@@ -1,7 +1,7 @@
 """gimm_trt's exceptions: one base, ``GimmError``, and one class per kind of problem a user can fix.
 
-Each also derives from the built-in exception that code written before this hierarchy caught (``ValueError``
-for bad values, ``ImportError`` for missing packages, ...), so ``except ValueError`` keeps working. The CLI
+Each also derives from the built-in exception a caller would catch for that kind of problem (``ValueError``
+for bad values, ``ImportError`` for missing packages, ...), so ``except ValueError`` catches an ``InputError``. The CLI
 turns a ``GimmError`` into one line and exit status 2; anything else is a bug and shows its traceback.
 """
 

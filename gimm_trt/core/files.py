@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
+import json
 import os
+import re
+import socket
 import tempfile
 import threading
 from pathlib import Path
+from typing import Optional
 
 from .errors import InputError
 
-__all__ = ["sha256_file", "atomic_write", "remove_stale_tmp", "file_lock", "tmp_prefix", "check_writable"]
+__all__ = [
+    "sha256_file",
+    "atomic_write",
+    "write_json",
+    "remove_stale_tmp",
+    "file_lock",
+    "partial_prefix",
+    "partial_path",
+    "partial_writer",
+    "check_writable",
+]
 
 
 def sha256_file(path, chunk_bytes: int = 1 << 20) -> str:
@@ -23,9 +38,31 @@ def sha256_file(path, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def tmp_prefix(path: Path) -> str:
-    """Temporary files of ``path`` start with this (hidden, so no glob for the final name matches them)."""
-    return f".{Path(path).name}."
+def partial_prefix(path) -> str:
+    """How the names start that this process writes ``path`` under before renaming them into place: beside
+    ``path`` (the same file system, so the rename is atomic), hidden (no glob for the output's own names matches
+    them), and naming this host and process, so a later writer can tell a killed writer's leftovers
+    (``partial_writer``)."""
+    return f".{Path(path).name}.partial-{_host()}-{os.getpid()}-"
+
+
+def partial_path(path, tag: str = "") -> Path:
+    """This process's partial of ``path``: ``partial_prefix``, ``tag`` (to keep this process's writers of
+    ``path`` apart), and ``path``'s suffix, so a tool that picks a file format by the name picks the same one."""
+    path = Path(path)
+    return path.with_name(f"{partial_prefix(path)}{tag}{path.suffix}")
+
+
+def partial_writer(path, name: str) -> Optional[int]:
+    """The process id of the writer on this host that made ``name`` (in ``path``'s folder) as a partial of
+    ``path``; None when ``name`` is no such partial."""
+    found = re.match(rf"\.{re.escape(Path(path).name)}\.partial-{_host()}-([0-9]+)-", name)
+    return None if found is None else int(found.group(1))
+
+
+def _host() -> str:
+    """This host, as a short name-safe token (host names may hold characters file names cannot)."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
 def atomic_write(path, data, *, mode: int = 0o644) -> Path:
@@ -39,7 +76,8 @@ def atomic_write(path, data, *, mode: int = 0o644) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=tmp_prefix(path), suffix=".tmp")
+    # ".tmp", not path's suffix: a glob for the final names (``*.plan``) never lists a file still being written
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=partial_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             if callable(data):
@@ -56,6 +94,17 @@ def atomic_write(path, data, *, mode: int = 0o644) -> Path:
         raise
     _fsync_dir(path.parent)  # make the rename itself durable
     return path
+
+
+def write_json(doc, path, *, overwrite: bool = True, default=None) -> Path:
+    """``doc`` as indented JSON (and a final newline) at ``path``, written as ``atomic_write`` does.
+
+    InputError when ``path`` exists and ``overwrite`` is false. ``default`` as in ``json.dumps`` (how values JSON
+    has no type for are written). NaN and infinities raise ValueError: strict JSON parsers could not read the file.
+    """
+    if not overwrite and Path(path).exists():
+        raise InputError(f"{path} exists (use --overwrite to replace it)")
+    return atomic_write(path, (json.dumps(doc, indent=2, allow_nan=False, default=default) + "\n").encode())
 
 
 def check_writable(path) -> None:
@@ -89,9 +138,10 @@ def _umask() -> int:
 
 
 def remove_stale_tmp(path) -> None:
-    """Remove temporary files a killed writer of ``path`` left; call only under the lock its writers take."""
+    """Remove the temporary files killed ``atomic_write`` calls for ``path`` left, on any host; call only under the
+    lock its writers take."""
     path = Path(path)
-    for tmp in path.parent.glob(f"{tmp_prefix(path)}*.tmp"):
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.partial-*.tmp"):
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
 

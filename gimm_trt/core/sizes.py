@@ -114,7 +114,8 @@ class Resolution:
         return default_ds(self.width, self.height)
 
     def ds(self, ds_scale=None) -> float:
-        """``ds_scale`` as a float, or the official guidance for this size when it is None."""
+        """The processing scale for frames of this size: ``ds_scale`` as a float, or the official guidance for
+        the size (``default_ds_scale``) when None."""
         return float(ds_scale) if ds_scale is not None else self.default_ds_scale
 
 

@@ -12,7 +12,7 @@ from typing import Optional
 import torch
 
 from ..core import deps
-from ..core.metrics import psnr_from_mse
+from ..core.metrics import psnr
 
 __all__ = [
     "DOCTOR_VARIANT",
@@ -117,16 +117,12 @@ def reference_frames(ctx: Context) -> torch.Tensor:
     return ctx.made["reference"]
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> Optional[float]:
-    return psnr_from_mse((a.detach().double().cpu() - b.detach().double().cpu()).pow(2).mean().item())
-
-
 def db_text(value: Optional[float]) -> str:
     return "inf" if value is None else f"{value:.1f}"
 
 
 def judge_frames(what: str, got: torch.Tensor, want: torch.Tensor, floor: float) -> tuple:
-    db = _psnr(got, want)
+    db = psnr(got, want)
     max_abs = (got.double().cpu() - want.double().cpu()).abs().max().item()
     status = "pass" if db is None or db >= floor else "fail"
     return (

@@ -23,7 +23,6 @@ Every check is a small function of a ``Context``; ``CHECKS`` lists them in order
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,9 +31,8 @@ from typing import Optional
 import torch
 
 from ..benchmarks.env import environment
-from ..core import deps
+from ..core import deps, files
 from ..core.errors import InputError
-from ..core.files import atomic_write
 from . import rtx_parser
 from .context import DOCTOR_RESOLUTION, DOCTOR_VARIANT, Context, Skip
 from .frame_checks import (
@@ -250,6 +248,5 @@ def format_table(doc: dict) -> str:
 
 
 def write_json(doc: dict, path) -> Path:
-    """The document at ``path``, atomically (a reader never sees half of it)."""
-    # allow_nan=False: a NaN would make the file unreadable by strict JSON parsers; fail here instead
-    return atomic_write(path, (json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n").encode())
+    """The document at ``path``, atomically (a reader never sees half of it); values JSON lacks as text."""
+    return files.write_json(doc, path, default=str)

@@ -9,7 +9,6 @@ wait for an earlier one.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..core.errors import GimmError, InputError
+from ..core.progress import frame_bar
 from ..core.sizes import processing_size
 from ..runtime.pipeline import VideoResult, check_output, interpolate_video
 from . import join as joins
@@ -287,7 +287,7 @@ def _run(
             for seg in segments[job.index]:
                 part = parts.part_path(staging, seg.key, job.video_out)
                 tasks.append(SegmentTask(job.source, seg, factor, ds_scale, str(part), job.video_out, run))
-        with _bar(progress, expected) as bar:
+        with frame_bar(progress, expected) as bar:
             _schedule(
                 ray,
                 pool,
@@ -367,9 +367,3 @@ def _show(ray, counter, run: str, bar, shown: int, on_progress, expected: int) -
         if on_progress:
             on_progress(now, expected)
     return now
-
-
-def _bar(enabled: bool, total):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="frame", desc="gimm-interpolate", file=sys.stderr, disable=None if enabled else True)

@@ -74,7 +74,6 @@ class VideoJoin:
     def __init__(self, job: Job, *, rate: Fraction, comment: str, fps_given: bool):
         av = deps.require("av", "writing video files")
         self.output = Path(job.output)
-        self.partial = self.output.with_name(f".{self.output.stem}.partial{self.output.suffix}")
         self.rate = rate
         self._source: Optional[object] = None
         self._audio = iter(())
@@ -84,9 +83,9 @@ class VideoJoin:
             if self._source.streams.audio:
                 template = self._source.streams.audio[0]
                 self._audio = self._source.demux(template)
-        self.output.parent.mkdir(parents=True, exist_ok=True)
+        # the writer encodes into its own partial file and puts it under the OUTPUT's name only when closed
         self.writer = VideoWriter(
-            self.partial, fps=rate, width=job.width, height=job.height, audio=template, comment=comment
+            self.output, fps=rate, width=job.width, height=job.height, audio=template, comment=comment
         )
         self._pending = None  # an audio packet read ahead of the frame it belongs after
         self.notes = notes = []  # what the video changes, as the single-process path says it
@@ -129,15 +128,10 @@ class VideoJoin:
         self._audio_until(None)
         self.writer.close()
         self._close_source()
-        os.replace(self.partial, self.output)
 
     def abort(self) -> None:
-        try:
-            self.writer.close()
-        except Exception:  # the encoder may be what failed: the partial file goes either way
-            pass
+        self.writer.abort()  # the partial file goes; an earlier OUTPUT stays
         self._close_source()
-        self.partial.unlink(missing_ok=True)
 
     def _close_source(self) -> None:
         if self._source is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core import deps
+from ..core.files import partial_path
 
 __all__ = ["PART_RATE", "part_path", "write_png_part", "write_video_part", "read_video_part", "remove"]
 
@@ -24,11 +25,6 @@ PART_RATE = 1  # frame rate of an intermediate video: only the order of its fram
 
 def part_path(staging: Path, key: str, video: bool) -> Path:
     return Path(staging) / (f"{key}.mkv" if video else key)
-
-
-def _tmp(path: Path) -> Path:
-    # one per process: an attempt that Ray gave up on can never write into its retry's file
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
 
 
 def remove(path: Path) -> None:
@@ -42,7 +38,7 @@ def write_png_part(frames: Iterable[np.ndarray], path: Path, first_index: int, o
     """Write uint8 [H,W,3] frames as ``<index>.png`` (six digits, like ``ImageWriter``) into the folder ``path``."""
     from PIL import Image
 
-    tmp = _tmp(path)
+    tmp = partial_path(path)  # one per process: an attempt Ray gave up on never writes into its retry's
     remove(tmp)
     tmp.mkdir(parents=True)
     n = 0
@@ -62,7 +58,7 @@ def write_video_part(frames: Iterable[np.ndarray], path: Path, on_frame=None) ->
     """Write uint8 [H,W,3] RGB frames losslessly (FFV1, bgr0) into the .mkv file ``path``; no frames: an
     empty file (a segment past the end of a video whose packet count was too high)."""
     av = deps.require("av", "writing video segments")
-    tmp = _tmp(path)
+    tmp = partial_path(path)  # one per process: an attempt Ray gave up on never writes into its retry's
     frames = iter(frames)
     first = next(frames, None)
     n = 0

@@ -7,7 +7,6 @@ Nothing is imported or probed at import time; ``tensorrt`` and ``torch`` load on
 from __future__ import annotations
 
 import functools
-import importlib
 import re
 from dataclasses import dataclass
 
@@ -37,7 +36,6 @@ __all__ = [
     "parse_version",
     "has_fp16_flag",
     "has_strongly_typed",
-    "has_python_plugins",
     "sanitize_gpu_name",
     "cuda_device",
     "gpu_name",
@@ -108,16 +106,6 @@ def has_fp16_flag(trt=None) -> bool:
 
 def has_strongly_typed(trt=None) -> bool:
     return hasattr((trt or import_trt()).NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
-
-
-def has_python_plugins(trt=None) -> bool:
-    """Whether ``tensorrt.plugin`` (quickly-deployable plugins) can be imported."""
-    trt = trt or import_trt()
-    try:
-        importlib.import_module(f"{trt.__name__}.plugin")
-    except ImportError:
-        return False
-    return True
 
 
 def sanitize_gpu_name(name: str) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.errors import EngineError, InputError
+from ..core.errors import DeviceError, EngineError, InputError
 from . import compat
 
 __all__ = ["ALIGNMENT", "EngineRunner", "TorchCuda", "TrtStage", "load_stages", "torch_dtype"]
@@ -238,11 +238,11 @@ class EngineRunner:
         missing = [n for n in self.input_names if n not in feed]
         extra = [n for n in feed if n not in self.input_names]
         if missing or extra:
-            raise KeyError(f"engine inputs are {list(self.input_names)}; missing {missing}, unexpected {extra}")
+            raise InputError(f"engine inputs are {list(self.input_names)}; missing {missing}, unexpected {extra}")
         for name in self.input_names:
             tensor = feed[name]
             if tensor.device != self.device:
-                raise ValueError(f"input {name!r} is on {tensor.device}, the engine runs on {self.device}")
+                raise DeviceError(f"input {name!r} is on {tensor.device}, the engine runs on {self.device}")
             if tensor.dtype != self.dtypes[name]:
                 raise TypeError(f"input {name!r} is {tensor.dtype}, the engine takes {self.dtypes[name]}")
         return {name: feed[name] for name in self.input_names}

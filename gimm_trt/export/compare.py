@@ -9,29 +9,18 @@ from __future__ import annotations
 
 import torch
 
-from ..core.metrics import psnr_from_mse
+from ..core.metrics import psnr
 from ..core.stages import IO, STAGES
 from ..model.synthetic import synthetic_pair
 from .manifest import ExportInfo
-from .ort import ort_session
+from .ort import ort_session, run_on_cpu
 
-__all__ = ["compare_export", "psnr", "diff_stats"]
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor):
-    """PSNR in dB of images in [0,1]; None when they are equal."""
-    return psnr_from_mse((a.double() - b.double()).pow(2).mean().item())
+__all__ = ["compare_export", "diff_stats"]
 
 
 def diff_stats(a: torch.Tensor, b: torch.Tensor) -> dict:
     d = (a.double() - b.double()).abs()
     return {"max_abs": d.max().item(), "mean_abs": d.mean().item(), "ref_max_abs": b.abs().max().item()}
-
-
-def _run(session, stage: str, feed: dict) -> dict:
-    inputs, outputs = IO[stage]
-    out = session.run(list(outputs), {k: feed[k].detach().float().contiguous().numpy() for k in inputs})
-    return {name: torch.from_numpy(value) for name, value in zip(outputs, out)}
 
 
 def compare_export(export_dir, model, *, img0=None, img1=None, timesteps=(0.25, 0.5, 0.75)) -> dict:
@@ -54,9 +43,9 @@ def compare_export(export_dir, model, *, img0=None, img1=None, timesteps=(0.25, 
         frames = model.synthesis(img0, img1, *(feats[k] for k in IO["synthesis"][0][2:8]), flowt, t, ds)
     feed = {"img0": img0, "img1": img1, "t": t, "flowt": flowt, **feats}
     report = {
-        "flow": {k: diff_stats(v, feats[k]) for k, v in _run(sessions["flow"], "flow", feed).items()},
-        "motion": {"flowt": diff_stats(_run(sessions["motion"], "motion", feed)["flowt"], flowt)},
+        "flow": {k: diff_stats(v, feats[k]) for k, v in run_on_cpu(sessions["flow"], "flow", feed).items()},
+        "motion": {"flowt": diff_stats(run_on_cpu(sessions["motion"], "motion", feed)["flowt"], flowt)},
     }
-    out = _run(sessions["synthesis"], "synthesis", feed)["frames"]
+    out = run_on_cpu(sessions["synthesis"], "synthesis", feed)["frames"]
     report["synthesis"] = {"frames": {**diff_stats(out, frames), "psnr_db": psnr(out, frames)}}
     return report

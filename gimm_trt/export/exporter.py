@@ -36,7 +36,7 @@ __all__ = [
     "PRECISIONS",
 ]
 
-OPSETS = (17, 18, 19)  # not 20: GridSample changed there and TensorRT 10 parses it as nearest (NVIDIA/TensorRT#4646)
+OPSETS = (17, 18, 19)  # not 20: TensorRT 10 parses opset 20's GridSample as nearest, not bilinear
 DEFAULT_OPSET = 18
 PRECISIONS = ("fp32", "fp16")  # what graphs can be exported in (bf16 is a torch-backend-only precision)
 
@@ -226,7 +226,7 @@ def export(
             "schema": manifest.SCHEMA,
             "variant": options.model.variant,
             "weights": weights.label,
-            # kept as the manifest has always had it: the file's sha256, or the label of random weights
+            # the file's sha256, or the label of random weights, under the name readers of manifests look up
             "checkpoint_sha256": weights.identity,
             "precision": options.model.precision,
             "resolution": {"name": options.frame.name, "width": options.frame.width, "height": options.frame.height},

@@ -151,91 +151,127 @@ def _fits_fp16(value) -> bool:
 
 def to_fp16(model, *, islands=DEFAULT_ISLANDS) -> Fp16Report:
     """Convert ``model`` (``onnx_ir.Model``, fp32) in place; graph inputs and outputs stay float32."""
-    import numpy as np
-    import onnx_ir as ir
     from onnx_ir.passes.common import TopologicalSortPass
 
-    FLOAT, HALF = ir.DataType.FLOAT, ir.DataType.FLOAT16
-    graph = model.graph
-    TopologicalSortPass()(model)
+    TopologicalSortPass()(model)  # producers first: the forward pass sees every input decided before its consumer
+    conversion = _Conversion(model.graph)
+    conversion.choose_half_nodes(islands)
+    conversion.halve_inputs_and_outputs()
+    conversion.cast_back_for_fp32_consumers()
+    conversion.keep_graph_outputs_fp32()
+    return conversion.report()
 
-    def is_const(value) -> bool:
-        return value.const_value is not None and value.producer() is None and value not in graph.inputs
 
-    half = set()
-    seeds = fp32_seed_ops = 0
-    for node in graph:
-        floats = [v for v in node.inputs if v is not None and v.dtype == FLOAT]
-        if _is_seed(node, islands):
-            half.add(node)
-            seeds += 1
-        elif node.op_type in SEED_OPS:
-            fp32_seed_ops += 1
-        elif node.op_type in FOLLOWERS and node.domain in ("", "ai.onnx") and floats:
-            from_half = [v.producer() in half for v in floats]
-            if any(from_half) and all(h or (is_const(v) and _fits_fp16(v)) for v, h in zip(floats, from_half)):
-                half.add(node)
+class _Conversion:
+    """One graph's conversion in its steps; every Cast and fp16 initializer it adds is made once."""
 
-    casts = {}  # (value, dtype) -> cast output
+    def __init__(self, graph):
+        import onnx_ir as ir
 
-    def cast(value, dtype):
+        self.ir, self.graph = ir, graph
+        self.FLOAT, self.HALF = ir.DataType.FLOAT, ir.DataType.FLOAT16
+        self.half = set()  # the nodes that run in fp16
+        self.seeds = self.fp32_seed_ops = 0
+        self.casts = {}  # (value, dtype) -> cast output
+        self.halved = {}  # fp32 initializer -> its fp16 copy
+
+    def choose_half_nodes(self, islands) -> None:
+        """The seeds, then the followers whose float inputs are all fp16 (or constants fp16 represents), in one
+        forward pass over the sorted graph."""
+        for node in self.graph:
+            floats = [v for v in node.inputs if v is not None and v.dtype == self.FLOAT]
+            if _is_seed(node, islands):
+                self.half.add(node)
+                self.seeds += 1
+            elif node.op_type in SEED_OPS:
+                self.fp32_seed_ops += 1
+            elif node.op_type in FOLLOWERS and node.domain in ("", "ai.onnx") and floats:
+                from_half = [v.producer() in self.half for v in floats]
+                if any(from_half) and all(h or self._fp16_const(v) for v, h in zip(floats, from_half)):
+                    self.half.add(node)
+
+    def halve_inputs_and_outputs(self) -> None:
+        """The fp16 nodes' float inputs become fp16 (weights converted, activations cast), their outputs fp16."""
+        for node in list(self.half):
+            for i, value in enumerate(node.inputs):
+                if value is None or value.dtype != self.FLOAT or value.producer() in self.half:
+                    continue
+                node.replace_input_with(
+                    i, self._half_const(value) if self._is_const(value) else self._cast(value, self.HALF)
+                )
+            for out in node.outputs:
+                if out.dtype == self.FLOAT:
+                    out.dtype = self.HALF
+
+    def cast_back_for_fp32_consumers(self) -> None:
+        """Each fp32 node reading an fp16 tensor reads a Cast of it back to float32 (Shape/Size/Cast read any
+        type and need none)."""
+        for node in list(self.graph):
+            if node in self.half or node.op_type in ANY_TYPE and node.domain in ("", "ai.onnx"):
+                continue
+            for i, value in enumerate(node.inputs):
+                if value is not None and value.dtype == self.HALF and value.producer() in self.half:
+                    node.replace_input_with(i, self._cast(value, self.FLOAT))
+
+    def keep_graph_outputs_fp32(self) -> None:
+        """An fp16 graph output becomes a float32 Cast of it under the output's name, so callers see no change."""
+        graph = self.graph
+        for i, value in enumerate(list(graph.outputs)):
+            if value.dtype == self.HALF:
+                name = value.name
+                value.name = f"{name}__f16out"
+                out = self._cast(value, self.FLOAT)
+                out.name = name
+                graph.outputs[i] = out
+
+    def report(self) -> Fp16Report:
+        """The counts of what the steps did."""
+        return Fp16Report(
+            half_nodes=len(self.half),
+            seeds=self.seeds,
+            casts=len(self.casts),
+            fp32_nodes=len(self.graph) - len(self.half) - len(self.casts),
+            fp32_seed_ops=self.fp32_seed_ops,
+        )
+
+    def _is_const(self, value) -> bool:
+        """A value known at conversion: a constant or initializer that is not a graph input."""
+        return value.const_value is not None and value.producer() is None and value not in self.graph.inputs
+
+    def _fp16_const(self, value) -> bool:
+        """A constant whose values fp16 represents (finite, no non-zero value rounding to zero)."""
+        return self._is_const(value) and _fits_fp16(value)
+
+    def _cast(self, value, dtype):
+        """``value`` cast to ``dtype``: one Cast node per value and type, right after its producer (first in the
+        graph for graph inputs and initializers)."""
         key = (value, dtype)
-        if key not in casts:
-            node = ir.node("Cast", [value], {"to": dtype}, name=f"{value.name}/cast_{dtype.name.lower()}")
+        if key not in self.casts:
+            node = self.ir.node("Cast", [value], {"to": dtype}, name=f"{value.name}/cast_{dtype.name.lower()}")
             out = node.outputs[0]
-            out.name = f"{value.name}__{'f16' if dtype == HALF else 'f32'}"
+            out.name = f"{value.name}__{'f16' if dtype == self.HALF else 'f32'}"
             out.dtype, out.shape = dtype, value.shape
             producer = value.producer()
             if producer is not None:
-                graph.insert_after(producer, node)
+                self.graph.insert_after(producer, node)
             else:
-                graph.insert_before(next(iter(graph)), node)
-            casts[key] = out
-        return casts[key]
+                self.graph.insert_before(next(iter(self.graph)), node)
+            self.casts[key] = out
+        return self.casts[key]
 
-    halved = {}  # fp32 initializer -> its fp16 copy
+    def _half_const(self, value):
+        """The fp16 copy of initializer ``value``, registered in the graph once."""
+        import numpy as np
 
-    def half_const(value):
-        if value not in halved:
+        ir = self.ir
+        if value not in self.halved:
             data = value.const_value.numpy().astype(np.float16)
             copy = ir.Value(
                 name=f"{value.name}__f16",
-                type=ir.TensorType(HALF),
+                type=ir.TensorType(self.HALF),
                 shape=value.shape,
                 const_value=ir.tensor(data, name=f"{value.name}__f16"),
             )
-            graph.register_initializer(copy)
-            halved[value] = copy
-        return halved[value]
-
-    # 1. fp16 nodes: their float inputs become fp16 (weights converted, activations cast), outputs fp16
-    for node in list(half):
-        for i, value in enumerate(node.inputs):
-            if value is None or value.dtype != FLOAT or value.producer() in half:
-                continue
-            node.replace_input_with(i, half_const(value) if is_const(value) else cast(value, HALF))
-        for out in node.outputs:
-            if out.dtype == FLOAT:
-                out.dtype = HALF
-    # 2. fp32 consumers of fp16 tensors get a Cast back (Shape/Size/Cast read any type)
-    for node in list(graph):
-        if node in half or node.op_type in ANY_TYPE and node.domain in ("", "ai.onnx"):
-            continue
-        for i, value in enumerate(node.inputs):
-            if value is not None and value.dtype == HALF and value.producer() in half:
-                node.replace_input_with(i, cast(value, FLOAT))
-    # 3. graph outputs stay float32 under their names
-    for i, value in enumerate(list(graph.outputs)):
-        if value.dtype == HALF:
-            name = value.name
-            value.name = f"{name}__f16out"
-            out = cast(value, FLOAT)
-            out.name = name
-            graph.outputs[i] = out
-    return Fp16Report(
-        half_nodes=len(half),
-        seeds=seeds,
-        casts=len(casts),
-        fp32_nodes=len(graph) - len(half) - len(casts),
-        fp32_seed_ops=fp32_seed_ops,
-    )
+            self.graph.register_initializer(copy)
+            self.halved[value] = copy
+        return self.halved[value]

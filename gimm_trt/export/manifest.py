@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import ExportError, ExportMissingError
-from ..core.files import atomic_write, sha256_file
+from ..core.files import sha256_file, write_json
 from ..core.sizes import padded_size
 
 __all__ = [
@@ -52,7 +52,7 @@ def read_manifest(export_dir) -> dict:
 
 
 def write_manifest(export_dir, data: dict) -> Path:
-    return atomic_write(Path(export_dir) / MANIFEST, (json.dumps(data, indent=2) + "\n").encode())
+    return write_json(data, Path(export_dir) / MANIFEST)
 
 
 # the other flow estimator's files: an edit there leaves this variant's graphs as they are

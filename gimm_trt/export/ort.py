@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import torch
+
 from ..core import deps
 from ..core.errors import DeviceError
+from ..core.stages import IO
 from ..plugins import onnx_node, schema
 
-__all__ = ["import_ort", "providers_for", "ort_session", "part_runner"]
+__all__ = ["import_ort", "providers_for", "ort_session", "run_on_cpu", "part_runner"]
 
 
 def import_ort():
@@ -39,6 +42,14 @@ def ort_session(path, *, providers, threads: int = 0):
     options.intra_op_num_threads = threads
     source = onnx_node.for_onnxruntime(model).SerializeToString() if custom else str(path)
     return ort.InferenceSession(source, options, providers=providers)
+
+
+def run_on_cpu(session, stage: str, feed: dict) -> dict:
+    """``stage``'s outputs by name (CPU float32 tensors) from a CPU ``session`` of its graph; ``feed`` maps at
+    least the stage's input names to tensors, on any device and of any float type."""
+    inputs, outputs = IO[stage]
+    arrays = {k: feed[k].detach().to("cpu", torch.float32).contiguous().numpy() for k in inputs}
+    return {name: torch.from_numpy(value) for name, value in zip(outputs, session.run(list(outputs), arrays))}
 
 
 def part_runner(plan, export_dir=None, *, providers, threads: int = 0):

@@ -96,8 +96,8 @@ _OUTPUT_TYPED = {
 _DATA_INPUT = {"Where": 1}  # input 0 is the condition
 
 # onnx-tensorrt onnxOpImporters.cpp (GridSample): any other mode string silently becomes kNEAREST, any other
-# padding_mode kFILL. Opset 20 renamed bilinear/bicubic to linear/cubic, which the parser still does not know
-# (reproduced upstream with TensorRT 11.1).
+# padding_mode kFILL. Opset 20 spells bilinear/bicubic as linear/cubic, which the parser does not know (checked
+# with TensorRT 11.1).
 GRIDSAMPLE_MODES = ("bilinear", "nearest", "bicubic")
 GRIDSAMPLE_PADDING = ("zeros", "border", "reflection")
 # the Resize row of the table (both versions)
@@ -272,8 +272,7 @@ def _op_name(node) -> str:
 
 
 # --- the rules ----------------------------------------------------------------------------------------------------
-
-Issue = tuple  # (reason, versions)
+# Each rule returns its issues as (reason, versions) pairs.
 
 
 def _table_rules(g: _Graph, node, attrs: dict) -> list:

@@ -10,7 +10,7 @@ import enum
 import os
 import pickle
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -31,17 +31,16 @@ class Release:
     variant: str  # "R", "R-P", "F", "F-P"
     arch: str  # "r" (RAFT) or "f" (FlowFormer)
     file: str  # official file name
-    sha256: str = None  # of the released file; not recorded here (the files could not be fetched)
-    meta: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 class Weights(enum.Enum):
-    """The released checkpoints. The -P ones were fine-tuned with a perceptual (LPIPS) loss."""
+    """The released checkpoints: R and F trained with an L1 + census loss, the -P ones fine-tuned with a
+    perceptual (LPIPS) loss on top."""
 
-    R = Release("R", "r", "gimmvfi_r_arb.pt", meta={"flow": "RAFT", "loss": "L1 + census"})
-    R_P = Release("R-P", "r", "gimmvfi_r_arb_lpips.pt", meta={"flow": "RAFT", "loss": "+ LPIPS"})
-    F = Release("F", "f", "gimmvfi_f_arb.pt", meta={"flow": "FlowFormer", "loss": "L1 + census"})
-    F_P = Release("F-P", "f", "gimmvfi_f_arb_lpips.pt", meta={"flow": "FlowFormer", "loss": "+ LPIPS"})
+    R = Release("R", "r", "gimmvfi_r_arb.pt")
+    R_P = Release("R-P", "r", "gimmvfi_r_arb_lpips.pt")
+    F = Release("F", "f", "gimmvfi_f_arb.pt")
+    F_P = Release("F-P", "f", "gimmvfi_f_arb_lpips.pt")
     DEFAULT = R_P
 
     @classmethod

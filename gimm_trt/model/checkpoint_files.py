@@ -25,7 +25,6 @@ FLOW_NAMES = {
     "f": tuple(f"flowformer_sintel_{tag}.safetensors" for tag in PRECISION_TAGS),
 }
 _GIMM_NAME = re.compile(r"gimmvfi_([rf])_arb(_lpips)?(?:_(?:fp32|fp16|bf16))?\.(?:pt|pth|ckpt|safetensors)")
-_FLOW_NAME = re.compile(r"(raft-things|flowformer_sintel)(?:_(?:fp32|fp16|bf16))?\.(?:pth?|safetensors)")
 
 
 @dataclass(frozen=True)
@@ -48,12 +47,6 @@ def variant_of_name(path) -> Optional[str]:
     """The variant a GIMM file's name says (``"R-P"`` for ``gimmvfi_r_arb_lpips_fp16.safetensors``), else None."""
     m = _GIMM_NAME.fullmatch(Path(path).name)
     return None if m is None else m.group(1).upper() + ("-P" if m.group(2) else "")
-
-
-def arch_of_flow_name(path) -> Optional[str]:
-    """``"r"`` for a RAFT estimator file name (``raft-things*``), ``"f"`` for FlowFormer's, else None."""
-    m = _FLOW_NAME.fullmatch(Path(path).name)
-    return None if m is None else ("r" if m.group(1) == "raft-things" else "f")
 
 
 def gimm_names(release) -> tuple:

@@ -18,10 +18,11 @@ import torch
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from ..core.precision import autocast_dtype
+
 __all__ = ["LiveBytes", "Estimate", "estimate", "fake_model", "run_pair", "CUDA_BLOCK"]
 
 CUDA_BLOCK = 512  # the CUDA caching allocator rounds every allocation up to a multiple of 512 bytes
-_AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class LiveBytes(TorchDispatchMode):
@@ -171,7 +172,7 @@ def run_pair(
     Under a ``FakeTensorMode`` nothing is computed; with a real model it computes on uninitialised frames.
     ``distinct``: with ``tile``, one synthesis window of each kind (the same peak, far fewer operators).
     """
-    dtype = _AUTOCAST.get(precision)
+    dtype = autocast_dtype(precision)
     cast = torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext()
     with torch.inference_mode(), cast:
         tracker.hold(list(model.parameters()) + list(model.buffers()))

@@ -9,6 +9,8 @@ CuPy is imported on first use; without it ``splat_sum`` raises an ImportError na
 
 import torch
 
+from ..core.errors import DeviceError
+
 __all__ = ["splat_sum"]
 
 _SOURCE = r"""
@@ -61,7 +63,7 @@ def splat_sum(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     global _kernel
     cupy = _cupy()
     if not (x.is_cuda and flow.is_cuda):
-        raise ValueError("impl='cupy' runs on CUDA tensors only")
+        raise DeviceError("impl='cupy' runs on CUDA tensors only")
     n, c, h, w = x.shape
     x = x.float().contiguous()
     flow = flow.float().contiguous()

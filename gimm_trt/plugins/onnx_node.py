@@ -40,6 +40,7 @@ import contextlib
 
 import torch
 
+from ..core.errors import InputError
 from . import _export_state, schema
 from .ops import accumulate, normalise, weighted_input
 
@@ -101,7 +102,7 @@ def export_splat_mode(form: str, aot: bool = True):
     symbolic for the block. Not reentrant with a different form.
     """
     if form not in FORMS:
-        raise ValueError(f"splat export form must be one of {FORMS}, got {form!r}")
+        raise InputError(f"splat export form must be one of {FORMS}, got {form!r}")
     saved = (_export_state.form, _export_state.aot, _export_state.emit)
     _export_state.form, _export_state.aot, _export_state.emit = form, bool(aot), splat_for_export
     symbolic = form == "plugin"
@@ -182,7 +183,7 @@ def make_node(inputs, outputs, mode: str = schema.DEFAULT_MODE, name: str = None
     import onnx
 
     if len(inputs) != len(schema.INPUTS) or len(outputs) != len(schema.OUTPUTS):
-        raise ValueError(f"the splat node takes inputs {schema.INPUTS} and outputs {schema.OUTPUTS}")
+        raise InputError(f"the splat node takes inputs {schema.INPUTS} and outputs {schema.OUTPUTS}")
     return onnx.helper.make_node(
         OP_TYPE, list(inputs), list(outputs), name=name, domain=ONNX_DOMAIN, **node_attributes(mode, aot)
     )
@@ -296,7 +297,7 @@ def for_onnxruntime(model):
     del model.graph.node[:]
     model.graph.node.extend(nodes)
     if not found:
-        raise ValueError(f"no {ONNX_DOMAIN}::{OP_TYPE} node in the model")
+        raise InputError(f"no {ONNX_DOMAIN}::{OP_TYPE} node in the model")
     imports = [o for o in model.opset_import if o.domain not in (ONNX_DOMAIN, ORT_DOMAIN)]
     del model.opset_import[:]
     model.opset_import.extend(imports + [onnx.helper.make_opsetid(ORT_DOMAIN, 1)])

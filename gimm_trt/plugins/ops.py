@@ -8,6 +8,7 @@ While a model is being exported, ``splat`` emits the form chosen with
 import torch
 
 from ..core.deps import installed
+from ..core.errors import InputError
 from . import _export_state, schema
 from .reference import splat_sum as _torch_sum
 
@@ -20,7 +21,7 @@ def _resolve(impl: str, x: torch.Tensor) -> str:
     if impl == "auto":
         return "triton" if x.is_cuda and installed("triton") else "torch"
     if impl not in IMPLS:
-        raise ValueError(f"splat impl must be one of {IMPLS}, got {impl!r}")
+        raise InputError(f"splat impl must be one of {IMPLS}, got {impl!r}")
     return impl
 
 
@@ -55,9 +56,9 @@ def _check(x, flow, metric, mode):
         or flow.shape[0] != x.shape[0]
         or flow.shape[2:] != x.shape[2:]
     ):
-        raise ValueError(f"splat expects x [N,C,H,W] and flow [N,2,H,W]; got {tuple(x.shape)} and {tuple(flow.shape)}")
+        raise InputError(f"splat expects x [N,C,H,W] and flow [N,2,H,W]; got {tuple(x.shape)} and {tuple(flow.shape)}")
     if mode != "sum" and (metric is None or metric.shape != (x.shape[0], 1) + tuple(x.shape[2:])):
-        raise ValueError(
+        raise InputError(
             f"splat mode {mode!r} needs metric [N,1,H,W]; got {None if metric is None else tuple(metric.shape)}"
         )
 

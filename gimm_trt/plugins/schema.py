@@ -4,6 +4,8 @@ The exporter writes nodes from it, the ONNX Runtime custom op registers from it 
 registers under the same id, so a test can check that all of them agree.
 """
 
+from ..core.errors import InputError
+
 OP_NAME = "splat"
 NAMESPACE = "gimm_trt"  # ONNX domain of the node and TensorRT plugin namespace
 VERSION = 1
@@ -19,9 +21,8 @@ INPUTS = ("x", "flow", "metric")  # [N,C,H,W], [N,2,H,W] (x then y, pixels), [N,
 # channels 0..C-1, the normaliser w last, unnormalised). The zero-normaliser rule and the divide are ordinary
 # graph ops after it (`gimm_trt.plugins.normalise`): they need every contribution first, which one kernel launch
 # cannot wait for.
-OUTPUTS = ("acc",)
+OUTPUTS = ("acc",)  # always float32, whatever the inputs' types: fp16 sums of many weights would lose precision
 INPUT_DTYPES = ("float32", "float16")  # each input independently (fp16 graphs keep flow/metric fp32)
-OUTPUT_DTYPE = "float32"  # accumulation and output are always fp32
 MODE_ATTR = "mode"  # string attribute of the ONNX node and of the TensorRT plugin
 
 
@@ -32,5 +33,5 @@ def out_channels(channels: int, mode: str) -> int:
 
 def check_mode(mode: str) -> str:
     if mode not in MODES:
-        raise ValueError(f"splat mode must be one of {MODES}, got {mode!r}")
+        raise InputError(f"splat mode must be one of {MODES}, got {mode!r}")
     return mode

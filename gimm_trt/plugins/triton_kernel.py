@@ -44,6 +44,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ..core.errors import InputError
 from . import schema
 
 __all__ = [
@@ -214,13 +215,13 @@ def launch(x, flow, metric, out, mode: str, own_plane: bool = False, block: int 
     n, c, h, w = x.shape
     co = schema.out_channels(c, mode)
     if tuple(out.shape) != (n, co, h, w) or out.dtype != torch.float32 or not out.is_contiguous():
-        raise ValueError(f"splat: out must be contiguous float32 {(n, co, h, w)}, got {out.dtype} {tuple(out.shape)}")
+        raise InputError(f"splat: out must be contiguous float32 {(n, co, h, w)}, got {out.dtype} {tuple(out.shape)}")
     if x.device != flow.device or out.device != x.device or (metric is not None and metric.device != x.device):
-        raise ValueError("splat: x, flow, metric and out must be on one device")
+        raise InputError("splat: x, flow, metric and out must be on one device")
     if n * co * h * w >= 2**31 or h * w * 2 >= 2**31:
-        raise ValueError(f"splat: tensor of shape {tuple(x.shape)} too large for int32 indexing")
+        raise InputError(f"splat: tensor of shape {tuple(x.shape)} too large for int32 indexing")
     if mode != "sum" and metric is None:
-        raise ValueError(f"splat mode {mode!r} needs a metric")
+        raise InputError(f"splat mode {mode!r} needs a metric")
     for t in (x, flow) + (() if metric is None else (metric,)):
         if t.dtype not in (torch.float32, torch.float16):
             raise TypeError(f"splat inputs must be float32 or float16, got {t.dtype}")
@@ -323,7 +324,7 @@ def compile_aot(
 
     for d in (x_dtype, flow_dtype, metric_dtype):
         if d not in ("fp32", "fp16"):
-            raise ValueError(f"splat inputs are fp32 or fp16, got {d!r}")
+            raise InputError(f"splat inputs are fp32 or fp16, got {d!r}")
     _check_triton_aot()
     fn = splat_kernel if isinstance(splat_kernel, JITFunction) else JITFunction(splat_kernel.fn)  # interpreter on
     cfg = launch_config(own_plane=True, tactic=tactic)

@@ -13,7 +13,7 @@ import torch
 
 from ..core.stages import IO, STAGES
 from ..export.exporter import PRECISIONS as EXPORT_PRECISIONS
-from ..export.ort import ort_session, providers_for
+from ..export.ort import ort_session, providers_for, run_on_cpu
 from .exported_backend import ExportedBackend
 
 __all__ = ["OrtBackend", "OrtOptions"]
@@ -56,10 +56,7 @@ class OrtBackend(ExportedBackend):
         inputs, outputs = IO[stage]
         feed = {k: feed[k] for k in inputs}
         if self.device.type != "cuda":
-            outs = self.sessions[stage].run(
-                list(outputs), {k: v.detach().to("cpu", torch.float32).contiguous().numpy() for k, v in feed.items()}
-            )
-            return {k: torch.from_numpy(o) for k, o in zip(outputs, outs)}
+            return run_on_cpu(self.sessions[stage], stage, feed)
         return self._run_bound(stage, feed)
 
     def _run_bound(self, stage: str, feed: dict) -> dict:

@@ -7,7 +7,6 @@ only when the run succeeds: a failed or interrupted run leaves an earlier output
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -17,6 +16,7 @@ from typing import Optional, Union
 from ..core.checks import check_ds
 from ..core.errors import InputError
 from ..core.files import check_writable
+from ..core.progress import frame_bar
 from ..core.sizes import processing_size
 from .frames import check_factor, check_fps
 from .interpolator import Interpolator
@@ -108,7 +108,7 @@ def interpolate_video(
                 fps_given=fps is not None,
                 comment=f"gimm-trt: GIMM-VFI-{interp.variant} x{factor}, {interp.weights}",
             ) as sink,
-            _bar(progress, total) as bar,
+            frame_bar(progress, total) as bar,
         ):
             frames = _Counted(src.frames(on_audio=sink.write_audio))
             for frame in interp.stream(frames, factor=factor, ds_scale=ds_scale):
@@ -117,12 +117,6 @@ def interpolate_video(
             if frames.n < 2:
                 raise InputError(f"{name} has {frames.n} frame: at least 2 are needed")
     return VideoResult(output=out, frames=sink.frames_written, fps=rate if video_out else None, notes=notes)
-
-
-def _bar(enabled: bool, total):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="frame", desc="gimm-interpolate", file=sys.stderr, disable=None if enabled else True)
 
 
 class _Counted:

@@ -7,12 +7,11 @@ import warnings
 
 import torch
 
+from ..core.precision import autocast_dtype
 from ..core.stages import FLOW_OUTPUTS, SYNTHESIS_INPUTS
 from .backend import Backend
 
 __all__ = ["TorchBackend", "exact_fp32", "cpu_has_bf16"]
-
-_AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def cpu_has_bf16() -> bool:
@@ -66,7 +65,7 @@ class TorchBackend(Backend):
 
     @contextlib.contextmanager
     def _mode(self):
-        dtype = _AUTOCAST.get(self.precision)
+        dtype = autocast_dtype(self.precision)
         with (
             torch.inference_mode(),
             exact_fp32(self.device),

@@ -10,11 +10,9 @@ partial result and leaves any earlier output as it was.
 """
 
 import contextlib
-import hashlib
 import os
 import re
 import shutil
-import socket
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +23,7 @@ import torch
 
 from ..core import deps
 from ..core.errors import InputError
+from ..core.files import partial_path, partial_writer
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -283,25 +282,14 @@ class _Sink(_Closing):
         """Drop what was written; an earlier output under ``path`` stays as it was."""
 
 
-def _partial_prefix(path: Path) -> str:
-    """Where a writer of ``path`` writes first: hidden (no glob for the output's own names matches it), and
-    named after this host and process, so a later writer can tell the leftovers of a killed one."""
-    return f".{path.name}.partial-{_host()}-{os.getpid()}-"
-
-
-def _host() -> str:
-    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-
-
 def _sweep(path: Path) -> None:
     """Remove what killed writers of ``path`` on this host left beside it; an earlier output that a killed swap
     had moved aside (and not replaced) is put back. POSIX only: it asks whether each writer still runs."""
     if os.name != "posix" or not path.parent.is_dir():
         return
-    mine = re.compile(rf"\.{re.escape(path.name)}\.partial-{_host()}-([0-9]+)-")
     for entry in path.parent.iterdir():
-        found = mine.match(entry.name)
-        if not found or _alive(int(found.group(1))):
+        writer = partial_writer(path, entry.name)
+        if writer is None or _alive(writer):
             continue
         with contextlib.suppress(OSError):  # another writer may be sweeping too
             if entry.name.endswith(".old") and not path.exists():
@@ -348,7 +336,7 @@ class VideoWriter(_Sink):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _sweep(self.path)
-        self.partial = self.path.with_name(f"{_partial_prefix(self.path)}{os.urandom(4).hex()}{self.path.suffix}")
+        self.partial = partial_path(self.path, os.urandom(4).hex())
         self._container = None
         self.codec = codec or default_codec()
         rate = Fraction(fps)
@@ -461,7 +449,7 @@ class ImageWriter(_Sink):
         _sweep(self.path)
         if not replace and self.path.is_dir() and any(_FRAME_NAME.fullmatch(p.name) for p in self.path.iterdir()):
             raise InputError(f"{self.path} holds numbered frames already (use --overwrite / replace=True)")
-        self.partial = self.path.with_name(f"{_partial_prefix(self.path)}{os.urandom(4).hex()}")
+        self.partial = partial_path(self.path, os.urandom(4).hex())
         self.partial.mkdir()  # not mkdtemp: its 0700 would become the output folder's mode
         self._n = 0
 

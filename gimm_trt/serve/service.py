@@ -65,12 +65,12 @@ class FrameService:
         except BadRequest as e:
             self.stats["refused"] += 1
             return _error(e.status, str(e))
-        except GimmError as e:  # a size this model or export cannot run
+        except GimmError as e:  # a size or ds_scale this model or export cannot run
             self.stats["refused"] += 1
             return _error(400, str(e))
         self.stats["requests"] += 1
         frames = await self._run_batch((img0, img1, timesteps))
-        if isinstance(frames, GimmError):  # e.g. a ds_scale this export was not built for
+        if isinstance(frames, GimmError):  # a problem of this request's frames or timesteps
             return _error(400, str(frames))
         if isinstance(frames, Exception):
             return _error(500, f"interpolation failed: {type(frames).__name__}: {frames}")
