@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..core import deps
-from ..core.errors import ExportError, ExportMissingError, MissingDependency
+from ..core.errors import ExportError, MissingDependency
 
 __all__ = ["MODULE", "Rejection", "version", "unavailable", "parse_model", "parse_file", "parse_export"]
 
@@ -144,16 +144,9 @@ def parse_model(model, *, graph: str = "graph") -> list:
 
 
 def parse_file(path, *, graph: Optional[str] = None) -> list:
-    import onnx
+    from ..export.trt_support import load_graph
 
-    path = Path(path)
-    if not path.is_file():
-        raise ExportMissingError(f"{path} is missing")
-    try:
-        model = onnx.load(str(path))
-    except Exception as err:  # a truncated or foreign file
-        raise ExportError(f"{path} is not a readable ONNX file ({err})") from None
-    return parse_model(model, graph=graph or path.stem)
+    return parse_model(load_graph(path), graph=graph or Path(path).stem)
 
 
 def parse_export(export_dir) -> dict:

@@ -9,6 +9,7 @@ wait for an earlier one.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from ..core.sizes import processing_size
 from ..runtime.pipeline import VideoResult, check_output, interpolate_video
 from . import join as joins
 from . import parts
-from .cluster import gpu_count, ray_session, require_ray
+from .cluster import gpus_each, ray_session, require_ray
 from .plan import Job, outputs_for, probe, segment_pairs, split
 from .worker import SegmentTask, SegmentWorker, WorkerSpec
 
@@ -61,16 +62,7 @@ class WorkerPool:
             raise InputError(f"workers must be an integer >= 1, got {workers!r}")
         self._ray = ray
         self.spec = spec
-        gpus = gpu_count(ray)
-        if gpus_per_worker is None:
-            gpus_per_worker = 1 if gpus and spec.model.device != "cpu" else 0
-        if gpus_per_worker and workers * gpus_per_worker > gpus:
-            raise InputError(
-                f"{workers} workers with {gpus_per_worker:g} GPU each need {workers * gpus_per_worker:g} "
-                f"GPUs; the Ray cluster has {gpus}"
-            )
-        if spec.model.device and spec.model.device.startswith("cuda") and not gpus_per_worker:
-            raise InputError(f"device {spec.model.device!r} needs GPUs; the Ray cluster has none")
+        gpus_per_worker = gpus_each(ray, workers, gpus_per_worker, spec.model.device, "workers")
         if cpus_per_worker is None:
             cpus_per_worker = min(1.0, ray.cluster_resources().get("CPU", 1) / workers)
         remote = ray.remote(SegmentWorker).options(
@@ -196,37 +188,27 @@ def interpolate_videos(
     jobs = _jobs(outputs_for(inputs, out_dir), overwrite, ds_scale)
     if pool is None and workers is None:
         return _in_process(jobs, spec, factor, fps, ds_scale, overwrite, progress)
+    run = functools.partial(
+        _run,
+        jobs=jobs,
+        factor=factor,
+        fps=fps,
+        ds_scale=ds_scale,
+        overwrite=overwrite,
+        pairs=segment_pairs,
+        progress=progress,
+        on_progress=on_progress,
+        timeout=timeout,
+    )
     if pool is not None:
-        return _run(
-            pool,
-            jobs,
-            factor=factor,
-            fps=fps,
-            ds_scale=ds_scale,
-            overwrite=overwrite,
-            pairs=segment_pairs,
-            progress=progress,
-            on_progress=on_progress,
-            timeout=timeout,
-        )
+        return run(pool)
     with (
         ray_session(ray_address) as _,
         WorkerPool(
             spec, workers, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker, retries=retries
         ) as own,
     ):
-        return _run(
-            own,
-            jobs,
-            factor=factor,
-            fps=fps,
-            ds_scale=ds_scale,
-            overwrite=overwrite,
-            pairs=segment_pairs,
-            progress=progress,
-            on_progress=on_progress,
-            timeout=timeout,
-        )
+        return run(own)
 
 
 def _jobs(pairs: list, overwrite: bool, ds_scale) -> list:

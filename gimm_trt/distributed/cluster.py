@@ -22,7 +22,7 @@ from typing import Optional
 from ..core import deps
 from ..core.errors import InputError
 
-__all__ = ["LOOPBACK", "ray_session", "require_ray", "gpu_count"]
+__all__ = ["LOOPBACK", "ray_session", "require_ray", "gpu_count", "gpus_each"]
 
 LOOPBACK = "127.0.0.1"
 _ONE_NODE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # Ray's switch: "0" = this node is the cluster, on loopback
@@ -114,6 +114,19 @@ def _environment(local: bool):
             os.environ.pop(_ONE_NODE, None)
         else:
             os.environ[_ONE_NODE] = saved
+
+
+def gpus_each(ray, count: int, per: Optional[float], device: Optional[str], what: str) -> float:
+    """GPUs each of ``count`` actors (``what``: "workers", "replicas") reserves: ``per``, or one each when the
+    cluster has GPUs and ``device`` is not the CPU; InputError when the cluster has too few."""
+    gpus = gpu_count(ray)
+    if per is None:
+        per = 1 if gpus and device != "cpu" else 0
+    if per and count * per > gpus:
+        raise InputError(f"{count} {what} with {per:g} GPU each need {count * per:g} GPUs; the Ray cluster has {gpus}")
+    if device and device.startswith("cuda") and not per:
+        raise InputError(f"device {device!r} needs GPUs; the Ray cluster has none")
+    return per
 
 
 def gpu_count(ray) -> int:

@@ -629,19 +629,23 @@ def _inventory(ops: dict, op: str, attrs: dict, types: list, opset) -> None:
         entry["input_types"].append(signature)
 
 
-def check_file(
-    path, *, graph: Optional[str] = None, targets: tuple = TARGETS, table: Optional[dict] = None
-) -> GraphReport:
+def load_graph(path):
+    """The ONNX model at ``path``; ExportMissingError or ExportError, naming the file, when it cannot be read."""
     import onnx
 
     path = Path(path)
     if not path.is_file():
         raise ExportMissingError(f"{path} is missing")
     try:
-        model = onnx.load(str(path))
+        return onnx.load(str(path))
     except Exception as err:  # a truncated or foreign file
         raise ExportError(f"{path} is not a readable ONNX file ({err})") from None
-    return check_model(model, graph=graph or path.stem, targets=targets, table=table)
+
+
+def check_file(
+    path, *, graph: Optional[str] = None, targets: tuple = TARGETS, table: Optional[dict] = None
+) -> GraphReport:
+    return check_model(load_graph(path), graph=graph or Path(path).stem, targets=targets, table=table)
 
 
 def check_export(export_dir, *, targets: tuple = TARGETS) -> dict:

@@ -6,7 +6,7 @@ import time
 from typing import Optional
 
 from ..core.errors import InputError
-from ..distributed.cluster import LOOPBACK, gpu_count, require_ray
+from ..distributed.cluster import LOOPBACK, gpus_each, require_ray
 from ..distributed.worker import WorkerSpec
 
 __all__ = ["APP", "build_app", "start", "serve_forever"]
@@ -40,14 +40,7 @@ def build_app(
     if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
         raise InputError(f"replicas must be an integer >= 1, got {replicas!r}")
     options = options or ServeOptions()
-    gpus = gpu_count(ray)
-    if gpus_per_replica is None:
-        gpus_per_replica = 1 if gpus and spec.model.device != "cpu" else 0
-    if gpus_per_replica and replicas * gpus_per_replica > gpus:
-        raise InputError(
-            f"{replicas} replicas with {gpus_per_replica:g} GPU each need "
-            f"{replicas * gpus_per_replica:g} GPUs; the Ray cluster has {gpus}"
-        )
+    gpus_per_replica = gpus_each(ray, replicas, gpus_per_replica, spec.model.device, "replicas")
     deployment = serve.deployment(
         FrameService,
         name="interpolate",
