@@ -15,6 +15,7 @@ import click
 
 from .core.errors import GimmError
 from .core.stages import TimestepProfile
+from .core.trt import DEFAULT_FAMILY, FAMILIES
 from .export.exporter import PRECISIONS as EXPORT_PRECISIONS
 from .model.checkpoint import VARIANTS
 from .model.spec import ModelSpec
@@ -210,11 +211,24 @@ def model_options(*fields, lists: bool = False, precisions: tuple = PRECISIONS):
         for name in reversed(fields):
             decls, attrs = _MODEL_OPTIONS[name]
             if lists and name == "backend":
-                decls = ("--backend", "--backends", "backend")  # gimm-bench's recorded commands say --backends
+                decls = (*decls, "--backends")  # gimm-bench's recorded commands say --backends
             wrapper = click.option(*decls, **{**attrs, **per_field.get(name, {})})(wrapper)
         return wrapper
 
     return decorate
+
+
+# gimm-export builds for it, gimm-doctor checks against its parser
+ENGINE_OPTION = click.option(
+    "--engine",
+    type=click.Choice(tuple(FAMILIES)),
+    default=DEFAULT_FAMILY,
+    show_default=True,
+    help="Engine family: tensorrt (builds on a CUDA GPU, one engine per stage) or tensorrt-rtx (TensorRT for "
+    "RTX GPUs: builds on any machine, GPU or not; the motion stage as engines around our splat kernel). "
+    "gimm-doctor --export: the parser to check the graphs against (tensorrt: its table for 10.9+ and 11.x; "
+    "tensorrt-rtx: the real TensorRT-RTX parser when installed).",
+)
 
 
 def _list_of(known: tuple):
@@ -534,7 +548,8 @@ def _print_json(doc: dict, json_path, overwrite) -> None:
 @click.option(
     "--build-engines",
     is_flag=True,
-    help="Then build the TensorRT engines into <dir>/engines (TensorRT >= 10.9, a CUDA GPU: --device).",
+    help="Then build the --engine family's engines into <dir>/engines (tensorrt: TensorRT >= 10.9 on a CUDA "
+    "GPU, --device; tensorrt-rtx: TensorRT-RTX, on any machine).",
 )
 @click.option(
     "--max-timesteps",
@@ -556,9 +571,20 @@ def _print_json(doc: dict, json_path, overwrite) -> None:
     help="Run each graph in ONNX Runtime against PyTorch on a synthetic pair and print the differences.",
 )
 @click.option("--force", is_flag=True, help="Trace every stage again even when the export is up to date.")
+@ENGINE_OPTION
+@click.option(
+    "--compute-capability",
+    "compute_capabilities",
+    default=None,
+    metavar="CC,...",
+    help="With --engine tensorrt-rtx: the GPUs' compute capabilities to build for, e.g. 86,89 (default: "
+    "TensorRT-RTX's own set).",
+)
 @user_errors
 @model_options(*WEIGHTS_FIELDS, "precision", "device", "ds_scale", precisions=EXPORT_PRECISIONS)
-def export(fp16, resolution, splat, out, build_engines, max_timesteps, opset, check, force, spec):
+def export(
+    fp16, resolution, splat, out, build_engines, max_timesteps, opset, check, force, engine, compute_capabilities, spec
+):
     """Export GIMM-VFI to ONNX: flow, motion and synthesis graphs plus manifest.json (and TensorRT engines).
 
     Re-running with the same inputs reuses the directory; a changed input re-exports only the stages it
@@ -569,6 +595,7 @@ def export(fp16, resolution, splat, out, build_engines, max_timesteps, opset, ch
     Examples:
         gimm-export --variant R-P --fp16 --resolution 4k --build-engines
         gimm-export --variant R --random-weights --resolution 448x256 --splat portable --out /tmp/exports
+        gimm-export --variant R-P --fp16 --resolution 1080p --build-engines --engine tensorrt-rtx
     """
     from .engines.prepare import prepare
     from .export.exporter import ExportOptions
@@ -580,7 +607,16 @@ def export(fp16, resolution, splat, out, build_engines, max_timesteps, opset, ch
         opset=opset,
         max_timesteps=max_timesteps,
     )
-    result = prepare(options, out, check=check, build_engines=build_engines, force=force, log=_log)
+    result = prepare(
+        options,
+        out,
+        check=check,
+        build_engines=build_engines,
+        family=engine,
+        compute_capabilities=compute_capabilities,
+        force=force,
+        log=_log,
+    )
     for stage, outputs in (result.check or {}).items():
         for name, s in outputs.items():
             db = s.get("psnr_db", False)
@@ -595,14 +631,7 @@ def export(fp16, resolution, splat, out, build_engines, max_timesteps, opset, ch
 
 
 @click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--engine",
-    type=click.Choice(("tensorrt", "tensorrt-rtx")),
-    default="tensorrt",
-    show_default=True,
-    help="With --export: tensorrt holds the graphs against the parser's table (10.9+, 11.x); tensorrt-rtx runs "
-    "the real TensorRT-RTX parser when tensorrt_rtx is installed (else its column of the table).",
-)
+@ENGINE_OPTION
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the gimm-doctor/1 document here.")
 @click.option(
     "--work",
@@ -620,8 +649,9 @@ def doctor(engine, json_path, work, spec):
     \b
     On a CUDA GPU: the splat op in Triton and CuPy (3 modes), torch fp16 vs fp32, ONNX Runtime's CUDA provider,
     the TensorRT plugin and a single-node engine, an R-P engine set (256x256) vs torch fp32, CUDA-graph replay vs
-    eager. Everywhere: the Triton interpreter (CPU), ONNX Runtime on the CPU and TensorRT's parser (static) on the
-    doctor's export (random weights; made once, then reused).
+    eager, the TensorRT-RTX engines vs torch fp32. Everywhere: the Triton interpreter (CPU), ONNX Runtime on the
+    CPU, TensorRT's parser (static) and TensorRT-RTX's ahead-of-time build (no GPU needed) on the doctor's
+    export (random weights; made once, then reused).
 
     \b
     Examples:

@@ -25,6 +25,7 @@ GPU_CHECKS = (
     "onnxruntime_cuda",
     "trt_plugin",
     "trt_engines",
+    "rtx_engines",
     "cuda_graph",
 )
 VERSION_KEYS = (
@@ -36,6 +37,7 @@ VERSION_KEYS = (
     "onnxruntime",
     "onnxruntime_providers",
     "tensorrt",
+    "tensorrt_rtx",
     "polygraphy",
 )
 
@@ -78,8 +80,12 @@ def test_cpu_run_passes_and_skips(cpu_run):
         assert set(c) == {"name", "status", "detail", "seconds", "data"} and c["status"] in doctor.STATUSES
     for name in GPU_CHECKS:
         assert checks[name]["status"] == "skip" and "CUDA" in checks[name]["detail"], checks[name]
-    for name in ("splat_triton_interpreter", "parser_static", "onnxruntime_cpu"):
+    for name in ("splat_triton_interpreter", "parser_static", "onnxruntime_cpu", "rtx_build"):
         assert checks[name]["status"] == "pass", checks[name]
+    # TensorRT-RTX built every engine ahead of time on this CPU: the motion stage as its two parts
+    plans = checks["rtx_build"]["data"]["plans"]
+    assert list(plans) == ["flow", "motion.0", "motion.1", "synthesis"]
+    assert all(".rtx" in Path(p).name and Path(p).stat().st_size > 0 for p in plans.values())
     # the numbers behind the verdicts
     modes = checks["splat_triton_interpreter"]["data"]["modes"]
     assert set(modes) == {"sum", "linear-zeroeps", "softmax-zeroeps"}
@@ -87,10 +93,10 @@ def test_cpu_run_passes_and_skips(cpu_run):
     frames = checks["onnxruntime_cpu"]["data"]["stages"]["synthesis"]["frames"]
     assert frames["psnr_db"] is None or frames["psnr_db"] >= doctor.ORT_MIN_DB
     assert checks["parser_static"]["data"]["findings"] == [] and checks["parser_static"]["data"]["nodes"] > 1000
-    assert doc["summary"] == {"pass": 3, "fail": 0, "skip": len(GPU_CHECKS)}
+    assert doc["summary"] == {"pass": 4, "fail": 0, "skip": len(GPU_CHECKS)}
     # the table on stdout
     assert "PASS  parser_static" in proc.stdout and "SKIP  trt_plugin" in proc.stdout
-    assert "3 passed, 0 failed, 7 skipped" in proc.stdout
+    assert f"4 passed, 0 failed, {len(GPU_CHECKS)} skipped" in proc.stdout
 
 
 def _export_dir(root: Path) -> Path:

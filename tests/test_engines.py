@@ -562,12 +562,18 @@ def test_targets_are_checked_per_family(parts, field):
         Target(trt_version="1.7.1.116", **parts)
 
 
-def test_rtx_family_refuses_a_splat_graph_before_building_anything(export_dir):
+def test_rtx_family_builds_a_splat_graph_as_its_parts(export_dir):
     write_onnx(export_dir / "motion.onnx", {"flows": [1, 4, 8, 8], "t": ["T"]}, splat="domain")
+    graphs = B.graphs_to_build(export_dir, family="tensorrt-rtx")
+    assert graphs == {
+        "flow": export_dir / "flow.onnx",
+        "motion.0": export_dir / "motion.part0.onnx",  # the part before the splat; nothing follows it here
+        "synthesis": export_dir / "synthesis.onnx",
+    }
+    assert not B.inspect_onnx(graphs["motion.0"]).uses_splat
+    assert B.graphs_to_build(export_dir, family="tensorrt")["motion"] == export_dir / "motion.onnx"
+    assert not (export_dir / "engines").exists()  # nothing is built to find this out
     with pytest.raises(EngineError, match=r"motion.onnx holds the gimm_trt::splat op.*TensorRT-RTX.*family='tensorrt'"):
-        build_engines(export_dir, family="tensorrt-rtx", target=RTX, builder=never)
-    assert not (export_dir / "engines").exists()  # flow, first in order, was not built either
-    with pytest.raises(EngineError, match="no plugin layers"):
         B.build_plan(
             export_dir / "motion.onnx", "motion.0", engine_dir=export_dir / "engines", family="tensorrt-rtx",
             target=RTX, builder=never,

@@ -171,7 +171,10 @@ def test_a_single_frame(images, tmp_path):
     [
         (["--variant", "Q"], "error: Invalid value for '--variant': 'Q' is not one of"),
         (["--factor", "1"], "error: Invalid value for '--factor': 1 is not in the range x>=2"),
-        (["--export", "exports/x"], "error: --export DIR runs on --backend onnxruntime or tensorrt"),
+        (
+            ["--export", "exports/x"],
+            "error: an export runs on an exported backend (onnxruntime, tensorrt, tensorrt-rtx), not 'torch'",
+        ),
         (["--backend", "tensorrt", "--export", "exports/x"], "tensorrt"),
     ],
 )

@@ -70,7 +70,7 @@ def test_device_and_backend_errors(on_demand, tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA"):
             Interpolator.from_export(export_dir, backend="onnxruntime", device="cuda")
-    with pytest.raises(ValueError, match="does not run exports"):
+    with pytest.raises(ValueError, match="an export runs on an exported backend .*, not 'torch'"):
         Interpolator.from_export(export_dir, backend="torch")
     with pytest.raises(ValueError, match="not a gimm-export directory"):
         Interpolator.from_export(tmp_path, backend="onnxruntime")

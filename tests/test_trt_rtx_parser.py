@@ -134,12 +134,23 @@ def test_doctor_runs_the_real_parser(r_export_forms, tmp_path):
     assert proc.returncode == 0 and "PASS  parser_static" in proc.stdout, proc.stdout + proc.stderr[-2000:]
 
 
-def test_doctor_falls_back_to_the_table_without_tensorrt_rtx(r_export_forms, monkeypatch):
-    monkeypatch.setattr(rtx_parser, "unavailable", lambda: "tensorrt_rtx is not installed (pip install tensorrt-rtx)")
+def test_doctor_checks_what_tensorrt_rtx_builds(r_export_forms):
+    """A plugin-form export: TensorRT-RTX builds its motion stage as the parts around the splat nodes, and the
+    real parser takes every node of them."""
     doc = doctor.run_checks(device="cpu", export_dir=r_export_forms["plugin-fp32"], engine="tensorrt-rtx")
     (check,) = doc["checks"]
+    assert check["name"] == "parser_rtx" and check["status"] == "pass", check
+    assert set(doc["export"]["graphs"]) == {"flow", "motion.0", "motion.1", "synthesis"}
+
+
+def test_doctor_falls_back_to_the_table_without_tensorrt_rtx(r_export_forms, monkeypatch):
+    monkeypatch.setattr(rtx_parser, "unavailable", lambda: "tensorrt_rtx is not installed (pip install tensorrt-rtx)")
+    doc = doctor.run_checks(device="cpu", export_dir=r_export_forms["portable-fp32"], engine="tensorrt-rtx")
+    (check,) = doc["checks"]
     assert check["name"] == "parser_static" and check["status"] == "fail"
-    assert {f["node"] for f in check["data"]["findings"]} == {"node_splat", "node_splat_1"}
+    assert {f["node"] for f in check["data"]["findings"]} == {"node_scatter_add", "node_scatter_add_1"}
+    doc = doctor.run_checks(device="cpu", export_dir=r_export_forms["plugin-fp32"], engine="tensorrt-rtx")
+    assert doc["checks"][0]["status"] == "pass"  # the table on the parts: no splat node left
     assert doc["versions"]["tensorrt_rtx"] is None
     assert "- (tensorrt_rtx is not installed" in doctor.format_table(doc)
     with pytest.raises(ValueError, match="applies to the check of an export directory"):

@@ -11,9 +11,10 @@
 Each check passes, fails, or is skipped with the reason (a missing package, no GPU). On a CUDA device: the
 splat op in Triton and CuPy against the torch reference (three modes), torch fp16 against fp32, ONNX Runtime's
 CUDA provider against torch, the TensorRT plugin (registered, one single-node engine against torch), an R-P
-engine set (256x256) against torch fp32, and CUDA-graph replay against eager. Everywhere: the Triton kernel
-under its interpreter (CPU only), ONNX Runtime on the CPU and TensorRT's parser (static) on the export those
-engines are built from. The export and the engines are cached in ``$GIMM_TRT_CACHE/doctor`` (or ``work``): a
+engine set (256x256) against torch fp32, CUDA-graph replay against eager, and the TensorRT-RTX engines against
+torch fp32. Everywhere: the Triton kernel under its interpreter (CPU only), ONNX Runtime on the CPU, TensorRT's
+parser (static) on the export those engines are built from, and TensorRT-RTX's ahead-of-time build of it
+(no GPU needed). The export and the engines are cached in ``$GIMM_TRT_CACHE/doctor`` (or ``work``): a
 second run reuses them.
 
 Every check is a small function of a ``Context``; ``CHECKS`` lists them in order, so one can be run alone::
@@ -45,6 +46,7 @@ from .frame_checks import (
     ort_providers,
 )
 from .parser_checks import ENGINES, check_parser_static, export_check
+from .rtx_checks import check_rtx_build, check_rtx_engines
 from .splat_checks import (
     SPLAT_REL_TOL,
     check_splat_cupy_cuda,
@@ -103,6 +105,8 @@ CHECKS = {  # name -> check; in the order they run
     "onnxruntime_cuda": check_onnxruntime_cuda,
     "trt_plugin": check_trt_plugin,
     "trt_engines": check_trt_engines,
+    "rtx_build": check_rtx_build,
+    "rtx_engines": check_rtx_engines,
     "cuda_graph": check_cuda_graph,
 }
 

@@ -21,10 +21,18 @@ def _nodes(reports: dict) -> int:
 
 
 def _static(export_dir: Path, targets: tuple) -> tuple:
-    """(stage -> GraphReport, findings, check data) of the table check for ``targets``."""
+    """(graph -> GraphReport, findings, check data) of the table check for ``targets``: for TensorRT-RTX, of the
+    graphs it builds (a stage with splat nodes as its parts, see ``rtx_parser.parse_export``)."""
     from ..export import trt_support
+    from ..export.partition import graphs_without_splat
 
-    reports = trt_support.check_export(export_dir, targets=targets)
+    if targets == (trt_support.RTX,):
+        reports = {
+            name: trt_support.check_model(model, graph=name, targets=targets)
+            for name, model in graphs_without_splat(export_dir).items()
+        }
+    else:
+        reports = trt_support.check_export(export_dir, targets=targets)
     found = trt_support.findings(reports)
     return reports, found, {"findings": [f.as_dict() for f in found], "nodes": _nodes(reports)}
 

@@ -150,11 +150,9 @@ def parse_file(path, *, graph: Optional[str] = None) -> list:
 
 
 def parse_export(export_dir) -> dict:
-    """stage -> its ``Rejection`` list, for each graph of a gimm-export directory."""
-    from ..export.manifest import read_manifest
+    """graph -> its ``Rejection`` list, for each graph TensorRT-RTX builds from a gimm-export directory: a stage
+    holding splat nodes as its standard-op parts (``motion.0``, ``motion.1``), which the runtime joins with our
+    splat kernel; the other stages whole."""
+    from ..export.partition import graphs_without_splat
 
-    export_dir = Path(export_dir)
-    stages = read_manifest(export_dir).get("stages", {})
-    if not stages:
-        raise ExportError(f"{export_dir} lists no graphs in its manifest; re-run gimm-export")
-    return {stage: parse_file(export_dir / entry["file"], graph=stage) for stage, entry in stages.items()}
+    return {name: parse_model(model, graph=name) for name, model in graphs_without_splat(export_dir).items()}

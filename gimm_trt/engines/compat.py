@@ -159,7 +159,9 @@ def rtx_compute_capabilities(values=None, trt=None) -> str:
     """
     if values is None:
         return RTX_DEFAULT_CCS
-    if isinstance(values, (str, int)):
+    if isinstance(values, str):
+        values = values.split(",")  # "86,89", as the command line gives them
+    elif isinstance(values, int):
         values = [values]
     trt = trt or import_trt("tensorrt-rtx")
     known = sorted(int(m[2:]) for m in trt.ComputeCapability.__members__ if re.fullmatch(r"SM[0-9]+", m))

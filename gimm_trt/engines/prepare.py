@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..core.errors import DeviceError
+from ..core.errors import DeviceError, ExportError, InputError
 from ..export.exporter import ExportOptions, export
-from ..export.trt_support import require_parsable
+from ..export.trt_support import RTX, check_file, require_parsable
 
 __all__ = ["Prepared", "prepare"]
 
@@ -33,6 +33,8 @@ def prepare(
     *,
     check: bool = False,
     build_engines: bool = False,
+    family: str = "tensorrt",
+    compute_capabilities=None,
     force: bool = False,
     log: Optional[Callable[[str], None]] = None,
 ) -> Prepared:
@@ -44,23 +46,34 @@ def prepare(
     (10.9+, 11.x). Findings only for a major not targeted are logged and kept in ``parser_notes``: an export
     for TensorRT 11 is not failed for a limit of 10.9. The export directory is written either way.
 
-    Building needs TensorRT and a CUDA GPU: both are checked before the export starts, not after minutes
-    of it.
+    Building needs the family's module and, for TensorRT, a CUDA GPU (``options.model.device``); TensorRT-RTX
+    builds on the CPU, for ``compute_capabilities`` (default: its own set). Both are checked before the export
+    starts, not after minutes of it.
     """
     log = log or (lambda message: None)
     device = options.model.device
     if build_engines:
         from . import compat
 
-        compat.import_trt()
-        if str(device or "cuda").startswith("cpu"):
+        compat.import_trt(family)
+        if not compat.family(family).scatter_add and options.splat == "portable":
+            raise InputError(
+                f"{compat.family(family).title} has no scatter-add for the portable splat: export with "
+                "--splat plugin (the motion stage then runs as engines around our splat kernel)"
+            )
+        if compat.family(family).aot:
+            compat.rtx_compute_capabilities(compute_capabilities)  # a bad value fails before the export
+        elif str(device or "cuda").startswith("cpu"):
             raise DeviceError("building TensorRT engines needs a CUDA GPU (TensorRT builds on --device, default cuda)")
-        compat.cuda_device(device)
+        else:
+            compat.cuda_device(device)
     if options.model.random_weights:
         log("random weights: the export is not a trained model (speed work and tests only)")
     result = Prepared(export_dir=export(options, out, force=force, log=log))
     log("checking the graphs against TensorRT's ONNX parser (static: ops, types, attributes, constants)")
     result.parser_notes = require_parsable(result.export_dir, log=log)
+    if build_engines and family == RTX:
+        _require_rtx_parsable(result.export_dir, log)
     if check:
         from ..export.compare import compare_export
         from ..model.checkpoint import load_model
@@ -78,6 +91,25 @@ def prepare(
     if build_engines:
         from .build import build_engines as build
 
-        log("building TensorRT engines (minutes per stage on the first build; cached after)")
-        result.plans = build(result.export_dir, profile=options.profile, device=device)
+        title = compat.family(family).title
+        log(f"building {title} engines (minutes per stage on the first build; cached after)")
+        result.plans = build(
+            result.export_dir,
+            profile=options.profile,
+            device=device,
+            family=family,
+            compute_capabilities=compute_capabilities,
+        )
     return result
+
+
+def _require_rtx_parsable(export_dir: Path, log) -> None:
+    """The graphs TensorRT-RTX builds (the motion stage as its parts) against its column of the parser table:
+    ExportError naming the node before any build."""
+    from .build import graphs_to_build
+
+    log("checking the graphs TensorRT-RTX builds (motion as its parts) against its parser's table")
+    for name, path in graphs_to_build(export_dir, family=RTX).items():
+        blocking = [f for f in check_file(path, graph=name, targets=(RTX,)).findings if RTX in f.versions]
+        if blocking:
+            raise ExportError(f"TensorRT-RTX's ONNX parser would reject {path.name}: {blocking[0]}")

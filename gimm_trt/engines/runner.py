@@ -179,14 +179,19 @@ class EngineRunner:
         cuda (TorchCuda): the device and its streams, allocation and graphs.
         strategy: ``trt.ExecutionContextAllocationStrategy.USER_MANAGED``; contexts get the runner's memory.
         cuda_graph (bool): capture and replay CUDA graphs for repeated input shapes.
+        runtime_config: a callable returning a new ``IRuntimeConfig`` for each context (TensorRT-RTX: its runtime
+            cache and CUDA-graph strategy); the runner sets ``strategy`` on it. None: contexts are made from
+            ``strategy`` alone.
     """
 
-    def __init__(self, engine, cuda, *, strategy, cuda_graph: bool = False):
+    def __init__(self, engine, cuda, *, strategy, cuda_graph: bool = False, runtime_config=None):
         self.engine = engine
         self.device = cuda.device
         self.cuda_graph = cuda_graph
         self._cuda = cuda
         self._strategy = strategy
+        self._runtime_config = runtime_config
+        self._configs = []  # each context's runtime config lives as long as the runner
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         is_input = {n: _member_name(engine.get_tensor_mode(n)) == "INPUT" for n in names}
         self.input_names = tuple(n for n in names if is_input[n])
@@ -228,7 +233,13 @@ class EngineRunner:
         return memory
 
     def _new_context(self):
-        context = self.engine.create_execution_context(self._strategy)
+        if self._runtime_config is None:
+            context = self.engine.create_execution_context(self._strategy)
+        else:
+            config = self._runtime_config()
+            config.set_execution_context_allocation_strategy(self._strategy)
+            self._configs.append(config)
+            context = self.engine.create_execution_context(config)
         if context is None:
             raise EngineError("TensorRT could not create an execution context (out of GPU memory?)")
         context.set_device_memory(self._memory.data_ptr(), self._memory.numel())
@@ -336,6 +347,7 @@ class TrtStage(EngineRunner):
         cuda_graph: bool = False,
         plugin_module: str = compat.PLUGIN_MODULE,
         family: str = compat.DEFAULT_FAMILY,
+        runtime_cache=None,
     ):
         """
         Args:
@@ -345,6 +357,9 @@ class TrtStage(EngineRunner):
             plugin_module (str): imported first if importable (JIT splat plugins need it registered);
                 not for a family without plugins.
             family (str): the engine family that built the plan: its module deserializes and runs it.
+            runtime_cache (RuntimeCacheFile): tensorrt-rtx: where its JIT keeps the kernels compiled for this GPU;
+                with it, and with ``cuda_graph``, contexts are made from a runtime config that attaches the cache
+                and asks for TensorRT-RTX's own whole-graph capture, which then replaces ours.
         """
         trt = compat.import_trt(family)
         cuda = TorchCuda.on(device)
@@ -361,16 +376,52 @@ class TrtStage(EngineRunner):
                 f"TensorRT could not deserialize the plan (built by another TensorRT version "
                 f"or GPU, or truncated?){hint}; see TensorRT's log above"
             )
+        runtime_config = None
+        if compat.family(family).aot and (runtime_cache is not None or cuda_graph):  # JIT-specialised at run time
+            runtime_config = _rtx_config(trt, engine, runtime_cache, cuda_graph)
+            cuda_graph = False  # TensorRT-RTX captures and replays inside execute_async_v3
         super().__init__(
-            engine, cuda, strategy=trt.ExecutionContextAllocationStrategy.USER_MANAGED, cuda_graph=cuda_graph
+            engine,
+            cuda,
+            strategy=trt.ExecutionContextAllocationStrategy.USER_MANAGED,
+            cuda_graph=cuda_graph,
+            runtime_config=runtime_config,
         )
 
 
+def _rtx_config(trt, engine, runtime_cache, cuda_graph: bool):
+    """A factory of TensorRT-RTX runtime configs: the shared runtime cache attached, and its whole-graph CUDA
+    capture asked for with ``cuda_graph``."""
+
+    def make():
+        config = engine.create_runtime_config()
+        if runtime_cache is not None:
+            runtime_cache.attach(config)
+        if cuda_graph:
+            config.cuda_graph_strategy = trt.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
+        return config
+
+    return make
+
+
 def load_stages(
-    export_dir, *, device=None, cuda_graph: bool = False, build: bool = True, family: str = compat.DEFAULT_FAMILY
+    export_dir,
+    *,
+    device=None,
+    cuda_graph: bool = False,
+    build: bool = True,
+    family: str = compat.DEFAULT_FAMILY,
+    compute_capabilities=None,
+    runtime_cache=None,
 ) -> dict:
-    """``TrtStage`` per stage of an export directory, building missing plans first (``build_engines``)."""
+    """``TrtStage`` per plan of an export directory (a stage, or a part such as ``motion.0`` where the family
+    builds the stage as parts), in run order, building missing plans first (``build_engines``)."""
     from .build import build_engines
 
-    plans = build_engines(export_dir, build=build, device=device, family=family)
-    return {stage: TrtStage(path, device=device, cuda_graph=cuda_graph, family=family) for stage, path in plans.items()}
+    plans = build_engines(
+        export_dir, build=build, device=device, family=family, compute_capabilities=compute_capabilities
+    )
+    return {
+        name: TrtStage(path, device=device, cuda_graph=cuda_graph, family=family, runtime_cache=runtime_cache)
+        for name, path in plans.items()
+    }

@@ -37,6 +37,7 @@ __all__ = [
     "load_plan",
     "plan_file",
     "run_partitioned",
+    "graphs_without_splat",
 ]
 
 PLAN_SCHEMA = "gimm-parts/1"
@@ -388,6 +389,28 @@ def partition_graph(model, *, stage: str = "motion", source_sha256: Optional[str
     )
     _check_order(plan, f"{stage}.onnx")
     return plan
+
+
+def graphs_without_splat(export_dir) -> dict:
+    """What an engine family without plugin layers builds from a gimm-export directory, in memory (nothing is
+    written): name -> ``onnx.ModelProto``, each stage whole, or as its parts (``motion.0``, ``motion.1``) where it
+    holds splat nodes."""
+    from .manifest import read_manifest
+    from .trt_support import load_graph
+
+    export_dir = Path(export_dir)
+    stages = read_manifest(export_dir).get("stages", {})
+    if not stages:
+        raise ExportError(f"{export_dir} lists no graphs in its manifest; re-run gimm-export")
+    graphs = {}
+    for stage, entry in stages.items():
+        model = load_graph(export_dir / entry["file"])
+        if not any(_is_splat(node) for node in model.graph.node):
+            graphs[stage] = model
+            continue
+        for step in partition_graph(model, stage=stage).parts:
+            graphs[f"{stage}.{step.index}"] = step.model
+    return graphs
 
 
 def _check_order(plan: PartitionPlan, source: str) -> None:

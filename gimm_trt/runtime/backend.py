@@ -93,10 +93,14 @@ class Backend(abc.ABC):
         (at ``precision``) cannot use (DeviceError), then a missing package (MissingDependency). The device comes
         first: no install helps a backend on a device it cannot use. Subclasses add runtime checks (e.g. no CUDA
         provider) by extending it."""
-        dev = resolve_device(device)
-        reason = cls.device_problem(dev, precision)
+        if device is None and "cpu" not in cls.precisions:
+            device = "cuda"  # a GPU-only backend's default, whatever this machine has
+        reason = cls.device_problem(resolve_device(device, check=False), precision)
         if reason:
             raise DeviceError(reason)
+        if "cpu" not in cls.precisions and not torch.cuda.is_available():
+            raise DeviceError(f"backend {cls.name!r} runs on CUDA GPUs, and CUDA is not available here")
+        dev = resolve_device(device)
         for module in cls.needs:
             if not deps.usable(module):
                 deps.require(module, f"the {cls.name} backend")

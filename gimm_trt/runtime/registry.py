@@ -10,6 +10,7 @@ import torch
 
 from ..core.errors import InputError
 from .ort_backend import OrtBackend
+from .rtx_backend import RtxBackend
 from .torch_backend import TorchBackend
 from .trt_backend import TrtBackend
 
@@ -26,7 +27,7 @@ __all__ = [
     "options_help",
 ]
 
-REGISTRY: dict = {cls.name: cls for cls in (TorchBackend, OrtBackend, TrtBackend)}
+REGISTRY: dict = {cls.name: cls for cls in (TorchBackend, OrtBackend, TrtBackend, RtxBackend)}
 BACKENDS = tuple(REGISTRY)
 PRECISIONS = tuple(dict.fromkeys(p for cls in REGISTRY.values() for ps in cls.precisions.values() for p in ps))
 EXPORTED_BACKENDS = tuple(name for name, cls in REGISTRY.items() if cls.runs_exports)
@@ -97,6 +98,10 @@ _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 def _typed(backend: str, key: str, kind, text: str):
     kind = kind if isinstance(kind, str) else kind.__name__  # annotations are strings under postponed evaluation
+    if kind.startswith("Optional["):
+        if text.lower() == "none":
+            return None
+        kind = kind[len("Optional[") : -1]
     try:
         if kind == "bool":
             if text.lower() not in _TRUE + _FALSE:
