@@ -5,8 +5,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+# tqdm's monitor thread takes tqdm's locks every few seconds (a thread lock and a lock shared across forks, in that
+# order). A test that forks while it holds them leaves the child blocked on the thread lock while holding the shared
+# one, and then this process waits forever at its next progress bar (torch's exporter makes some): no monitor.
+tqdm.monitor_interval = 0
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # each pytest-xdist worker (one per core, -n 2 in CI) computes on one thread: no oversubscription

@@ -68,6 +68,20 @@ def test_runtime_cache_persists_what_the_jit_compiled(tmp_path):
     assert other_gpu.save() and path.read_bytes() == b"sm120|conv_t8"
 
 
+def test_an_unwritable_cache_file_is_logged_once_and_never_fails_a_run(tmp_path, caplog):
+    (tmp_path / "engines").write_text("a file where the folder should be")
+    cache = RuntimeCacheFile(tmp_path / "engines" / "runtime-cache.bin")
+    config = FakeRuntimeConfig(b"sm89")
+    cache.attach(config)
+    config.cache.kernels.append(b"conv_t1")
+    with caplog.at_level("WARNING", logger="gimm_trt.engines"):
+        assert cache.save() is False
+        config.cache.kernels.append(b"conv_t2")
+        assert cache.save() is False  # not tried again
+    warned = [r.getMessage() for r in caplog.records if "runtime cache" in r.getMessage()]
+    assert len(warned) == 1 and str(cache.path) in warned[0] and warned[0].endswith("each process compiles again")
+
+
 def test_refused_cache_is_an_engine_error(tmp_path):
     from gimm_trt.core.errors import EngineError
 

@@ -62,7 +62,12 @@ def run_faulty(work, fault, timeout: float = 120.0) -> tuple:
             os._exit(code)
     if fault[0] == "signal":
         signum, when = fault[1]
-        _wait_for(when)
+        try:
+            _wait_for(when)
+        except BaseException:  # a child that never got there must not outlive the test
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise
         os.kill(pid, signum)
     deadline = time.monotonic() + timeout
     while True:
@@ -165,7 +170,7 @@ def _cli(source, out, monkeypatch):
     from gimm_trt import Interpolator
     from gimm_trt.cli import interpolate
 
-    monkeypatch.setattr(Interpolator, "from_checkpoint", classmethod(lambda cls, *a, **k: crossfade(delay=DELAY)))
+    monkeypatch.setattr(Interpolator, "from_spec", classmethod(lambda cls, spec: crossfade(delay=DELAY)))
     args = [str(source), str(out), "--overwrite", "--random-weights"]
     return lambda: interpolate.main(args, prog_name="gimm-interpolate")
 

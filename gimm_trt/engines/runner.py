@@ -185,6 +185,8 @@ class EngineRunner:
     """
 
     def __init__(self, engine, cuda, *, strategy, cuda_graph: bool = False, runtime_config=None):
+        # set first so that it is released first: a context must go before its config's runtime cache and engine
+        self.context = None
         self.engine = engine
         self.device = cuda.device
         self.cuda_graph = cuda_graph
@@ -361,6 +363,7 @@ class TrtStage(EngineRunner):
                 with it, and with ``cuda_graph``, contexts are made from a runtime config that attaches the cache
                 and asks for TensorRT-RTX's own whole-graph capture, which then replaces ours.
         """
+        self.context = None  # released before the runtime below (attributes go in the order they were first set)
         trt = compat.import_trt(family)
         cuda = TorchCuda.on(device)
         data = Path(plan).read_bytes() if isinstance(plan, (str, os.PathLike)) else plan
@@ -397,6 +400,9 @@ def _rtx_config(trt, engine, runtime_cache, cuda_graph: bool):
         config = engine.create_runtime_config()
         if runtime_cache is not None:
             runtime_cache.attach(config)
+            # compile the shape-specialised kernels at the first run instead of in the background, so that the
+            # cache saved after a pair holds them all (a lazy compile could finish after the last save)
+            config.dynamic_shapes_kernel_specialization_strategy = trt.DynamicShapesKernelSpecializationStrategy.EAGER
         if cuda_graph:
             config.cuda_graph_strategy = trt.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
         return config

@@ -43,6 +43,7 @@ class RuntimeCacheFile:
         self.loaded: Optional[bool] = None
         self._cache = None
         self._written: Optional[bytes] = None
+        self._unwritable = False
 
     def attach(self, config) -> None:
         """Attach the cache to a new ``IRuntimeConfig`` (the first one creates it and loads the file)."""
@@ -62,12 +63,23 @@ class RuntimeCacheFile:
             raise EngineError(f"TensorRT-RTX refused its runtime cache ({self.path}); remove the file and run again")
 
     def save(self) -> bool:
-        """Write the cache to ``path`` (atomically) when it differs from what the file holds; True when written."""
-        if self._cache is None:
+        """Write the cache to ``path`` (atomically) when it differs from what the file holds; True when written.
+
+        A file that cannot be written (a read-only export, a full disk) is logged once and never tried again:
+        the cache only saves time, the frames do not depend on it."""
+        if self._cache is None or self._unwritable:
             return False
-        data = bytes(memoryview(self._cache.serialize()))
-        if data == self._written:
+        host = self._cache.serialize()
+        data = b"" if host is None else bytes(memoryview(host))
+        if not data or data == self._written:
             return False
-        atomic_write(self.path, data)
+        try:
+            atomic_write(self.path, data)
+        except OSError as err:
+            self._unwritable = True
+            log.warning(
+                "cannot keep TensorRT-RTX's runtime cache in %s (%s): each process compiles again", self.path, err
+            )
+            return False
         self._written = data
         return True

@@ -55,8 +55,10 @@ class RtxBackend(TrtBackend):
 
         super(TrtBackend, self).__init__(export_dir, device=device)
         options = self.make_options(options)
-        self.cuda_graph = options.cuda_graph
+        # TensorRT-RTX's own graph capture hands out fresh output tensors: nothing to clone (see TrtBackend._run)
+        self.cuda_graph = False
         self.runtime_cache = None
+        self._cached_shapes = set()  # timestep counts whose kernels the runtime cache file holds
         if options.runtime_cache:
             path = runtime_cache_path(
                 self.export_dir / "engines",
@@ -82,8 +84,11 @@ class RtxBackend(TrtBackend):
             inputs = {k: feed[k] for k in IO[stage][0]}
             return run_partitioned(self.motion_plan, self._run_part, None, inputs)
         out = super()._run(stage, feed)
-        if stage == "synthesis" and self.runtime_cache is not None:
-            self.runtime_cache.save()  # after a pair: whatever the JIT compiled for these shapes is kept
+        steps = int(feed["t"].shape[0])
+        if stage == "synthesis" and self.runtime_cache is not None and steps not in self._cached_shapes:
+            # after the first pair of each batch size: what the JIT compiled for these shapes is kept
+            self._cached_shapes.add(steps)
+            self.runtime_cache.save()
         return out
 
     def _run_part(self, step, feeds: dict) -> dict:
