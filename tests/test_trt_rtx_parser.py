@@ -7,21 +7,18 @@ rejected ones. Where they differ the parser is right and the table is fixed.
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from test_doctor import run_doctor  # the doctor in a subprocess, as its own tests run it
 
 from gimm_trt.diagnostics import doctor, rtx_parser
 from gimm_trt.export import trt_support
 
 pytestmark = pytest.mark.skipif(rtx_parser.unavailable() is not None, reason=str(rtx_parser.unavailable()))
-ROOT = Path(__file__).resolve().parents[1]
 RTX = (trt_support.RTX,)
 
 
@@ -93,19 +90,6 @@ def test_every_rejected_node_is_named_and_the_rest_parsed():
 
 
 # --- gimm-doctor --engine tensorrt-rtx -----------------------------------------------------------------------------
-
-
-def run_doctor(*args, cwd) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-    return subprocess.run(
-        [sys.executable, "-c", "from gimm_trt.cli import doctor; doctor()", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def test_doctor_runs_the_real_parser(r_export_forms, tmp_path):
