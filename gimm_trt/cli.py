@@ -189,12 +189,19 @@ def model_options(*fields, lists: bool = False, precisions: tuple = PRECISIONS):
     comma-separated lists, passed as ``backends=`` and ``precisions=`` (the spec keeps its defaults); otherwise
     their choices are ``BACKENDS`` and ``precisions``. Put it under ``@user_errors``: a bad value is one line."""
 
-    def choices(names: tuple, default: str):
+    def choices(name: str, names: tuple, default: str):
         if lists:
-            return dict(default=",".join(names), show_default=True, callback=_list_of(names), metavar="A,B,...")
+            help_ = _MODEL_OPTIONS[name][1]["help"] + " Comma-separated: every backend x precision is a row; one that "
+            help_ += "cannot run here is listed as skipped, with the reason."
+            return dict(
+                default=",".join(names), show_default=True, callback=_list_of(names), metavar="A,B,...", help=help_
+            )
         return dict(type=click.Choice(names), default=default, show_default=True)
 
-    per_field = {"backend": choices(BACKENDS, "torch"), "precision": choices(precisions, "fp32")}
+    per_field = {
+        "backend": choices("backend", BACKENDS, "torch"),
+        "precision": choices("precision", precisions, "fp32"),
+    }
 
     def decorate(fn):
         @functools.wraps(fn)
