@@ -21,7 +21,7 @@ pytest.importorskip("polygraphy")
 from onnx import TensorProto, helper  # noqa: E402
 
 from gimm_trt.core import files, trt  # noqa: E402
-from gimm_trt.core.errors import EngineError, EngineMissingError  # noqa: E402
+from gimm_trt.core.errors import EngineError, EngineMissingError, MissingDependency  # noqa: E402
 from gimm_trt.core.stages import STAGES, TimestepProfile  # noqa: E402
 from gimm_trt.engines import build as B  # noqa: E402
 from gimm_trt.engines import cache as C  # noqa: E402
@@ -627,3 +627,26 @@ def test_families_import_their_own_module():
     with pytest.raises(ImportError, match=r"TensorRT-RTX 1\.6\.0 is too old.*gimm-trt\[tensorrt-rtx\]"):
         trt.check_trt_version("1.6.0", "tensorrt-rtx")
     assert trt.check_trt_version("1.7.1.116", "tensorrt-rtx") == "1.7.1.116"
+
+
+def test_an_old_triton_is_named_before_a_splat_graph_builds(export_dir, monkeypatch):
+    """TensorRT compiles the plugin's kernel inside its launch callback, where a Triton too old for the AOT call
+    is only printed and the build ends as an invalid engine: the build says so first, naming Triton."""
+    import triton
+
+    class OldASTSource:  # Triton 3.2's signature: constants=, no constexprs=
+        def __init__(self, fn, signature, constants=None, attrs=None):
+            raise AssertionError("must not be called")
+
+    monkeypatch.setattr(triton.compiler, "ASTSource", OldASTSource)
+    write_onnx(export_dir / "motion.onnx", {"flows": [1, 4, 8, 8], "t": ["T"]}, splat="domain")
+    with pytest.raises(MissingDependency, match=r"needs Triton >= 3\.3, found .*pip install -U 'triton>=3\.3'"):
+        build_engines(export_dir, target=TARGET, builder=never, stages=("motion",))
+    assert build_engines(export_dir, target=TARGET, builder=Recorder(), stages=("flow",))  # no splat: no Triton
+
+
+def test_the_tensorrt_extra_states_the_floors_that_build():
+    from importlib.metadata import requires
+
+    extra = {r.split(";")[0].replace(" ", "") for r in requires("gimm-trt") if 'extra == "tensorrt"' in r}
+    assert {"triton>=3.3", "polygraphy>=0.49.6", "torch>=2.7", "tensorrt>=10.9"} <= extra

@@ -165,8 +165,14 @@ def import_plugin(onnx_path, needed: bool, module: str = PLUGIN_MODULE) -> None:
     """
     if not needed:
         return
+    from ..core import deps
     from ..plugins import schema
 
+    # the plugin's kernel is compiled by Triton inside TensorRT's launch callback, where an error is only printed
+    deps.require("triton", f"building the {schema.PLUGIN_ID} plugin's ahead-of-time kernel")
+    from ..plugins.triton_kernel import require_triton_aot
+
+    require_triton_aot()
     try:
         importlib.import_module(module)
     except ImportError as err:

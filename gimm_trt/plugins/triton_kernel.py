@@ -44,7 +44,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..core.errors import InputError
+from ..core.errors import InputError, MissingDependency
 from . import schema
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "AOT_PARAMS",
     "AOT_TACTICS",
     "MIN_TRITON_AOT",
+    "require_triton_aot",
 ]
 
 MODE_IDS = {"sum": 0, "linear-zeroeps": 1, "softmax-zeroeps": 2}
@@ -325,7 +326,7 @@ def compile_aot(
     for d in (x_dtype, flow_dtype, metric_dtype):
         if d not in ("fp32", "fp16"):
             raise InputError(f"splat inputs are fp32 or fp16, got {d!r}")
-    _check_triton_aot()
+    require_triton_aot()
     fn = splat_kernel if isinstance(splat_kernel, JITFunction) else JITFunction(splat_kernel.fn)  # interpreter on
     cfg = launch_config(own_plane=True, tactic=tactic)
     types = (f"*{x_dtype}", f"*{flow_dtype}", f"*{metric_dtype}", "i32", "i32", "i32", "*fp32")
@@ -352,10 +353,13 @@ def compile_aot(
 MIN_TRITON_AOT = (3, 3)  # first release whose ASTSource takes constexprs= (3.2 takes constants=)
 
 
-def _check_triton_aot() -> None:
+def require_triton_aot() -> None:
+    """MissingDependency (an ImportError) when this Triton cannot compile the splat kernel ahead of time for
+    TensorRT: said before a build, where TensorRT would print it inside its launch callback and end the build as
+    an "Invalid Engine"."""
     if "constexprs" not in inspect.signature(triton.compiler.ASTSource).parameters:
         need = ".".join(map(str, MIN_TRITON_AOT))
-        raise RuntimeError(
+        raise MissingDependency(
             f"compiling the splat kernel for TensorRT needs Triton >= {need}, found "
             f"{triton.__version__}: pip install -U 'triton>={need}'"
         )
