@@ -249,10 +249,6 @@ def _list_of(known: tuple):
     return parse
 
 
-def _describe(interp) -> None:
-    _log(f"GIMM-VFI-{interp.variant} on {interp.device} ({interp.backend.name}): {interp.weights}")
-
-
 def _interpolator(spec):
     """A factory of the ``Interpolator`` of ``spec``, checked now (before any input is read or model loads);
     it says on stderr what runs when it is called."""
@@ -266,7 +262,7 @@ def _interpolator(spec):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # said once on stderr below instead
             interp = Interpolator.from_spec(spec)
-        _describe(interp)
+        _log(f"GIMM-VFI-{interp.variant} on {interp.device} ({interp.backend.name}): {interp.weights}")
         return interp
 
     return make

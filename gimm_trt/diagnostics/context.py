@@ -26,6 +26,7 @@ __all__ = [
     "doctor_pair",
     "doctor_export",
     "torch_interp",
+    "export_interp",
     "reference_frames",
     "judge_frames",
     "db_text",
@@ -106,6 +107,15 @@ def torch_interp(ctx: Context, precision: str = "fp32"):
         return Interpolator.from_checkpoint(
             None, variant=DOCTOR_VARIANT, backend="torch", device=ctx.device, precision=precision, random_weights=True
         )
+
+
+def export_interp(ctx: Context, backend: str, options=None):
+    """The doctor's export run by ``backend`` on ``ctx.device``."""
+    from ..runtime import Interpolator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "random weights": the doctor says so once in its table
+        return Interpolator.from_export(doctor_export(ctx), backend=backend, device=ctx.device, options=options)
 
 
 def reference_frames(ctx: Context) -> torch.Tensor:

@@ -3,7 +3,6 @@ CUDA), the TensorRT engines and their CUDA-graph replay."""
 
 from __future__ import annotations
 
-import warnings
 from typing import Optional
 
 import torch
@@ -17,6 +16,7 @@ from .context import (
     db_text,
     doctor_export,
     doctor_pair,
+    export_interp,
     judge_frames,
     need,
     need_cuda,
@@ -101,13 +101,7 @@ def check_onnxruntime_cuda(ctx: Context) -> tuple:
             f"this onnxruntime has no CUDA provider (providers: {', '.join(providers)}): install onnxruntime-gpu"
         )
     need("onnxruntime_extensions")
-    from ..runtime import Interpolator
-
-    img0, img1 = doctor_pair()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        interp = Interpolator.from_export(doctor_export(ctx), backend="onnxruntime", device=ctx.device)
-    frames = interp.interpolate(img0, img1, TIMESTEPS).cpu()
+    frames = export_interp(ctx, "onnxruntime").interpolate(*doctor_pair(), TIMESTEPS).cpu()
     return judge_frames(
         f"onnxruntime CUDA vs torch fp32, {DOCTOR_RESOLUTION}", frames, reference_frames(ctx), ORT_MIN_DB
     )
@@ -115,17 +109,12 @@ def check_onnxruntime_cuda(ctx: Context) -> tuple:
 
 def _engine_interp(ctx: Context, cuda_graph: bool):
     from ..engines.build import build_engines
-    from ..runtime import Interpolator, TrtOptions
+    from ..runtime import TrtOptions
 
-    export_dir = doctor_export(ctx)
     if "plans" not in ctx.made:
         ctx.log("doctor: building TensorRT engines (minutes the first time; cached in the export after)")
-        ctx.made["plans"] = build_engines(export_dir, device=ctx.device)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return Interpolator.from_export(
-            export_dir, backend="tensorrt", device=ctx.device, options=TrtOptions(cuda_graph=cuda_graph)
-        )
+        ctx.made["plans"] = build_engines(doctor_export(ctx), device=ctx.device)
+    return export_interp(ctx, "tensorrt", TrtOptions(cuda_graph=cuda_graph))
 
 
 def _engine_frames(ctx: Context) -> torch.Tensor:

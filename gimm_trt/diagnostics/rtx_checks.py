@@ -4,7 +4,6 @@ CUDA GPU, its engines (the motion stage as parts around our splat kernel) agains
 from __future__ import annotations
 
 import time
-import warnings
 
 from .context import (
     DOCTOR_RESOLUTION,
@@ -14,6 +13,7 @@ from .context import (
     Skip,
     doctor_export,
     doctor_pair,
+    export_interp,
     judge_frames,
     need,
     need_cuda,
@@ -53,13 +53,7 @@ def check_rtx_engines(ctx: Context) -> tuple:
     """The tensorrt-rtx backend on the doctor's pair against torch fp32 (its JIT step runs on this GPU)."""
     _need_rtx()
     need_cuda(ctx)
-    from ..runtime import Interpolator
-
-    img0, img1 = doctor_pair()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        interp = Interpolator.from_export(doctor_export(ctx), backend="tensorrt-rtx", device=ctx.device)
-    frames = interp.interpolate(img0, img1, TIMESTEPS).cpu()
+    frames = export_interp(ctx, "tensorrt-rtx").interpolate(*doctor_pair(), TIMESTEPS).cpu()
     return judge_frames(
         f"TensorRT-RTX {DOCTOR_VARIANT} engines fp32 vs torch fp32, {DOCTOR_RESOLUTION}",
         frames,

@@ -69,14 +69,16 @@ PLUGIN_MODULE = compat.PLUGIN_MODULE
 
 @dataclass(frozen=True, kw_only=True)
 class OnnxInfo:
-    """What the build needs from an ONNX graph: its inputs and whether it holds the splat op.
+    """What the build needs from an ONNX graph: its inputs, whether it holds the splat op, and its reducing
+    scatters (the portable splat).
 
     ``inputs``: ``((name, dims), ...)`` in graph order; a dim is an int when static, else its symbolic name
-    (``"T"``) or ``"?"`` when it has none.
+    (``"T"``) or ``"?"`` when it has none. ``scatter_adds``: ``((node name, op, reduction), ...)``.
     """
 
     inputs: tuple
     uses_splat: bool
+    scatter_adds: tuple = ()
 
 
 def _dims(value_info) -> tuple:
@@ -124,7 +126,19 @@ def inspect_onnx(path) -> OnnxInfo:
     nodes = list(_graph_nodes(model.graph))
     for function in model.functions:
         nodes.extend(function.node)
-    return OnnxInfo(inputs=inputs, uses_splat=any(_is_splat(node) for node in nodes))
+    return OnnxInfo(
+        inputs=inputs,
+        uses_splat=any(_is_splat(node) for node in nodes),
+        scatter_adds=tuple(
+            (node.name, node.op_type, reduction)
+            for node in nodes
+            if node.op_type in ("ScatterElements", "ScatterND") and (reduction := _reduction(node)) != "none"
+        ),
+    )
+
+
+def _reduction(node) -> str:
+    return next((a.s.decode() for a in node.attribute if a.name == "reduction"), "none")
 
 
 def profiles_for(inputs, profile: TimestepProfile = TimestepProfile()) -> list:
@@ -340,7 +354,7 @@ class EngineBytesFromOnnx(BaseLoader):
         info = inspect_onnx(path)
         family = compat.family(util.invoke_if_callable(self._family)[0])
         require_plugin_support(path, info.uses_splat, family.name)
-        require_scatter_support(path, family.name)
+        require_scatter_support(path, info, family.name)
         import_plugin(path, info.uses_splat, self.plugin_module)
         options = {"profiles": profiles_for(info.inputs, self.profile)}
         if not family.aot:  # an AOT build runs no tactics on a GPU: it has no timing cache
@@ -615,8 +629,12 @@ def graphs_to_build(export_dir, stages=STAGES, family: str = DEFAULT_FAMILY) -> 
     graphs = {}
     for stage in stages:
         path = export_dir / f"{stage}.onnx"
-        if fam.plugins or not inspect_onnx(path).uses_splat:
-            require_scatter_support(path, family)
+        if fam.plugins and fam.scatter_add:  # every graph builds whole: nothing to read here
+            graphs[stage] = path
+            continue
+        info = inspect_onnx(path)
+        require_scatter_support(path, info, family)
+        if fam.plugins or not info.uses_splat:
             graphs[stage] = path
             continue
         from ..export.partition import load_plan, write_parts
@@ -627,22 +645,17 @@ def graphs_to_build(export_dir, stages=STAGES, family: str = DEFAULT_FAMILY) -> 
     return graphs
 
 
-def require_scatter_support(onnx_path, family: str) -> None:
-    """EngineError when the graph adds with ScatterElements (the portable splat) and ``family`` has no
-    scatter-add: said before a build, naming the node and what to export instead."""
-    if compat.family(family).scatter_add:
+def require_scatter_support(onnx_path, info: OnnxInfo, family: str) -> None:
+    """EngineError when the graph (read as ``info``) adds with ScatterElements (the portable splat) and
+    ``family`` has no scatter-add: said before a build, naming the node and what to export instead."""
+    if compat.family(family).scatter_add or not info.scatter_adds:
         return
-    import onnx
-
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    for node in _graph_nodes(model.graph):
-        reduction = next((a.s.decode() for a in node.attribute if a.name == "reduction"), "none")
-        if node.op_type in ("ScatterElements", "ScatterND") and reduction != "none":
-            raise EngineError(
-                f"{Path(onnx_path).name}: node {node.name!r} ({node.op_type}, reduction={reduction}) has no "
-                f"{compat.family(family).title} layer; export with --splat plugin, whose splat runs outside the "
-                "engines between the stage's parts"
-            )
+    name, op, reduction = info.scatter_adds[0]
+    raise EngineError(
+        f"{Path(onnx_path).name}: node {name!r} ({op}, reduction={reduction}) has no "
+        f"{compat.family(family).title} layer; export with --splat plugin, whose splat runs outside the "
+        "engines between the stage's parts"
+    )
 
 
 def _manifest_max_timesteps(export_dir: Path):

@@ -59,7 +59,7 @@ class Interpolator:
         device = check_spec(spec)  # before the model loads
         kind = backend_class(spec.backend)
         if spec.export is not None:
-            return cls._from_export(spec, kind)
+            return cls._from_export(spec, kind, device)
         files = checkpoint_files(
             spec.checkpoint, spec.weights, flow_checkpoint=spec.flow_checkpoint, random_weights=spec.random_weights
         )
@@ -89,8 +89,8 @@ class Interpolator:
         return cls._with_budget(backend, spec, source, None, tiles=True)
 
     @classmethod
-    def _from_export(cls, spec: ModelSpec, kind) -> Interpolator:
-        backend = kind(spec.export, device=spec.device, options=spec.options)
+    def _from_export(cls, spec: ModelSpec, kind, device) -> Interpolator:
+        backend = kind(spec.export, device=device, options=spec.options)
         info = backend.info
         if info.weights.startswith("random"):
             source = _random(info.variant, info.weights)

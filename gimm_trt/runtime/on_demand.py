@@ -1,7 +1,7 @@
-"""Exported backends opened from a directory, or exported on demand from a loaded model into a cache.
+"""Exported backends run on exports made on demand from a loaded model, into a cache.
 
-``open_export(dir, backend=...)`` returns an ``OrtBackend`` or a ``TrtBackend``. ``OnDemandBackend`` is what
-``Interpolator.from_checkpoint(..., backend="onnxruntime" | "tensorrt")`` uses: exports are made for one padded
+``OnDemandBackend`` is what ``Interpolator.from_spec`` uses for an exported backend given a checkpoint (an
+``export`` directory is opened by the backend's class itself): exports are made for one padded
 frame size and one ``ds_scale``, so it exports at the first pair of each (padded size, ds) it meets, into
 ``$GIMM_TRT_CACHE`` (default ``~/.cache/gimm_trt``), and reuses what an earlier process left there.
 """
@@ -22,7 +22,7 @@ from .backend import Backend
 from .exported_backend import ExportedBackend
 from .registry import EXPORTED_BACKENDS, backend_class
 
-__all__ = ["open_export", "cache_root", "OnDemandBackend"]
+__all__ = ["exported_class", "cache_root", "OnDemandBackend"]
 
 
 def exported_class(backend: str) -> type:
@@ -30,11 +30,6 @@ def exported_class(backend: str) -> type:
     if backend not in EXPORTED_BACKENDS:
         raise InputError(f"backend {backend!r} does not run exports: choose one of {', '.join(EXPORTED_BACKENDS)}")
     return backend_class(backend)
-
-
-def open_export(export_dir, *, backend: str = "onnxruntime", device="cpu", options=None) -> ExportedBackend:
-    """The backend that runs ``export_dir``; ``options``: the backend's options type (``OrtOptions``, ...)."""
-    return exported_class(backend)(export_dir, device=device, options=options)
 
 
 def cache_root() -> Path:

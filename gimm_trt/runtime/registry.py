@@ -35,8 +35,9 @@ EXPORTED_BACKENDS = tuple(name for name, cls in REGISTRY.items() if cls.runs_exp
 
 def backend_class(name: str) -> type:
     """The class registered as ``name``; InputError naming the choices otherwise."""
-    if name not in REGISTRY:
-        raise InputError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
+    reason = _unknown(name, None)
+    if reason:
+        raise InputError(reason)
     return REGISTRY[name]
 
 

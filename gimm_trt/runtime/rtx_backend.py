@@ -49,16 +49,19 @@ class RtxBackend(TrtBackend):
     batch_bound = True
 
     def __init__(self, export_dir, *, device="cuda", options: RtxOptions = None):
-        from ..engines import compat, load_stages
-        from ..engines.runtime_cache import RuntimeCacheFile, runtime_cache_path
         from ..export.partition import load_plan
 
-        super(TrtBackend, self).__init__(export_dir, device=device)
-        options = self.make_options(options)
-        # TensorRT-RTX's own graph capture hands out fresh output tensors: nothing to clone (see TrtBackend._run)
-        self.cuda_graph = False
         self.runtime_cache = None
         self._cached_shapes = set()  # timestep counts whose kernels the runtime cache file holds
+        super().__init__(export_dir, device=device, options=options)
+        # TensorRT-RTX's own graph capture hands out fresh output tensors: nothing to clone (see TrtBackend._run)
+        self.cuda_graph = False
+        self.motion_plan = load_plan(self.export_dir) if "motion" not in self.stages else None
+
+    def _load_stages(self, options) -> dict:
+        from ..engines import compat, load_stages
+        from ..engines.runtime_cache import RuntimeCacheFile, runtime_cache_path
+
         if options.runtime_cache:
             path = runtime_cache_path(
                 self.export_dir / "engines",
@@ -66,8 +69,8 @@ class RtxBackend(TrtBackend):
                 gpu=compat.gpu_name(self.device),
             )
             self.runtime_cache = RuntimeCacheFile(path)
-        self.stages = load_stages(
-            export_dir,
+        return load_stages(
+            self.export_dir,
             device=self.device,
             cuda_graph=options.cuda_graph,
             build=options.build,
@@ -75,7 +78,6 @@ class RtxBackend(TrtBackend):
             compute_capabilities=options.compute_capabilities,
             runtime_cache=self.runtime_cache,
         )
-        self.motion_plan = load_plan(self.export_dir) if "motion" not in self.stages else None
 
     def _run(self, stage: str, feed: dict) -> dict:
         if stage == "motion" and self.motion_plan is not None:

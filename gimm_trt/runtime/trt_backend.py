@@ -43,12 +43,16 @@ class TrtBackend(ExportedBackend):
     batch_bound = True
 
     def __init__(self, export_dir, *, device="cuda", options: TrtOptions = None):
-        from ..engines import load_stages
-
         super().__init__(export_dir, device=device)
         options = self.make_options(options)
         self.cuda_graph = options.cuda_graph
-        self.stages = load_stages(export_dir, device=self.device, cuda_graph=options.cuda_graph, build=options.build)
+        self.stages = self._load_stages(options)
+
+    def _load_stages(self, options) -> dict:
+        """The runner of each plan, built first where missing (``engines.load_stages``)."""
+        from ..engines import load_stages
+
+        return load_stages(self.export_dir, device=self.device, cuda_graph=options.cuda_graph, build=options.build)
 
     def _run(self, stage: str, feed: dict) -> dict:
         out = self.stages[stage]({k: feed[k] for k in IO[stage][0]})
