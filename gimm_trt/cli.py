@@ -21,6 +21,7 @@ from .model.checkpoint import VARIANTS
 from .model.spec import ModelSpec
 from .plugins.schema import FORMS as SPLAT_FORMS
 from .runtime.registry import BACKENDS, PRECISIONS, check_spec, options_from_text, options_help
+from .serve.options import ServeOptions
 
 
 def user_errors(fn):
@@ -702,28 +703,62 @@ def doctor(engine, json_path, work, spec):
     help="Largest request, in MiB (and largest size it may unpack to); 413 beyond.",
 )
 @click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=ServeOptions.max_pixels,
+    show_default=True,
+    help="Largest frame, width x height (4K UHD by default); 413 beyond. --max-memory bounds what a pair may "
+    "use; this bounds the work of the memory estimate too.",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=ServeOptions.body_timeout_s,
+    show_default=True,
+    help="Seconds a request may take to send its body; 408 beyond (a stalled client frees its slot).",
+)
+@click.option(
     "--ray-address",
     default=None,
     help="Join this Ray cluster instead of starting one on this machine (127.0.0.1 only).",
 )
 @user_errors
 @model_options(*RUN_FIELDS)
-def serve(host, port, replicas, max_batch, max_mb, ray_address, spec):
-    """Serve GIMM-VFI over HTTP on Ray Serve: POST /interpolate (an .npz with img0, img1 and timesteps in, an
-    .npz with frames out; see gimm_trt.serve.protocol) and GET /health. Runs until Ctrl-C.
+def serve(host, port, replicas, max_batch, max_mb, max_pixels, body_timeout, ray_address, spec):
+    """Serve GIMM-VFI over HTTP on Ray Serve: POST /interpolate (an .npz with img0, img1, timesteps and optionally
+    ds_scale in, an .npz with frames out; see gimm_trt.serve.protocol) and GET /health. Runs until Ctrl-C.
 
     \b
     Examples:
-        gimm-serve --variant R-P --device cuda --replicas 2
+        gimm-serve --variant R-P --device cuda --replicas 2 --max-memory 20GiB
         gimm-serve --random-weights --variant R --device cpu --port 8080
     """
     from .distributed import WorkerSpec, ray_session
-    from .serve import ServeOptions, build_app, serve_forever, start
+    from .serve import build_app, serve_forever, start
 
-    check_spec(spec)  # before Ray starts
-    options = ServeOptions(max_bytes=int(max_mb * (1 << 20)), max_batch_size=max_batch)
+    _check_files(spec)  # and the backend, device and packages: before Ray starts
+    options = ServeOptions(
+        max_bytes=int(max_mb * (1 << 20)), max_pixels=max_pixels, max_batch_size=max_batch, body_timeout_s=body_timeout
+    )
     with ray_session(ray_address):
         url = start(build_app(WorkerSpec(model=spec), options, replicas=replicas), host=host, port=port)
-        _log(f"serving GIMM-VFI-{spec.variant}: POST {url}interpolate, GET {url}health (Ctrl-C stops)")
+        weights = " with random weights (not a trained model)" if spec.random_weights else ""
+        _log(f"serving GIMM-VFI-{spec.variant}{weights}: POST {url}interpolate, GET {url}health (Ctrl-C stops)")
         click.echo(url)
         serve_forever(log=_log)
+
+
+def _check_files(spec) -> None:
+    """What a worker started elsewhere would fail on, said here in one line: ``check_spec``'s backend, device
+    and packages, then the checkpoint's files (or the export's manifest), which the workers read at the same
+    paths."""
+    from .export.manifest import read_manifest
+    from .model.checkpoint import checkpoint_files
+
+    check_spec(spec)
+    if spec.export is not None:
+        read_manifest(spec.export)
+    else:
+        checkpoint_files(
+            spec.checkpoint, spec.weights, flow_checkpoint=spec.flow_checkpoint, random_weights=spec.random_weights
+        )

@@ -46,8 +46,9 @@ def build_app(
         name="interpolate",
         num_replicas=replicas,
         ray_actor_options={"num_cpus": cpus_per_replica, "num_gpus": gpus_per_replica},
-        # room for a full batch waiting while one runs; more wait in the proxy
-        max_ongoing_requests=2 * options.max_batch_size,
+        # the work slots (a full batch waiting while one runs) and room beyond them, where requests wait for a
+        # slot in the replica and /health, which takes none, gets in; more wait in the proxy
+        max_ongoing_requests=options.work_slots + options.max_waiting + 1,
     )
     return deployment.bind(spec, options)
 

@@ -1,9 +1,12 @@
 """The Ray Serve deployment: ``POST /interpolate`` (see ``protocol``) and ``GET /health``.
 
-Each replica holds one ``Interpolator``. Requests are checked as they arrive (a bad one is answered with a
-4xx and never reaches the model), then gathered by ``@serve.batch`` and run one after another on a worker
-thread, so the model is never called concurrently and the replica's event loop keeps answering (health
-checks, bad requests) while a batch runs. This module imports Ray Serve: import it only to serve.
+Each replica holds one ``Interpolator``. A request takes one of the replica's work slots, then sends its body
+within ``body_timeout_s`` (408 beyond: a stalled client gives its slot up), is decoded and admitted (its frame
+size, ds_scale and memory plan checked; a bad one is answered with a 4xx and never reaches the model), then
+gathered by ``@serve.batch`` and run one after another on a worker thread, so the model is never called
+concurrently. Decoding, the memory estimate and the model run off the event loop, and ``/health`` takes no
+slot, so the replica answers it at once however busy its slots are. This module imports Ray Serve: import it
+only to serve.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ..core.errors import GimmError
 from ..distributed.cluster import LOOPBACK
 from ..distributed.worker import WorkerSpec
 from ..runtime.video import to_uint8
+from .admission import Admission
 from .options import ServeOptions
 from .protocol import BadRequest, TooLarge, decode_request, encode_response
 
@@ -33,43 +37,62 @@ class FrameService:
         _replica_server_on_loopback()
         self.interp = spec.build()
         self.options = options
+        self.admission = Admission(self.interp)
+        self._slots = asyncio.Semaphore(options.work_slots)
         self._run_batch.set_max_batch_size(options.max_batch_size)
         self._run_batch.set_batch_wait_timeout_s(options.batch_wait_s)
         self.stats = {"requests": 0, "batches": 0, "largest_batch": 0, "refused": 0}
+        self.in_flight = 0  # requests to /interpolate in this replica: holding a work slot or waiting for one
 
     async def __call__(self, request: Request) -> Response:
+        try:
+            return await self._route(request)
+        except Exception as e:  # a failure of the service itself is answered in JSON too
+            return _error(500, f"the service failed: {type(e).__name__}: {e}")
+
+    async def _route(self, request: Request) -> Response:
         path = request.url.path.rstrip("/") or "/"
         if path == "/health":
             if request.method != "GET":
                 return _error(405, "use GET /health")
-            return JSONResponse(
-                {
-                    "status": "ok",
-                    "pid": os.getpid(),
-                    "variant": self.interp.variant,
-                    "backend": self.interp.backend.name,
-                    "device": str(self.interp.device),
-                    **self.stats,
-                }
-            )
+            return JSONResponse(self._health())
         if path != "/interpolate":
             return _error(404, f"no route {path}: POST /interpolate or GET /health")
         if request.method != "POST":
             return _error(405, "use POST /interpolate")
+        self.in_flight += 1
         try:
-            body = await _read_body(request, self.options.max_bytes)
-            img0, img1, timesteps = decode_request(
-                body, max_bytes=self.options.max_bytes, max_timesteps=self.options.max_timesteps
-            )
-            self.interp.check_size(*img0.shape[:2])
+            async with self._slots:
+                return await self._interpolate(request)
+        finally:
+            self.in_flight -= 1
+
+    def _health(self) -> dict:
+        return {
+            "status": "ok",
+            "pid": os.getpid(),
+            "variant": self.interp.variant,
+            "weights": self.interp.weights,  # says "random weights ..., not a trained model" when it is
+            "backend": self.interp.backend.name,
+            "device": str(self.interp.device),
+            "work_slots": self.options.work_slots,
+            "in_flight": self.in_flight,
+            **self.stats,
+        }
+
+    async def _interpolate(self, request: Request) -> Response:
+        try:
+            body = await asyncio.wait_for(_read_body(request, self.options.max_bytes), self.options.body_timeout_s)
+            pair = await asyncio.to_thread(decode_request, body, self.options)
+            ds = await asyncio.to_thread(self.admission.check, pair)
+        except asyncio.TimeoutError:
+            self.stats["refused"] += 1
+            return _error(408, f"the body did not arrive within {self.options.body_timeout_s:g} s (body_timeout_s)")
         except BadRequest as e:
             self.stats["refused"] += 1
             return _error(e.status, str(e))
-        except GimmError as e:  # a size or ds_scale this model or export cannot run
-            self.stats["refused"] += 1
-            return _error(400, str(e))
         self.stats["requests"] += 1
-        frames = await self._run_batch((img0, img1, timesteps))
+        frames = await self._run_batch((pair, ds))
         if isinstance(frames, GimmError):  # a problem of this request's frames or timesteps
             return _error(400, str(frames))
         if isinstance(frames, Exception):
@@ -84,9 +107,9 @@ class FrameService:
 
     def _interpolate_all(self, items: list) -> list:
         out = []
-        for img0, img1, timesteps in items:
+        for pair, ds in items:
             try:
-                frames = self.interp.interpolate(img0, img1, timesteps)
+                frames = self.interp.interpolate(pair.img0, pair.img1, pair.timesteps, ds_scale=ds)
                 out.append(np.stack([to_uint8(f) for f in frames]))
             except Exception as e:  # one failed pair fails its own request, not the batch's others
                 out.append(e)
@@ -97,12 +120,12 @@ async def _read_body(request: Request, limit: int) -> bytes:
     """The body, read no further than ``limit`` bytes (a declared or streamed larger one is refused)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"the request is {declared} bytes; the limit is {limit}")
+        raise TooLarge(f"the request is {declared} bytes; the limit is {limit} (max_bytes)")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise TooLarge(f"the request is over the limit of {limit} bytes")
+            raise TooLarge(f"the request is over the limit of {limit} bytes (max_bytes)")
         chunks.append(chunk)
     return b"".join(chunks)
 
