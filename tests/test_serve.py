@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import torch
 
+from gimm_trt.core.errors import InputError
 from gimm_trt.model.spec import ModelSpec
 from gimm_trt.serve.options import ServeOptions
 from gimm_trt.serve.protocol import BadRequest, TooLarge, decode_request, decode_response, encode_request
@@ -122,6 +123,19 @@ def test_request_round_trip_and_refusals():
     assert len(buf.getvalue()) < MAX_BYTES
     with pytest.raises(TooLarge, match="unpacks"):
         decode_request(buf.getvalue(), OPTIONS)
+
+
+def test_service_options_are_checked():
+    for fields, match in [
+        (dict(max_pixels=0), "max_pixels must be an integer >= 1"),
+        (dict(body_timeout_s=0), "body_timeout_s must be a number of seconds > 0"),
+        (dict(body_timeout_s=float("inf")), "body_timeout_s"),
+        (dict(batch_wait_s=-1), "batch_wait_s must be a number of seconds >= 0"),
+        (dict(max_waiting=-1), "max_waiting must be an integer >= 0"),
+    ]:
+        with pytest.raises(InputError, match=match):
+            ServeOptions(**fields)
+    assert ServeOptions(max_batch_size=3).work_slots == 6
 
 
 def test_frames_over_the_pixel_limit_are_refused():

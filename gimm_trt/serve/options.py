@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from ..core.checks import check_count
+from ..core.checks import check_count, is_real
 from ..core.errors import InputError
 
 __all__ = ["ServeOptions"]
@@ -42,14 +43,15 @@ class ServeOptions:
         for name in ("max_bytes", "max_pixels", "max_timesteps", "max_batch_size"):
             check_count(name, getattr(self, name), 1)
         check_count("max_waiting", self.max_waiting, 0)
-        for name in ("batch_wait_s", "body_timeout_s"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < float("inf"):
-                raise InputError(f"{name} must be a number of seconds >= 0, got {value!r}")
-        if self.body_timeout_s == 0:
-            raise InputError("body_timeout_s must be > 0: no body could arrive")
+        _check_seconds("batch_wait_s", self.batch_wait_s, zero_ok=True)
+        _check_seconds("body_timeout_s", self.body_timeout_s, zero_ok=False)  # no body could arrive in none
 
     @property
     def work_slots(self) -> int:
         """Requests a replica reads, checks, queues and runs at once: a full batch running, one gathering."""
         return 2 * self.max_batch_size
+
+
+def _check_seconds(name: str, value, *, zero_ok: bool) -> None:
+    if not is_real(value) or not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        raise InputError(f"{name} must be a number of seconds {'>= 0' if zero_ok else '> 0'}, got {value!r}")

@@ -31,6 +31,7 @@ from .options import ServeOptions
 __all__ = [
     "BadRequest",
     "TooLarge",
+    "TooSlow",
     "Pair",
     "encode_request",
     "decode_request",
@@ -50,6 +51,12 @@ class BadRequest(InputError):
 
 class TooLarge(BadRequest):
     status = 413
+
+
+class TooSlow(BadRequest):
+    """A body that did not arrive in time."""
+
+    status = 408
 
 
 class Pair(NamedTuple):

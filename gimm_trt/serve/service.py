@@ -25,7 +25,7 @@ from ..distributed.worker import WorkerSpec
 from ..runtime.video import to_uint8
 from .admission import Admission
 from .options import ServeOptions
-from .protocol import BadRequest, TooLarge, decode_request, encode_response
+from .protocol import BadRequest, TooLarge, TooSlow, decode_request, encode_response
 
 __all__ = ["FrameService"]
 
@@ -82,12 +82,9 @@ class FrameService:
 
     async def _interpolate(self, request: Request) -> Response:
         try:
-            body = await asyncio.wait_for(_read_body(request, self.options.max_bytes), self.options.body_timeout_s)
+            body = await _read_body(request, self.options)
             pair = await asyncio.to_thread(decode_request, body, self.options)
             ds = await asyncio.to_thread(self.admission.check, pair)
-        except asyncio.TimeoutError:
-            self.stats["refused"] += 1
-            return _error(408, f"the body did not arrive within {self.options.body_timeout_s:g} s (body_timeout_s)")
         except BadRequest as e:
             self.stats["refused"] += 1
             return _error(e.status, str(e))
@@ -116,7 +113,15 @@ class FrameService:
         return out
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, options: ServeOptions) -> bytes:
+    """The body, read within ``body_timeout_s`` (``TooSlow`` beyond) and no further than ``max_bytes``."""
+    try:
+        return await asyncio.wait_for(_stream_body(request, options.max_bytes), options.body_timeout_s)
+    except asyncio.TimeoutError:
+        raise TooSlow(f"the body did not arrive within {options.body_timeout_s:g} s (body_timeout_s)") from None
+
+
+async def _stream_body(request: Request, limit: int) -> bytes:
     """The body, read no further than ``limit`` bytes (a declared or streamed larger one is refused)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
