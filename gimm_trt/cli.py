@@ -662,10 +662,10 @@ def doctor(engine, json_path, work, spec):
         gimm-doctor --export exports/R-P-fp16-4k
         gimm-doctor --export exports/R-fp32-4k --engine tensorrt-rtx
     """
-    from .diagnostics.doctor import format_table, run_checks, write_json
+    from .diagnostics.doctor import run_checks, write_json
 
-    doc = run_checks(device=spec.device, export_dir=spec.export, engine=engine, work=work, log=_log)
-    click.echo(format_table(doc))
+    # the table comes out as the run goes: each check's line once, when it ends
+    doc = run_checks(device=spec.device, export_dir=spec.export, engine=engine, work=work, log=_log, show=click.echo)
     if json_path:
         _log(f"wrote {write_json(doc, json_path)}")
     if not doc["ok"]:

@@ -12,6 +12,7 @@ from typing import Optional
 import torch
 
 from ..core import deps
+from ..core.errors import MissingDependency
 from ..core.metrics import psnr
 
 __all__ = [
@@ -55,10 +56,17 @@ class Context:
         return self.device.type == "cuda"
 
 
+def _no_cuda(ctx: Context) -> Optional[str]:
+    if ctx.cuda:
+        return None
+    why = "no CUDA GPU here" if not torch.cuda.is_available() else f"running on {ctx.device}"
+    return f"needs a CUDA device ({why})"
+
+
 def need_cuda(ctx: Context) -> None:
-    if not ctx.cuda:
-        why = "no CUDA GPU here" if not torch.cuda.is_available() else f"running on {ctx.device}"
-        raise Skip(f"needs a CUDA device ({why})")
+    reason = _no_cuda(ctx)
+    if reason:
+        raise Skip(reason)
 
 
 def need(module: str) -> None:
@@ -67,8 +75,18 @@ def need(module: str) -> None:
 
 
 def need_tensorrt(ctx: Context) -> None:
+    """Skip where TensorRT is missing or there is no CUDA device; raise (a fail) where a TensorRT that is installed
+    does not import on a CUDA device: that install is what the GPU would run, so it is broken, not absent."""
+    from ..core.trt import probe
     from ..runtime.registry import unavailable
 
+    state = probe()
+    if state.broken:
+        if ctx.cuda:
+            raise MissingDependency(state.error)
+        # without a GPU nothing here could run TensorRT (and an import may fail for want of the driver alone):
+        # said, not failed
+        raise Skip(f"{_no_cuda(ctx)}; the installed TensorRT is broken as well: {state.error}")
     need_cuda(ctx)
     reason = unavailable("tensorrt", ctx.device)
     if reason:

@@ -1,5 +1,5 @@
-"""Whole models against the torch fp32 frames of the doctor's pair: torch fp16, ONNX Runtime (CPU stage by stage,
-CUDA), the TensorRT engines and their CUDA-graph replay."""
+"""Whole models against the torch fp32 frames of the doctor's pair: those frames against the model's own forward,
+torch fp16, ONNX Runtime (CPU stage by stage, CUDA), the TensorRT engines and their CUDA-graph replay."""
 
 from __future__ import annotations
 
@@ -26,11 +26,13 @@ from .context import (
 )
 
 __all__ = [
+    "TORCH_MIN_DB",
     "FP16_MIN_DB",
     "ORT_MIN_DB",
     "TRT_MIN_DB",
     "GRAPH_MIN_DB",
     "ort_providers",
+    "check_torch_model",
     "check_torch_fp16",
     "check_onnxruntime_cpu",
     "check_onnxruntime_cuda",
@@ -39,6 +41,7 @@ __all__ = [
 ]
 
 # pass thresholds (frames in [0,1])
+TORCH_MIN_DB = 60.0  # the torch backend vs the model's forward: the same fp32 ops, batched differently at most
 FP16_MIN_DB = 30.0  # torch fp16 vs fp32 frames
 ORT_MIN_DB = 60.0  # ONNX Runtime fp32 vs torch fp32 frames
 TRT_MIN_DB = 40.0  # TensorRT fp32 engines (TF32 off) vs torch fp32 frames
@@ -56,6 +59,22 @@ def ort_providers() -> Optional[list]:
         return list(onnxruntime.get_available_providers())
     except Exception:  # a broken install is reported as absent
         return None
+
+
+def check_torch_model(ctx: Context) -> tuple:
+    """The torch backend's fp32 frames of the doctor's pair (the Interpolator: batching, per-frame encoding; the
+    reference of every other check) against the model's own forward, on ``ctx.device``: the check that needs
+    torch alone."""
+    from ..model.checkpoint import load_model
+    from ..runtime.torch_backend import exact_fp32
+
+    model = load_model(None, variant=DOCTOR_VARIANT, random_weights=True).to(ctx.device)
+    img0, img1 = (img.to(ctx.device) for img in doctor_pair())  # 256x256: already a multiple of 32, no padding
+    with torch.inference_mode(), exact_fp32(ctx.device):
+        direct = model(img0, img1, torch.tensor(TIMESTEPS, device=ctx.device)).cpu()
+    return judge_frames(
+        f"torch backend vs the model's forward, fp32, {DOCTOR_RESOLUTION}", reference_frames(ctx), direct, TORCH_MIN_DB
+    )
 
 
 def check_torch_fp16(ctx: Context) -> tuple:
