@@ -650,11 +650,13 @@ def doctor(engine, json_path, work, spec):
     against the ONNX parser of --engine (no GPU needed).
 
     \b
-    On a CUDA GPU: the splat op in Triton and CuPy (3 modes), torch fp16 vs fp32, ONNX Runtime's CUDA provider,
-    the TensorRT plugin and a single-node engine, an R-P engine set (256x256) vs torch fp32, CUDA-graph replay vs
-    eager, the TensorRT-RTX engines vs torch fp32. Everywhere: the Triton interpreter (CPU), ONNX Runtime on the
-    CPU, TensorRT's parser (static) and TensorRT-RTX's ahead-of-time build (no GPU needed) on the doctor's
-    export (random weights; made once, then reused).
+    Everywhere: the torch backend vs the model's forward (torch alone), the Triton interpreter (CPU), ONNX Runtime
+    on the CPU, TensorRT's parser (static) and TensorRT-RTX's ahead-of-time build (no GPU needed) on the doctor's
+    export (random weights; made once, then reused). On a CUDA GPU: the splat op in Triton and CuPy (3 modes),
+    torch fp16 vs fp32, ONNX Runtime's CUDA provider, the TensorRT plugin, a single-node AOT engine and its plan
+    loaded with TensorRT alone, R-P engine sets (256x256, fp32 and fp16) vs torch fp32, CUDA-graph replay on a
+    new pair vs eager, the TensorRT-RTX engines vs torch fp32. A TensorRT that is installed but does not import
+    fails on a GPU.
 
     \b
     Examples:

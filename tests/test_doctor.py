@@ -5,6 +5,7 @@ and a copy with a node TensorRT's parser would change (exit 1, naming the node).
 """
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -15,7 +16,9 @@ from types import SimpleNamespace
 import onnx
 import pytest
 import torch
+from fakes import CrossFade
 
+from gimm_trt import Interpolator
 from gimm_trt.diagnostics import doctor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +28,9 @@ GPU_CHECKS = (
     "torch_fp16",
     "onnxruntime_cuda",
     "trt_plugin",
+    "trt_plan_python_free",
     "trt_engines",
+    "trt_engines_fp16",
     "rtx_engines",
     "cuda_graph",
 )
@@ -162,7 +167,7 @@ def test_failing_check_is_reported_and_others_run(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------- TensorRT: broken or missing
-TRT_CHECKS = ("trt_plugin", "trt_engines", "cuda_graph")
+TRT_CHECKS = ("trt_plugin", "trt_plan_python_free", "trt_engines", "trt_engines_fp16", "cuda_graph")
 IMPORT_ERROR = "libnvinfer.so.10: cannot open shared object file: No such file or directory"
 
 
@@ -301,3 +306,161 @@ def test_without_the_onnx_and_triton_extras_the_torch_check_runs_and_each_check_
         assert (result.stdout + result.stderr).count(f" {name} ") == 1, (name, result.stdout, result.stderr)
     assert result.stdout == doctor.format_table(doc) + "\n"
     assert f"1 passed, 0 failed, {len(doctor.CHECKS) - 1} skipped" in result.stdout
+
+
+# ---------------------------------------------- the TensorRT checks themselves, over stand-ins for engines and GPU
+class GraphedCrossFade(CrossFade):
+    """The cross-fade stand-in run as ``EngineRunner`` runs a stage with CUDA graphs: a shape set's first call runs
+    eagerly, the second captures, later ones replay. ``stale``: a replay that gives the captured call's output,
+    as one would that ignored its new inputs."""
+
+    def __init__(self, stale: bool):
+        super().__init__()
+        self.stale, self.seen, self.graphs = stale, {}, {}
+        self.stages = {"synthesis": self}
+
+    @property
+    def captured(self) -> int:
+        return len(self.graphs)
+
+    def synthesis(self, img0, img1, feats, flowt, t, ds):
+        key = (tuple(img0.shape), tuple(t.shape))
+        self.seen[key] = self.seen.get(key, 0) + 1
+        if key in self.graphs:
+            return self.graphs[key].clone() if self.stale else super().synthesis(img0, img1, feats, flowt, t, ds)
+        out = super().synthesis(img0, img1, feats, flowt, t, ds)
+        if self.seen[key] == 2:
+            self.graphs[key] = out.clone()
+        return out
+
+
+def _stand_in_engines(monkeypatch, graphed) -> list:
+    """``frame_checks`` with TensorRT present and engines that are stand-ins: ``graphed`` with CUDA graphs, the plain
+    cross-fade without. Returns the (cuda_graph, precision) of each engine set asked for."""
+    from gimm_trt import Interpolator
+    from gimm_trt.diagnostics import frame_checks
+
+    asked = []
+
+    def engines(ctx, cuda_graph, precision="fp32"):
+        asked.append((cuda_graph, precision))
+        return Interpolator(graphed if cuda_graph else CrossFade(), variant="R-P", weights="stand-in")
+
+    monkeypatch.setattr(frame_checks, "need_tensorrt", lambda ctx: None)
+    monkeypatch.setattr(frame_checks, "_engine_interp", engines)
+    return asked
+
+
+@pytest.mark.parametrize("stale", [False, True])
+def test_cuda_graph_check_replays_on_another_pair_than_captured(stale, monkeypatch, tmp_path):
+    graphed = GraphedCrossFade(stale)
+    asked = _stand_in_engines(monkeypatch, graphed)
+    result = doctor._run_one("cuda_graph", doctor.CHECKS["cuda_graph"], doctor.Context(torch.device("cpu"), tmp_path))
+    assert graphed.captured == 1 and max(graphed.seen.values()) == 3  # eager, capture, replay of one shape set
+    assert asked == [(True, "fp32"), (False, "fp32")]
+    assert result["data"]["graphs"] == 1
+    if stale:  # pair 1 replayed with pair 0's frames: far from eager on pair 1
+        assert result["status"] == "fail" and result["data"]["psnr_db"] < 30, result
+    else:
+        assert result["status"] == "pass" and result["data"]["psnr_db"] is None, result
+
+
+def test_cuda_graph_check_fails_when_nothing_was_captured(monkeypatch, tmp_path):
+    graphed = GraphedCrossFade(stale=False)
+    graphed.stages = {}
+    _stand_in_engines(monkeypatch, graphed)
+    result = doctor._run_one("cuda_graph", doctor.CHECKS["cuda_graph"], doctor.Context(torch.device("cpu"), tmp_path))
+    assert result["status"] == "fail" and "no stage captured a CUDA graph" in result["detail"]
+
+
+@pytest.mark.parametrize("noise", [0.001, 0.1])
+def test_fp16_engine_check_judges_the_fp16_export_against_torch_fp32(noise, monkeypatch, tmp_path):
+    from gimm_trt.diagnostics import frame_checks
+
+    asked = _stand_in_engines(monkeypatch, None)
+    ctx = doctor.Context(torch.device("cpu"), tmp_path)
+    img0, img1 = frame_checks.doctor_pair()
+    engine = CrossFade()
+    frames = Interpolator(engine, variant="R-P", weights="stand-in").interpolate(img0, img1, frame_checks.TIMESTEPS)
+    # torch's fp32 frames as the reference: the stand-in's frames off by +-noise
+    sign = torch.where(torch.rand(frames.shape, generator=torch.Generator().manual_seed(1)) < 0.5, -1.0, 1.0)
+    ctx.made["reference"] = frames + noise * sign
+    result = doctor._run_one("trt_engines_fp16", doctor.CHECKS["trt_engines_fp16"], ctx)
+    assert asked == [(False, "fp16")]
+    db = result["data"]["psnr_db"]
+    assert abs(db - 20 * math.log10(1 / noise)) < 0.1, result
+    assert result["status"] == ("pass" if db >= frame_checks.TRT_FP16_MIN_DB else "fail")
+    assert result["status"] == ("pass" if noise < 0.01 else "fail") and "engines fp16 vs torch fp32" in result["detail"]
+
+
+# A stand-in for the TensorRT runtime in the plan check's child process, keeping what TensorRT documents:
+# deserialize_cuda_engine returns None and logs an ERROR when it cannot deserialize; get_creator returns None for
+# a plugin nobody registered.
+FAKE_TRT = """
+import enum, sys
+{extra}
+
+class ILogger:
+    class Severity(enum.IntEnum):
+        INTERNAL_ERROR = 0
+        ERROR = 1
+        WARNING = 2
+
+    def __init__(self):
+        pass
+
+
+class _Engine:
+    num_layers = 1
+
+    def create_execution_context(self):
+        return object()
+
+
+class Runtime:
+    def __init__(self, logger):
+        self.logger = logger
+
+    def deserialize_cuda_engine(self, data):
+        if data.startswith(b"plan:aot"):
+            return _Engine()
+        self.logger.log(ILogger.Severity.ERROR, "deserializeCudaEngine: plugin creator gimm_trt::splat not found")
+        return None
+
+
+class _Registry:
+    def get_creator(self, name, version, namespace):
+        return None
+
+
+def get_plugin_registry():
+    return _Registry()
+"""
+
+
+@pytest.mark.parametrize(
+    "plan, extra, want",
+    [
+        (b"plan:aot", "", "pass"),
+        (b"plan:jit", "", "plugin creator gimm_trt::splat not found"),
+        (b"plan:aot", "import triton", "it imported triton"),
+    ],
+)
+def test_python_free_plan_check_loads_the_plan_with_tensorrt_alone(plan, extra, want, monkeypatch, tmp_path):
+    from gimm_trt.diagnostics import splat_checks
+
+    site = tmp_path / "site" / "tensorrt"
+    site.mkdir(parents=True)
+    (site / "__init__.py").write_text(FAKE_TRT.format(extra=extra))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site.parent), os.environ.get("PYTHONPATH", "")]))
+    path = tmp_path / "splat.plan"
+    path.write_bytes(plan)
+    monkeypatch.setattr(splat_checks, "need_tensorrt", lambda ctx: None)
+    monkeypatch.setattr(splat_checks, "_splat_plan", lambda ctx: {"plan": path})
+    ctx = doctor.Context(torch.device("cuda", 0), tmp_path)
+    result = doctor._run_one("trt_plan_python_free", doctor.CHECKS["trt_plan_python_free"], ctx)
+    if want == "pass":
+        assert result["status"] == "pass" and result["data"]["imported"] == [], result
+        assert result["detail"] == "splat.plan (1 layers) loads and gets a context with TensorRT alone"
+    else:
+        assert result["status"] == "fail" and want in result["detail"], result

@@ -356,6 +356,7 @@ def test_graphs_of_two_shapes_replay_with_their_own_shapes():
         torch.testing.assert_close(got, want, rtol=0, atol=0)
     assert engine.replays == [((3, 4), (3, 4)), ((2, 4), (2, 4)), ((3, 4), (3, 4))]
     assert len(engine.contexts) == 3  # the eager one and one per captured shape set
+    assert stage.captured == 2
     assert set(engine.enqueues) == {stage._stream.cuda_stream} and engine.device_syncs == 0
     own = stage._stream.cuda_stream
     assert [entry for entry in cuda.log if entry[0] == "replay"] == [("replay", own)] * 3
@@ -369,7 +370,7 @@ def test_an_engine_that_cannot_be_captured_runs_eagerly():
     engine.capturable = False
     for got, want in run_sequence(stage, cuda, [2, 2, 2, 2]):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
-    assert engine.replays == [] and len(stage._graphs) == 0 and stage._uncapturable == {((2, 4), (2,))}
+    assert engine.replays == [] and stage.captured == 0 and stage._uncapturable == {((2, 4), (2,))}
     assert len(engine.enqueues) == 5  # eager, the run before the capture, the failed capture, eager, eager
 
 

@@ -93,28 +93,31 @@ def need_tensorrt(ctx: Context) -> None:
         raise Skip(reason)
 
 
-def doctor_pair():
+def doctor_pair(index: int = 0):
+    """Pair ``index`` of the doctor's seeded series: [1,3,256,256] float32 frames; each index another texture."""
     from ..core.sizes import parse_resolution
     from ..model.synthetic import synthetic_pair
 
     res = parse_resolution(DOCTOR_RESOLUTION)
-    return synthetic_pair(res.height, res.width, seed=0)
+    return synthetic_pair(res.height, res.width, seed=0, index=index)
 
 
-def doctor_export(ctx: Context) -> Path:
-    """The R-P 256x256 fp32 plugin export of seeded random weights, in ``ctx.work`` (reused when there)."""
-    if "export" not in ctx.made:
+def doctor_export(ctx: Context, precision: str = "fp32") -> Path:
+    """The R-P 256x256 plugin export (``precision``: its graphs' type) of seeded random weights, in ``ctx.work``
+    (reused when there)."""
+    key = f"export-{precision}"
+    if key not in ctx.made:
         from ..export.exporter import ExportOptions, export
         from ..model.spec import ModelSpec
 
-        model = ModelSpec(variant=DOCTOR_VARIANT, random_weights=True, precision="fp32")
+        model = ModelSpec(variant=DOCTOR_VARIANT, random_weights=True, precision=precision)
         options = ExportOptions(model=model, resolution=DOCTOR_RESOLUTION, splat="plugin")
         ctx.log(
-            f"doctor: the export of GIMM-VFI-{DOCTOR_VARIANT} (random weights) at {DOCTOR_RESOLUTION} in "
-            f"{ctx.work / 'exports'} (made once, in minutes; reused after)"
+            f"doctor: the {precision} export of GIMM-VFI-{DOCTOR_VARIANT} (random weights) at {DOCTOR_RESOLUTION} "
+            f"in {ctx.work / 'exports'} (made once, in minutes; reused after)"
         )
-        ctx.made["export"] = export(options, ctx.work / "exports", log=ctx.log)
-    return ctx.made["export"]
+        ctx.made[key] = export(options, ctx.work / "exports", log=ctx.log)
+    return ctx.made[key]
 
 
 def torch_interp(ctx: Context, precision: str = "fp32"):
@@ -127,13 +130,14 @@ def torch_interp(ctx: Context, precision: str = "fp32"):
         )
 
 
-def export_interp(ctx: Context, backend: str, options=None):
-    """The doctor's export run by ``backend`` on ``ctx.device``."""
+def export_interp(ctx: Context, backend: str, options=None, precision: str = "fp32"):
+    """The doctor's ``precision`` export run by ``backend`` on ``ctx.device``."""
     from ..runtime import Interpolator
 
+    export_dir = doctor_export(ctx, precision)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "random weights": the doctor says so once in its table
-        return Interpolator.from_export(doctor_export(ctx), backend=backend, device=ctx.device, options=options)
+        return Interpolator.from_export(export_dir, backend=backend, device=ctx.device, options=options)
 
 
 def reference_frames(ctx: Context) -> torch.Tensor:

@@ -8,14 +8,16 @@
     doc = doctor.run_checks(export_dir="exports/R-P-fp16-4k")   # versions + the parser check of one export
     doc = doctor.run_checks(export_dir="exports/R-fp32-4k", engine="tensorrt-rtx")   # the real TensorRT-RTX parser
 
-Each check passes, fails, or is skipped with the reason (a missing package, no GPU). On a CUDA device: the
-splat op in Triton and CuPy against the torch reference (three modes), torch fp16 against fp32, ONNX Runtime's
-CUDA provider against torch, the TensorRT plugin (registered, one single-node engine against torch), an R-P
-engine set (256x256) against torch fp32, CUDA-graph replay against eager, and the TensorRT-RTX engines against
-torch fp32. Everywhere: the Triton kernel under its interpreter (CPU only), ONNX Runtime on the CPU, TensorRT's
-parser (static) on the export those engines are built from, and TensorRT-RTX's ahead-of-time build of it
-(no GPU needed). The export and the engines are cached in ``$GIMM_TRT_CACHE/doctor`` (or ``work``): a
-second run reuses them.
+Each check passes, fails, or is skipped with the reason (a missing package, no GPU; a TensorRT that is installed
+but does not import fails on a CUDA device, with its import error). Everywhere: the torch backend against the
+model's own forward (torch alone is enough), the Triton kernel under its interpreter (CPU only), ONNX Runtime on
+the CPU, TensorRT's parser (static) on the export the engines are built from, and TensorRT-RTX's ahead-of-time
+build of it (no GPU needed). On a CUDA device: the splat op in Triton and CuPy against the torch reference (three
+modes), torch fp16 against fp32, ONNX Runtime's CUDA provider against torch, the TensorRT plugin (registered, one
+single-node engine with the AOT kernel against torch, and that plan loaded by a process with TensorRT alone), R-P
+engine sets (256x256, fp32 and fp16) against torch fp32, CUDA-graph replay on another pair than captured against
+eager, and the TensorRT-RTX engines against torch fp32. The exports and the engines are cached in
+``$GIMM_TRT_CACHE/doctor`` (or ``work``): a second run reuses them.
 
 Every check is a small function of a ``Context``; ``CHECKS`` lists them in order, so one can be run alone::
 
@@ -46,15 +48,18 @@ from .frame_checks import (
     check_torch_fp16,
     check_torch_model,
     check_trt_engines,
+    check_trt_engines_fp16,
     ort_providers,
 )
 from .parser_checks import ENGINES, check_parser_static, export_check
 from .rtx_checks import check_rtx_build, check_rtx_engines
 from .splat_checks import (
     SPLAT_REL_TOL,
+    aot_ptx_isa,
     check_splat_cupy_cuda,
     check_splat_triton_cuda,
     check_splat_triton_interpreter,
+    check_trt_plan_python_free,
     check_trt_plugin,
     splat_diffs,
 )
@@ -103,20 +108,6 @@ def versions(device: torch.device) -> dict:
     return env
 
 
-def aot_ptx_isa(device: torch.device) -> Optional[str]:
-    """``"8.7"``: the PTX ISA the splat kernel is compiled to for a TensorRT engine on ``device`` (the lower of what
-    Triton's ptxas and the driver take, ``triton_kernel.aot_ptx_version``); None without a CUDA device or Triton."""
-    if device.type != "cuda" or not deps.installed("triton"):
-        return None
-    try:
-        from ..plugins.triton_kernel import aot_ptx_version
-    except ImportError:  # a Triton that does not import: its own version line says so
-        return None
-    major, minor = torch.cuda.get_device_capability(device)
-    isa = aot_ptx_version(major * 10 + minor)
-    return None if isa is None else f"{isa // 10}.{isa % 10}"
-
-
 CHECKS = {  # name -> check; in the order they run
     "torch_model": check_torch_model,
     "splat_triton_interpreter": check_splat_triton_interpreter,
@@ -127,7 +118,9 @@ CHECKS = {  # name -> check; in the order they run
     "onnxruntime_cpu": check_onnxruntime_cpu,
     "onnxruntime_cuda": check_onnxruntime_cuda,
     "trt_plugin": check_trt_plugin,
+    "trt_plan_python_free": check_trt_plan_python_free,
     "trt_engines": check_trt_engines,
+    "trt_engines_fp16": check_trt_engines_fp16,
     "rtx_build": check_rtx_build,
     "rtx_engines": check_rtx_engines,
     "cuda_graph": check_cuda_graph,

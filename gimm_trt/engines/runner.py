@@ -253,6 +253,11 @@ class EngineRunner:
         self._graphs = OrderedDict()  # input shapes -> _Captured
         self._uncapturable = set()
 
+    @property
+    def captured(self) -> int:
+        """How many CUDA graphs (input shape sets) the runner holds now."""
+        return len(self._graphs)
+
     def profile(self, name: str) -> tuple:
         """(min, opt, max) shapes of an input in the engine's optimisation profile."""
         return tuple(tuple(s) for s in self.engine.get_tensor_profile_shape(name, 0))
