@@ -220,6 +220,9 @@ def test_broken_tensorrt_is_reported_without_cuda(broken_tensorrt, tmp_path):
 def test_missing_tensorrt_is_a_skip_even_on_a_cuda_device(no_tensorrt, tmp_path):
     from gimm_trt.core.trt import probe
 
+    if probe().found:
+        pytest.skip("TensorRT is installed here")
+
     # type stubs alone leave an empty namespace package: TensorRT is still missing, not broken
     (tmp_path / "site" / "tensorrt").mkdir(parents=True)
     (tmp_path / "site" / "tensorrt" / "__init__.pyi").write_text("class Builder: ...\n")
@@ -233,6 +236,19 @@ def test_missing_tensorrt_is_a_skip_even_on_a_cuda_device(no_tensorrt, tmp_path)
     assert doc["versions"]["tensorrt_broken"] is None
     assert all(c["detail"].startswith("needs a CUDA device (") for c in doc["checks"]), doc["checks"]
     assert not any("broken" in c["detail"] for c in doc["checks"])
+
+
+def test_broken_tensorrt_rtx_fails_its_checks_even_on_a_cpu(monkeypatch, tmp_path):
+    """TensorRT-RTX builds without a GPU, so an install of it that does not import is a failure anywhere."""
+    for name in [n for n in sys.modules if n == "tensorrt_rtx" or n.startswith("tensorrt_rtx.")]:
+        monkeypatch.delitem(sys.modules, name)
+    package = tmp_path / "site" / "tensorrt_rtx"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(f"raise ImportError({IMPORT_ERROR!r})\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    doc = doctor.run_checks(device="cpu", work=tmp_path, checks=("rtx_build", "rtx_engines"))
+    for c in doc["checks"]:
+        assert c["status"] == "fail" and IMPORT_ERROR in c["detail"], c
 
 
 # ------------------------------------------------------------------------------------ versions
@@ -435,6 +451,10 @@ class _Registry:
 
 def get_plugin_registry():
     return _Registry()
+
+
+def init_libnvinfer_plugins(logger, namespace):
+    return True
 """
 
 

@@ -212,8 +212,10 @@ class Log(trt.ILogger):
             self.errors.append(message)
 
 log = Log()
+trt.init_libnvinfer_plugins(log, "")  # NVIDIA's own plugins, as a C++ program would initialise them
+runtime = trt.Runtime(log)  # kept: a runtime must outlive its engines
 with open(sys.argv[1], "rb") as f:
-    engine = trt.Runtime(log).deserialize_cuda_engine(f.read())
+    engine = runtime.deserialize_cuda_engine(f.read())
 context = None if engine is None else engine.create_execution_context()
 creator = trt.get_plugin_registry().get_creator(*sys.argv[2:5])
 print("PLAN " + json.dumps({
