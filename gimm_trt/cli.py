@@ -651,11 +651,13 @@ def doctor(engine, json_path, work, spec):
     against the ONNX parser of --engine (no GPU needed).
 
     \b
-    On a CUDA GPU: the splat op in Triton and CuPy (3 modes), torch fp16 vs fp32, ONNX Runtime's CUDA provider,
-    the TensorRT plugin and a single-node engine, an R-P engine set (256x256) vs torch fp32, CUDA-graph replay vs
-    eager, the TensorRT-RTX engines vs torch fp32. Everywhere: the Triton interpreter (CPU), ONNX Runtime on the
-    CPU, TensorRT's parser (static) and TensorRT-RTX's ahead-of-time build (no GPU needed) on the doctor's
-    export (random weights; made once, then reused).
+    Everywhere: the torch backend vs the model's forward (torch alone), the Triton interpreter (CPU), ONNX Runtime
+    on the CPU, TensorRT's parser (static) and TensorRT-RTX's ahead-of-time build (no GPU needed) on the doctor's
+    export (random weights; made once, then reused). On a CUDA GPU: the splat op in Triton and CuPy (3 modes),
+    torch fp16 vs fp32, ONNX Runtime's CUDA provider, the TensorRT plugin, a single-node AOT engine and its plan
+    loaded with TensorRT alone, R-P engine sets (256x256, fp32 and fp16) vs torch fp32, CUDA-graph replay on a
+    new pair vs eager, the TensorRT-RTX engines vs torch fp32. A TensorRT that is installed but does not import
+    fails on a GPU.
 
     \b
     Examples:
@@ -663,10 +665,10 @@ def doctor(engine, json_path, work, spec):
         gimm-doctor --export exports/R-P-fp16-4k
         gimm-doctor --export exports/R-fp32-4k --engine tensorrt-rtx
     """
-    from .diagnostics.doctor import format_table, run_checks, write_json
+    from .diagnostics.doctor import run_checks, write_json
 
-    doc = run_checks(device=spec.device, export_dir=spec.export, engine=engine, work=work, log=_log)
-    click.echo(format_table(doc))
+    # the table comes out as the run goes: each check's line once, when it ends
+    doc = run_checks(device=spec.device, export_dir=spec.export, engine=engine, work=work, log=_log, show=click.echo)
     if json_path:
         _log(f"wrote {write_json(doc, json_path)}")
     if not doc["ok"]:

@@ -15,7 +15,7 @@ import torch
 
 from gimm_trt.core.errors import InputError
 from gimm_trt.engines import runner
-from gimm_trt.engines.runner import ALIGNMENT, EngineRunner
+from gimm_trt.engines.runner import ALIGNMENT, EngineRunner, Workspace
 
 BLOCK = 512  # torch's CUDA caching allocator rounds blocks to kMinBlockSize = 512 bytes (CUDACachingAllocator)
 MAX_T = 6
@@ -59,6 +59,7 @@ class FakeCuda:
         self.log = []
         self.current = FakeStream(self, 0)
         self.capturing = None  # (stream handle, FakeGraph) while a capture is open
+        self.allocations = []  # (shape, dtype) of each block asked for
         self._blocks = []
         self._handles = 0
 
@@ -81,6 +82,7 @@ class FakeCuda:
             self.current = saved
 
     def empty(self, shape, dtype):
+        self.allocations.append((tuple(shape), dtype))
         nbytes = torch.Size(shape).numel() * dtype.itemsize
         raw = torch.zeros(nbytes + BLOCK, dtype=torch.uint8)
         start = (-raw.data_ptr()) % BLOCK
@@ -208,7 +210,8 @@ class FakeEngine:
     num_io_tensors = 3
     device_memory_size_v2 = 3000
 
-    def __init__(self, cuda):
+    def __init__(self, cuda, memory=3000):
+        self.device_memory_size_v2 = memory
         self.inputs = ("x", "t")
         self.dims = {"x": (-1, 4), "t": (-1,), "y": (-1, 4)}
         self.cuda = cuda
@@ -353,6 +356,7 @@ def test_graphs_of_two_shapes_replay_with_their_own_shapes():
         torch.testing.assert_close(got, want, rtol=0, atol=0)
     assert engine.replays == [((3, 4), (3, 4)), ((2, 4), (2, 4)), ((3, 4), (3, 4))]
     assert len(engine.contexts) == 3  # the eager one and one per captured shape set
+    assert stage.captured == 2
     assert set(engine.enqueues) == {stage._stream.cuda_stream} and engine.device_syncs == 0
     own = stage._stream.cuda_stream
     assert [entry for entry in cuda.log if entry[0] == "replay"] == [("replay", own)] * 3
@@ -366,7 +370,7 @@ def test_an_engine_that_cannot_be_captured_runs_eagerly():
     engine.capturable = False
     for got, want in run_sequence(stage, cuda, [2, 2, 2, 2]):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
-    assert engine.replays == [] and len(stage._graphs) == 0 and stage._uncapturable == {((2, 4), (2,))}
+    assert engine.replays == [] and stage.captured == 0 and stage._uncapturable == {((2, 4), (2,))}
     assert len(engine.enqueues) == 5  # eager, the run before the capture, the failed capture, eager, eager
 
 
@@ -383,6 +387,108 @@ def test_the_oldest_graph_is_dropped_once_the_stream_is_done_with_it():
     assert cuda.log.count(("sync", own)) == 2
     stage.reset_graphs()
     assert len(stage._graphs) == 0 and cuda.log[-1] == ("sync", own)
+
+
+def test_a_replay_copies_no_input_that_is_already_in_the_graphs_buffer(monkeypatch):
+    stage, engine, cuda = make_stage(cuda_graph=True)
+    run_sequence(stage, cuda, [2, 2])  # eager, then the capture
+    (entry,) = stage._graphs.values()
+    x_buffer, t_buffer = entry.inputs["x"], entry.inputs["t"]
+    copies = []
+    copy = torch.Tensor.copy_
+
+    def spy(self, src, *args, **kwargs):
+        if self.data_ptr() in (x_buffer.data_ptr(), t_buffer.data_ptr()):  # not the stand-in kernel's writes
+            copies.append((self.data_ptr(), src.data_ptr()))
+        return copy(self, src, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "copy_", spy)
+    x_buffer.copy_(torch.arange(8, dtype=torch.float32).view(2, 4) - 3)  # written in place by the caller
+    t = cuda.tensor([0.5, 4.0])
+    copies.clear()
+    got = stage({"x": x_buffer, "t": t})["y"]
+    assert engine.replays[-1] == ((2, 4), (2, 4))
+    torch.testing.assert_close(got, expected(x_buffer, t), rtol=0, atol=0)
+    assert copies == [(t_buffer.data_ptr(), t.data_ptr())]  # t copied in, x not copied onto itself
+    # fresh inputs again: both copied
+    x = cuda.tensor(torch.ones(2, 4))
+    copies.clear()
+    got = stage({"x": x, "t": t})["y"]
+    torch.testing.assert_close(got, expected(x, t), rtol=0, atol=0)
+    assert copies == [(x_buffer.data_ptr(), x.data_ptr()), (t_buffer.data_ptr(), t.data_ptr())]
+
+
+# ---------------------------------------------------------------------------------------- shared workspace
+SIZES = {"flow": 3000, "motion": 7000, "synthesis": 1000}  # device_memory_size_v2 of three engines
+
+
+def activation_blocks(cuda) -> list:
+    return [shape for shape, dtype in cuda.allocations if dtype is torch.uint8]
+
+
+def test_stages_share_one_stream_and_one_block_the_size_of_the_largest():
+    cuda = FakeCuda()
+    engines = {name: FakeEngine(cuda, memory) for name, memory in SIZES.items()}
+    workspace = Workspace.for_engines(cuda, engines.values())
+    stages = {
+        name: EngineRunner(engine, cuda, strategy=USER_MANAGED, cuda_graph=True, workspace=workspace)
+        for name, engine in engines.items()
+    }
+    assert activation_blocks(cuda) == [(7000,)]  # the largest, not the sum (11000)
+    for _ in range(3):  # eager, capture, replay of each stage in turn
+        for stage in stages.values():
+            for got, want in run_sequence(stage, cuda, [2]):
+                torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert activation_blocks(cuda) == [(7000,)]
+    contexts = [c for engine in engines.values() for c in engine.contexts]
+    assert len(contexts) == 6 and {c.memory for c in contexts} == {(workspace.memory.data_ptr(), 7000)}
+    # one stream for all: contexts sharing memory never run at the same time
+    assert {h for engine in engines.values() for h in engine.enqueues} == {workspace.stream.cuda_stream}
+    assert all(len(engine.replays) == 1 for engine in engines.values())
+
+
+def test_a_workspace_smaller_than_the_engine_is_refused():
+    cuda = FakeCuda()
+    with pytest.raises(ValueError, match="workspace of 1000 bytes is too small for an engine that needs 3000"):
+        EngineRunner(FakeEngine(cuda), cuda, strategy=USER_MANAGED, workspace=Workspace(cuda, 1000))
+
+
+def test_load_stages_gives_the_stages_of_an_export_one_workspace(monkeypatch, tmp_path):
+    """``load_stages`` over a stand-in TensorRT runtime: every plan is deserialized before one block is sized."""
+    from gimm_trt.engines import build
+
+    cuda = FakeCuda()
+    engines = {name.encode(): FakeEngine(cuda, memory) for name, memory in SIZES.items()}
+
+    class Runtime:  # trt.Runtime(logger).deserialize_cuda_engine(bytes) -> ICudaEngine
+        def __init__(self, logger):
+            pass
+
+        def deserialize_cuda_engine(self, data):
+            return engines[bytes(data)]
+
+    trt = SimpleNamespace(
+        Runtime=Runtime,
+        init_libnvinfer_plugins=lambda logger, namespace: True,
+        ExecutionContextAllocationStrategy=SimpleNamespace(USER_MANAGED=USER_MANAGED),
+    )
+    plans = {}
+    for name in SIZES:
+        plans[name] = tmp_path / f"{name}.plan"
+        plans[name].write_bytes(name.encode())
+    monkeypatch.setattr(runner.compat, "import_trt", lambda family="tensorrt": trt)
+    monkeypatch.setattr(runner.compat, "trt_logger", lambda family="tensorrt": None)
+    monkeypatch.setattr(runner.TorchCuda, "on", classmethod(lambda cls, device=None: cuda))
+    monkeypatch.setattr(build, "build_engines", lambda export_dir, **kwargs: plans)
+    stages = runner.load_stages(tmp_path)
+    assert list(stages) == list(SIZES) and activation_blocks(cuda) == [(7000,)]
+    (block,) = {stage._memory.data_ptr() for stage in stages.values()}
+    (stream,) = {stage._stream.cuda_stream for stage in stages.values()}
+    for stage in stages.values():
+        (context,) = stage.engine.contexts
+        assert context.memory == (block, 7000) and context.strategy is USER_MANAGED
+        for got, want in run_sequence(stage, cuda, [3]):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
 # ------------------------------------------------------------------------- real TensorRT (GPU only)

@@ -10,8 +10,10 @@ Nothing is imported at import time.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 from dataclasses import dataclass
+from typing import Optional
 
 from .errors import InputError, MissingDependency
 
@@ -26,6 +28,8 @@ __all__ = [
     "parse_version",
     "check_trt_version",
     "import_trt",
+    "TrtState",
+    "probe",
     "has_tensorrt",
 ]
 
@@ -146,10 +150,43 @@ def import_trt(family_name: str = DEFAULT_FAMILY):
     return trt
 
 
-def has_tensorrt(family_name: str = DEFAULT_FAMILY) -> bool:
-    """Whether ``import_trt(family_name)`` succeeds: the family's module >= its minimum is installed and loads."""
+@dataclass(frozen=True)
+class TrtState:
+    """An engine family's module here: usable, missing (no package of that name), or broken (a package is there
+    but ``import_trt`` fails: too old, its native libraries absent or mismatched); ``error`` says how."""
+
+    found: bool
+    error: Optional[str] = None
+
+    @property
+    def usable(self) -> bool:
+        return self.error is None
+
+    @property
+    def broken(self) -> bool:
+        return self.found and self.error is not None
+
+
+def _found(module: str) -> bool:
+    """A regular package or module called ``module`` is on the path. A namespace package (stubs alone leave one
+    without ``__init__.py``) is not: it is what a missing TensorRT looks like, not a broken one."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):  # a parent package that is missing or half-installed
+        return False
+    return spec is not None and spec.origin not in (None, "namespace")
+
+
+def probe(family_name: str = DEFAULT_FAMILY) -> TrtState:
+    """Whether ``import_trt(family_name)`` succeeds here and, when not, whether the module is missing or broken."""
+    found = _found(family(family_name).module)
     try:
         import_trt(family_name)
-    except ImportError:
-        return False
-    return True
+    except Exception as err:  # whatever an installed package raises on import is what "broken" reports
+        return TrtState(found=found, error=" ".join(str(err).split()))
+    return TrtState(found=True)
+
+
+def has_tensorrt(family_name: str = DEFAULT_FAMILY) -> bool:
+    """Whether ``import_trt(family_name)`` succeeds: the family's module >= its minimum is installed and loads."""
+    return probe(family_name).usable

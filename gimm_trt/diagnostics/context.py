@@ -12,6 +12,7 @@ from typing import Optional
 import torch
 
 from ..core import deps
+from ..core.errors import MissingDependency
 from ..core.metrics import psnr
 
 __all__ = [
@@ -55,10 +56,17 @@ class Context:
         return self.device.type == "cuda"
 
 
+def _no_cuda(ctx: Context) -> Optional[str]:
+    if ctx.cuda:
+        return None
+    why = "no CUDA GPU here" if not torch.cuda.is_available() else f"running on {ctx.device}"
+    return f"needs a CUDA device ({why})"
+
+
 def need_cuda(ctx: Context) -> None:
-    if not ctx.cuda:
-        why = "no CUDA GPU here" if not torch.cuda.is_available() else f"running on {ctx.device}"
-        raise Skip(f"needs a CUDA device ({why})")
+    reason = _no_cuda(ctx)
+    if reason:
+        raise Skip(reason)
 
 
 def need(module: str) -> None:
@@ -67,36 +75,49 @@ def need(module: str) -> None:
 
 
 def need_tensorrt(ctx: Context) -> None:
+    """Skip where TensorRT is missing or there is no CUDA device; raise (a fail) where a TensorRT that is installed
+    does not import on a CUDA device: that install is what the GPU would run, so it is broken, not absent."""
+    from ..core.trt import probe
     from ..runtime.registry import unavailable
 
+    state = probe()
+    if state.broken:
+        if ctx.cuda:
+            raise MissingDependency(state.error)
+        # without a GPU nothing here could run TensorRT (and an import may fail for want of the driver alone):
+        # said, not failed
+        raise Skip(f"{_no_cuda(ctx)}; the installed TensorRT is broken as well: {state.error}")
     need_cuda(ctx)
     reason = unavailable("tensorrt", ctx.device)
     if reason:
         raise Skip(reason)
 
 
-def doctor_pair():
+def doctor_pair(index: int = 0):
+    """Pair ``index`` of the doctor's seeded series: [1,3,256,256] float32 frames; each index another texture."""
     from ..core.sizes import parse_resolution
     from ..model.synthetic import synthetic_pair
 
     res = parse_resolution(DOCTOR_RESOLUTION)
-    return synthetic_pair(res.height, res.width, seed=0)
+    return synthetic_pair(res.height, res.width, seed=0, index=index)
 
 
-def doctor_export(ctx: Context) -> Path:
-    """The R-P 256x256 fp32 plugin export of seeded random weights, in ``ctx.work`` (reused when there)."""
-    if "export" not in ctx.made:
+def doctor_export(ctx: Context, precision: str = "fp32") -> Path:
+    """The R-P 256x256 plugin export (``precision``: its graphs' type) of seeded random weights, in ``ctx.work``
+    (reused when there)."""
+    key = f"export-{precision}"
+    if key not in ctx.made:
         from ..export.exporter import ExportOptions, export
         from ..model.spec import ModelSpec
 
-        model = ModelSpec(variant=DOCTOR_VARIANT, random_weights=True, precision="fp32")
+        model = ModelSpec(variant=DOCTOR_VARIANT, random_weights=True, precision=precision)
         options = ExportOptions(model=model, resolution=DOCTOR_RESOLUTION, splat="plugin")
         ctx.log(
-            f"doctor: the export of GIMM-VFI-{DOCTOR_VARIANT} (random weights) at {DOCTOR_RESOLUTION} in "
-            f"{ctx.work / 'exports'} (made once, in minutes; reused after)"
+            f"doctor: the {precision} export of GIMM-VFI-{DOCTOR_VARIANT} (random weights) at {DOCTOR_RESOLUTION} "
+            f"in {ctx.work / 'exports'} (made once, in minutes; reused after)"
         )
-        ctx.made["export"] = export(options, ctx.work / "exports", log=ctx.log)
-    return ctx.made["export"]
+        ctx.made[key] = export(options, ctx.work / "exports", log=ctx.log)
+    return ctx.made[key]
 
 
 def torch_interp(ctx: Context, precision: str = "fp32"):
@@ -109,13 +130,14 @@ def torch_interp(ctx: Context, precision: str = "fp32"):
         )
 
 
-def export_interp(ctx: Context, backend: str, options=None):
-    """The doctor's export run by ``backend`` on ``ctx.device``."""
+def export_interp(ctx: Context, backend: str, options=None, precision: str = "fp32"):
+    """The doctor's ``precision`` export run by ``backend`` on ``ctx.device``."""
     from ..runtime import Interpolator
 
+    export_dir = doctor_export(ctx, precision)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "random weights": the doctor says so once in its table
-        return Interpolator.from_export(doctor_export(ctx), backend=backend, device=ctx.device, options=options)
+        return Interpolator.from_export(export_dir, backend=backend, device=ctx.device, options=options)
 
 
 def reference_frames(ctx: Context) -> torch.Tensor:

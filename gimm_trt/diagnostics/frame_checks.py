@@ -1,5 +1,6 @@
-"""Whole models against the torch fp32 frames of the doctor's pair: torch fp16, ONNX Runtime (CPU stage by stage,
-CUDA), the TensorRT engines and their CUDA-graph replay."""
+"""Whole models against the torch fp32 frames of the doctor's pair: those frames against the model's own forward,
+torch fp16, ONNX Runtime (CPU stage by stage, CUDA), the TensorRT engines (fp32 and fp16) and their CUDA-graph
+replay."""
 
 from __future__ import annotations
 
@@ -26,22 +27,28 @@ from .context import (
 )
 
 __all__ = [
+    "TORCH_MIN_DB",
     "FP16_MIN_DB",
     "ORT_MIN_DB",
     "TRT_MIN_DB",
+    "TRT_FP16_MIN_DB",
     "GRAPH_MIN_DB",
     "ort_providers",
+    "check_torch_model",
     "check_torch_fp16",
     "check_onnxruntime_cpu",
     "check_onnxruntime_cuda",
     "check_trt_engines",
+    "check_trt_engines_fp16",
     "check_cuda_graph",
 ]
 
 # pass thresholds (frames in [0,1])
+TORCH_MIN_DB = 60.0  # the torch backend vs the model's forward: the same fp32 ops, batched differently at most
 FP16_MIN_DB = 30.0  # torch fp16 vs fp32 frames
 ORT_MIN_DB = 60.0  # ONNX Runtime fp32 vs torch fp32 frames
 TRT_MIN_DB = 40.0  # TensorRT fp32 engines (TF32 off) vs torch fp32 frames
+TRT_FP16_MIN_DB = FP16_MIN_DB  # TensorRT fp16 engines vs torch fp32 frames: held to what torch fp16 must reach
 GRAPH_MIN_DB = 60.0  # CUDA-graph replay vs eager, same engines (only the splat's atomics may reorder sums)
 
 
@@ -56,6 +63,22 @@ def ort_providers() -> Optional[list]:
         return list(onnxruntime.get_available_providers())
     except Exception:  # a broken install is reported as absent
         return None
+
+
+def check_torch_model(ctx: Context) -> tuple:
+    """The torch backend's fp32 frames of the doctor's pair (the Interpolator: batching, per-frame encoding; the
+    reference of every other check) against the model's own forward, on ``ctx.device``: the check that needs
+    torch alone."""
+    from ..model.checkpoint import load_model
+    from ..runtime.torch_backend import exact_fp32
+
+    model = load_model(None, variant=DOCTOR_VARIANT, random_weights=True).to(ctx.device)
+    img0, img1 = (img.to(ctx.device) for img in doctor_pair())  # 256x256: already a multiple of 32, no padding
+    with torch.inference_mode(), exact_fp32(ctx.device):
+        direct = model(img0, img1, torch.tensor(TIMESTEPS, device=ctx.device)).cpu()
+    return judge_frames(
+        f"torch backend vs the model's forward, fp32, {DOCTOR_RESOLUTION}", reference_frames(ctx), direct, TORCH_MIN_DB
+    )
 
 
 def check_torch_fp16(ctx: Context) -> tuple:
@@ -107,14 +130,15 @@ def check_onnxruntime_cuda(ctx: Context) -> tuple:
     )
 
 
-def _engine_interp(ctx: Context, cuda_graph: bool):
+def _engine_interp(ctx: Context, cuda_graph: bool, precision: str = "fp32"):
     from ..engines.build import build_engines
     from ..runtime import TrtOptions
 
-    if "plans" not in ctx.made:
-        ctx.log("doctor: building TensorRT engines (minutes the first time; cached in the export after)")
-        ctx.made["plans"] = build_engines(doctor_export(ctx), device=ctx.device)
-    return export_interp(ctx, "tensorrt", TrtOptions(cuda_graph=cuda_graph))
+    key = f"plans-{precision}"
+    if key not in ctx.made:
+        ctx.log(f"doctor: building {precision} TensorRT engines (minutes the first time; cached in the export after)")
+        ctx.made[key] = build_engines(doctor_export(ctx, precision), device=ctx.device)
+    return export_interp(ctx, "tensorrt", TrtOptions(cuda_graph=cuda_graph), precision)
 
 
 def _engine_frames(ctx: Context) -> torch.Tensor:
@@ -134,10 +158,33 @@ def check_trt_engines(ctx: Context) -> tuple:
     )
 
 
-def check_cuda_graph(ctx: Context) -> tuple:
-    """The same engines with CUDA graphs: the second call captures, the third replays; against eager."""
+def check_trt_engines_fp16(ctx: Context) -> tuple:
+    """The production setting: the engines of the fp16 export against torch fp32 frames."""
     need_tensorrt(ctx)
-    img0, img1 = doctor_pair()
+    frames = _engine_interp(ctx, cuda_graph=False, precision="fp16").interpolate(*doctor_pair(), TIMESTEPS).cpu()
+    return judge_frames(
+        f"TensorRT {DOCTOR_VARIANT} engines fp16 vs torch fp32, {DOCTOR_RESOLUTION}",
+        frames,
+        reference_frames(ctx),
+        TRT_FP16_MIN_DB,
+    )
+
+
+def check_cuda_graph(ctx: Context) -> tuple:
+    """CUDA graphs replayed on a pair they were not captured with, against the eager engines on that pair: pair 0
+    runs eagerly and is then captured (a stage graphs the shapes it sees a second time), pair 1 replays. A replay
+    that kept the captured inputs would give pair 0's frames."""
+    need_tensorrt(ctx)
+    captured_on, replayed_on = doctor_pair(0), doctor_pair(1)
     interp = _engine_interp(ctx, cuda_graph=True)
-    frames = [interp.interpolate(img0, img1, TIMESTEPS).cpu() for _ in range(3)]
-    return judge_frames("CUDA-graph replay vs eager (3rd call)", frames[-1], _engine_frames(ctx), GRAPH_MIN_DB)
+    for _ in range(2):
+        interp.interpolate(*captured_on, TIMESTEPS)
+    replayed = interp.interpolate(*replayed_on, TIMESTEPS).cpu()
+    graphs = sum(stage.captured for stage in interp.backend.stages.values())
+    if not graphs:
+        return "fail", "no stage captured a CUDA graph: every call ran eagerly", {"graphs": 0}
+    eager = _engine_interp(ctx, cuda_graph=False).interpolate(*replayed_on, TIMESTEPS).cpu()
+    status, detail, data = judge_frames(
+        "CUDA-graph replay on another pair than captured vs eager", replayed, eager, GRAPH_MIN_DB
+    )
+    return status, f"{detail}; {graphs} graphs", {**data, "graphs": graphs}

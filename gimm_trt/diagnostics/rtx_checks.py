@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from ..core.errors import MissingDependency
 from .context import (
     DOCTOR_RESOLUTION,
     DOCTOR_VARIANT,
@@ -26,10 +27,15 @@ RTX_MIN_DB = 40.0  # TensorRT-RTX fp32 engines (TF32 off) vs torch fp32 frames, 
 
 
 def _need_rtx() -> None:
-    from ..core.trt import has_tensorrt
+    """Skip without TensorRT-RTX; raise (a fail) where it is installed but does not import: it builds on a CPU,
+    so nothing excuses that here."""
+    from ..core.trt import probe
 
     need("onnx")
-    if not has_tensorrt("tensorrt-rtx"):
+    state = probe("tensorrt-rtx")
+    if state.broken:
+        raise MissingDependency(state.error)
+    if not state.usable:
         raise Skip("TensorRT-RTX is not installed: pip install 'gimm-trt[tensorrt-rtx]'")
 
 

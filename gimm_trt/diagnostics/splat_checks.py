@@ -1,5 +1,6 @@
 """The splat op: Triton and CuPy against the torch reference, the Triton kernel under its interpreter, and the
-TensorRT plugin (registered, one single-node engine against torch)."""
+TensorRT plugin (registered, one single-node engine with the AOT kernel against torch, and that plan loaded by a
+process with TensorRT alone)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import torch
 
+from ..core import deps
 from ..core.files import atomic_write
 from ..plugins import schema
 from .context import Context, Skip, need, need_cuda, need_tensorrt
@@ -22,6 +25,8 @@ __all__ = [
     "check_splat_cupy_cuda",
     "check_splat_triton_interpreter",
     "check_trt_plugin",
+    "check_trt_plan_python_free",
+    "aot_ptx_isa",
 ]
 
 SPLAT_REL_TOL = 1e-4  # fp32 atomics add in any order; a wrong kernel is off by O(1)
@@ -126,29 +131,133 @@ def _single_splat_graph(path: Path, shape: tuple, mode: str) -> None:
     onnx.checker.check_model(str(path))
 
 
+def aot_ptx_isa(device: torch.device) -> Optional[str]:
+    """``"8.7"``: the PTX ISA the splat kernel is compiled to for a TensorRT engine on ``device`` (the lower of what
+    Triton's ptxas and the driver take, ``triton_kernel.aot_ptx_version``); None without a CUDA device or Triton."""
+    if device.type != "cuda" or not deps.installed("triton"):
+        return None
+    try:
+        from ..plugins.triton_kernel import aot_ptx_version
+    except ImportError:  # a Triton that does not import: its own version line says so
+        return None
+    major, minor = torch.cuda.get_device_capability(device)
+    isa = aot_ptx_version(major * 10 + minor)
+    return None if isa is None else f"{isa // 10}.{isa % 10}"
+
+
+def _splat_plan(ctx: Context) -> dict:
+    """The engine of one splat node with the ahead-of-time kernel (the node's ``aot=1``), built once per run: its
+    plan file, inputs on ``ctx.device`` and torch's output for them."""
+    if "splat_plan" not in ctx.made:
+        from ..engines.build import EngineBytesFromOnnx
+        from ..plugins.ops import accumulate
+
+        mode = schema.DEFAULT_MODE
+        x, flow, metric = _splat_case(ctx.device, small=False)
+        stem = ctx.work / "splat_node" / f"splat-{mode}-{'x'.join(map(str, x.shape))}"
+        _single_splat_graph(stem.with_suffix(".onnx"), tuple(x.shape), mode)
+        with torch.cuda.device(ctx.device):
+            plan = atomic_write(stem.with_suffix(".plan"), EngineBytesFromOnnx(stem.with_suffix(".onnx"))())
+        ctx.made["splat_plan"] = {
+            "plan": plan,
+            "mode": mode,
+            "inputs": {"x": x, "flow": flow, "metric": metric},
+            "want": accumulate(x, flow, metric, mode, impl="torch"),
+        }
+    return ctx.made["splat_plan"]
+
+
 def check_trt_plugin(ctx: Context) -> tuple:
-    """The plugin is registered, and one engine of a single splat node matches torch."""
+    """The plugin is registered, and the engine of one splat node with the AOT kernel, built here for this GPU and
+    driver, matches torch: a PTX ISA newer than the driver takes fails here, not in a whole model."""
     need_tensorrt(ctx)
     from ..core.trt import import_trt
-    from ..engines.build import EngineBytesFromOnnx
     from ..engines.runner import TrtStage
     from ..plugins import trt_plugin  # noqa: F401  registers gimm_trt::splat on import
-    from ..plugins.ops import accumulate
 
     trt = import_trt()
     creator = trt.get_plugin_registry().get_creator(schema.OP_NAME, str(schema.VERSION), schema.NAMESPACE)
     if creator is None:
         return "fail", f"{schema.PLUGIN_ID} v{schema.VERSION} is not in TensorRT's plugin registry", {}
-    mode = schema.DEFAULT_MODE
-    x, flow, metric = _splat_case(ctx.device, small=False)
-    path = ctx.work / "splat_node" / f"splat-{mode}-{'x'.join(map(str, x.shape))}.onnx"
-    _single_splat_graph(path, tuple(x.shape), mode)
+    built = _splat_plan(ctx)
     with torch.cuda.device(ctx.device):
-        stage = TrtStage(EngineBytesFromOnnx(path)(), device=ctx.device)
-        got = stage({"x": x, "flow": flow, "metric": metric})["acc"]
-    want = accumulate(x, flow, metric, mode, impl="torch")
+        got = TrtStage(built["plan"], device=ctx.device)(built["inputs"])["acc"]
+    want = built["want"]
     status, detail, data = _judge_splat(
-        "TensorRT engine of one splat node",
-        {mode: {"max_abs": (got.double() - want.double()).abs().max().item(), "ref_max_abs": want.abs().max().item()}},
+        "TensorRT engine of one AOT splat node",
+        {
+            built["mode"]: {
+                "max_abs": (got.double() - want.double()).abs().max().item(),
+                "ref_max_abs": want.abs().max().item(),
+            }
+        },
     )
-    return status, f"plugin registered; {detail}", data
+    isa = aot_ptx_isa(ctx.device)
+    return status, f"plugin registered; PTX ISA {isa or '-'}; {detail}", {**data, "ptx_isa": isa}
+
+
+# Run by a fresh interpreter that imports TensorRT and nothing of ours: loads a plan as a C++ program or trtexec
+# would, where the splat plugin's Python definitions do not exist. Prints one PLAN line of JSON.
+_TRT_ONLY_CODE = """
+import json, sys
+import tensorrt as trt
+
+class Log(trt.ILogger):
+    def __init__(self):
+        trt.ILogger.__init__(self)
+        self.errors = []
+
+    def log(self, severity, message):
+        if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
+            self.errors.append(message)
+
+log = Log()
+trt.init_libnvinfer_plugins(log, "")  # NVIDIA's own plugins, as a C++ program would initialise them
+runtime = trt.Runtime(log)  # kept: a runtime must outlive its engines
+with open(sys.argv[1], "rb") as f:
+    engine = runtime.deserialize_cuda_engine(f.read())
+context = None if engine is None else engine.create_execution_context()
+creator = trt.get_plugin_registry().get_creator(*sys.argv[2:5])
+print("PLAN " + json.dumps({
+    "engine": engine is not None,
+    "context": context is not None,
+    "layers": None if engine is None else engine.num_layers,
+    "errors": log.errors,
+    "plugin_registered": creator is not None,
+    "imported": sorted(m for m in ("gimm_trt", "torch", "triton") if m in sys.modules),
+}))
+"""
+
+
+def _visible_device(device: torch.device) -> str:
+    """``CUDA_VISIBLE_DEVICES`` for a child process whose device 0 is ``device``."""
+    index = torch.cuda.current_device() if device.index is None else device.index
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return visible.split(",")[index].strip() if visible else str(index)
+
+
+def check_trt_plan_python_free(ctx: Context) -> tuple:
+    """The AOT splat plan deserialized, with an execution context, by a process that imports TensorRT alone (no
+    gimm_trt, Triton or torch, no splat plugin registered from Python): what a C++ deployment needs of it."""
+    need_tensorrt(ctx)
+    plan = _splat_plan(ctx)["plan"]
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES=_visible_device(ctx.device))
+    argv = [sys.executable, "-c", _TRT_ONLY_CODE, str(plan), schema.OP_NAME, str(schema.VERSION), schema.NAMESPACE]
+    run = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    line = next((s for s in run.stdout.splitlines() if s.startswith("PLAN ")), None)
+    if run.returncode != 0 or line is None:
+        tail = " ".join((run.stderr or run.stdout).strip().splitlines()[-3:])
+        return "fail", f"the TensorRT-only process failed (exit {run.returncode}): {tail[-400:]}", {}
+    got = json.loads(line[len("PLAN ") :])
+    problems = []
+    if got["imported"]:
+        problems.append(f"it imported {', '.join(got['imported'])}")
+    if got["plugin_registered"]:
+        problems.append("a splat plugin was registered in it")
+    if not got["engine"]:
+        problems.append(f"no engine: {' '.join(got['errors'])[:400]}")
+    elif not got["context"]:
+        problems.append(f"no execution context: {' '.join(got['errors'])[:400]}")
+    if problems:
+        return "fail", f"{plan.name} in a process with TensorRT alone: {'; '.join(problems)}", got
+    return "pass", f"{plan.name} ({got['layers']} layers) loads and gets a context with TensorRT alone", got

@@ -6,10 +6,11 @@ device_memory_size_v2/create_execution_context``, ``IExecutionContext.set_device
 get_tensor_shape/set_tensor_address/execute_async_v3``), the names used by Polygraphy's ``TrtRunner`` and
 NVIDIA's samples.
 
-Each stage enqueues on a stream of its own, ordered with torch's current stream both ways: torch's current stream
-is the legacy default stream unless the caller chose another, and TensorRT adds device-wide synchronisation when
-it is handed that one. All of a stage's execution contexts (one for eager calls, one per captured CUDA graph) share
-one block of activation memory, which is safe because they only ever run one after another on that stream.
+The stages of an export enqueue on one stream of their own (a ``Workspace``), ordered with torch's current stream
+both ways: torch's current stream is the legacy default stream unless the caller chose another, and TensorRT adds
+device-wide synchronisation when it is handed that one. All their execution contexts (per stage one for eager
+calls and one per captured CUDA graph) share one block of activation memory, sized for the largest engine, which is
+safe because they only ever run one after another on that stream.
 """
 
 from __future__ import annotations
@@ -25,7 +26,17 @@ import torch
 from ..core.errors import DeviceError, EngineError, InputError
 from . import compat
 
-__all__ = ["ALIGNMENT", "EngineRunner", "TorchCuda", "TrtStage", "load_stages", "torch_dtype"]
+__all__ = [
+    "ALIGNMENT",
+    "EngineRunner",
+    "Plan",
+    "TorchCuda",
+    "TrtStage",
+    "Workspace",
+    "deserialize",
+    "load_stages",
+    "torch_dtype",
+]
 
 _TORCH_DTYPES = {
     "FLOAT": torch.float32,
@@ -41,6 +52,7 @@ ALIGNMENT = 256  # bytes: IExecutionContext::setTensorAddress wants every tensor
 _MAX_GRAPHS = 4  # captured shape sets kept; each holds its own context, input and output buffers
 
 _Captured = namedtuple("_Captured", "context graph inputs outputs")
+Plan = namedtuple("Plan", "runtime engine family")  # a deserialized plan; the runtime must outlive the engine
 
 
 def torch_dtype(trt_dtype) -> torch.dtype:
@@ -147,8 +159,12 @@ def _enqueue(context, stream) -> None:
 
 
 def _copy_into(buffers: Mapping[str, torch.Tensor], feed: Mapping[str, torch.Tensor]) -> None:
+    """Each tensor of ``feed`` into its buffer (same shape and dtype), except one that already is that buffer's
+    data (same address and layout): a copy onto itself would only cost a kernel launch per call."""
     for name, tensor in feed.items():
-        buffers[name].copy_(tensor)
+        buffer = buffers[name]
+        if tensor.data_ptr() != buffer.data_ptr() or tensor.stride() != buffer.stride():
+            buffer.copy_(tensor)
 
 
 def _import_plugin(module: str):
@@ -159,6 +175,27 @@ def _import_plugin(module: str):
     except ImportError as err:
         return err
     return None
+
+
+class Workspace:
+    """The stream and the block of activation memory shared by engines that run one after another.
+
+    TensorRT lets execution contexts share device memory as long as they never run at the same time; work on one
+    stream never does. So the stages of an export, which always run in turn, need one block sized for the largest
+    engine (``for_engines``), not one each.
+    """
+
+    def __init__(self, cuda, size: int):
+        self.size = size
+        with cuda.guard():
+            self.stream = cuda.new_stream()
+            self.memory = cuda.empty((size,), torch.uint8)
+            cuda.record(self.memory, self.stream)  # freed with its last runner, whatever stream is current then
+
+    @classmethod
+    def for_engines(cls, cuda, engines) -> Workspace:
+        """One workspace for ``engines`` (``ICudaEngine``s): the largest ``device_memory_size_v2`` of them."""
+        return cls(cuda, max(engine.device_memory_size_v2 for engine in engines))
 
 
 class EngineRunner:
@@ -177,6 +214,8 @@ class EngineRunner:
     Args:
         engine: an ``ICudaEngine``.
         cuda (TorchCuda): the device and its streams, allocation and graphs.
+        workspace (Workspace): the stream and activation memory to use, shared with the runners of engines that run
+            before and after this one; None: a workspace of its own.
         strategy: ``trt.ExecutionContextAllocationStrategy.USER_MANAGED``; contexts get the runner's memory.
         cuda_graph (bool): capture and replay CUDA graphs for repeated input shapes.
         runtime_config: a callable returning a new ``IRuntimeConfig`` for each context (TensorRT-RTX: its runtime
@@ -184,7 +223,7 @@ class EngineRunner:
             ``strategy`` alone.
     """
 
-    def __init__(self, engine, cuda, *, strategy, cuda_graph: bool = False, runtime_config=None):
+    def __init__(self, engine, cuda, *, strategy, cuda_graph: bool = False, runtime_config=None, workspace=None):
         # set first so that it is released first: a context must go before its config's runtime cache and engine
         self.context = None
         self.engine = engine
@@ -199,14 +238,25 @@ class EngineRunner:
         self.input_names = tuple(n for n in names if is_input[n])
         self.output_names = tuple(n for n in names if not is_input[n])
         self.dtypes = {n: torch_dtype(engine.get_tensor_dtype(n)) for n in names}
+        workspace = workspace or Workspace(cuda, engine.device_memory_size_v2)
+        if workspace.size < engine.device_memory_size_v2:
+            raise ValueError(
+                f"a workspace of {workspace.size} bytes is too small for an engine that needs "
+                f"{engine.device_memory_size_v2}: make it with Workspace.for_engines"
+            )
+        self._stream = workspace.stream
+        self._memory = workspace.memory
         with cuda.guard():
-            self._stream = cuda.new_stream()
-            self._memory = self._activation_memory()
             self.context = self._new_context()  # the eager one, reshaped as calls come
         self._shapes = None  # the input shapes self.context holds now
         self._seen = set()
         self._graphs = OrderedDict()  # input shapes -> _Captured
         self._uncapturable = set()
+
+    @property
+    def captured(self) -> int:
+        """How many CUDA graphs (input shape sets) the runner holds now."""
+        return len(self._graphs)
 
     def profile(self, name: str) -> tuple:
         """(min, opt, max) shapes of an input in the engine's optimisation profile."""
@@ -228,12 +278,6 @@ class EngineRunner:
         self._seen.clear()
         self._uncapturable.clear()
 
-    def _activation_memory(self) -> torch.Tensor:
-        """One block for every context's activations: they run one after another on self._stream."""
-        memory = self._cuda.empty((self.engine.device_memory_size_v2,), torch.uint8)
-        self._cuda.record(memory, self._stream)  # freed with the runner, whatever stream is current then
-        return memory
-
     def _new_context(self):
         if self._runtime_config is None:
             context = self.engine.create_execution_context(self._strategy)
@@ -244,7 +288,7 @@ class EngineRunner:
             context = self.engine.create_execution_context(config)
         if context is None:
             raise EngineError("TensorRT could not create an execution context (out of GPU memory?)")
-        context.set_device_memory(self._memory.data_ptr(), self._memory.numel())
+        context.set_device_memory(self._memory.data_ptr(), self._memory.numel())  # the workspace's, whole
         return context
 
     def _checked(self, feed) -> dict:
@@ -338,8 +382,32 @@ class EngineRunner:
         return outputs
 
 
+def deserialize(plan, *, device=None, plugin_module: str = compat.PLUGIN_MODULE, family: str = compat.DEFAULT_FAMILY):
+    """A ``Plan``: a plan file (or its bytes) deserialized on ``device`` by ``family``'s runtime, for ``TrtStage``.
+
+    ``plugin_module`` is imported first if importable (JIT splat plugins need it registered); not for a family
+    without plugins.
+    """
+    trt = compat.import_trt(family)
+    cuda = TorchCuda.on(device)
+    data = Path(plan).read_bytes() if isinstance(plan, (str, os.PathLike)) else plan
+    plugin_error = _import_plugin(plugin_module) if compat.family(family).plugins else None
+    logger = compat.trt_logger(family)
+    with cuda.guard():
+        trt.init_libnvinfer_plugins(logger, "")
+        runtime = trt.Runtime(logger)
+        engine = runtime.deserialize_cuda_engine(data)
+    if engine is None:
+        hint = f"; the splat plugin could not be imported: {plugin_error}" if plugin_error else ""
+        raise EngineError(
+            f"TensorRT could not deserialize the plan (built by another TensorRT version "
+            f"or GPU, or truncated?){hint}; see TensorRT's log above"
+        )
+    return Plan(runtime, engine, family)
+
+
 class TrtStage(EngineRunner):
-    """One plan file (or its bytes), deserialized on ``device``: see ``EngineRunner``."""
+    """One plan, deserialized on ``device``: see ``EngineRunner``."""
 
     def __init__(
         self,
@@ -350,45 +418,38 @@ class TrtStage(EngineRunner):
         plugin_module: str = compat.PLUGIN_MODULE,
         family: str = compat.DEFAULT_FAMILY,
         runtime_cache=None,
+        workspace=None,
     ):
         """
         Args:
-            plan (Union[path, bytes-like]): a plan file written by ``build_engines`` or its bytes.
+            plan (Union[path, bytes-like, Plan]): a plan file written by ``build_engines``, its bytes, or either
+                already deserialized (``deserialize``; then ``plugin_module`` and ``family`` are its own).
             device: CUDA device the plan runs on (default: the current one).
             cuda_graph (bool): capture and replay CUDA graphs for repeated input shapes.
-            plugin_module (str): imported first if importable (JIT splat plugins need it registered);
-                not for a family without plugins.
+            plugin_module (str): see ``deserialize``.
             family (str): the engine family that built the plan: its module deserializes and runs it.
             runtime_cache (RuntimeCacheFile): tensorrt-rtx: where its JIT keeps the kernels compiled for this GPU;
                 with it, and with ``cuda_graph``, contexts are made from a runtime config that attaches the cache
                 and asks for TensorRT-RTX's own whole-graph capture, which then replaces ours.
+            workspace (Workspace): shared with the stages that run before and after this one (``load_stages``);
+                None: one of its own.
         """
         self.context = None  # released before the runtime below (attributes go in the order they were first set)
+        if not isinstance(plan, Plan):
+            plan = deserialize(plan, device=device, plugin_module=plugin_module, family=family)
+        self._runtime, engine, family = plan  # the runtime must outlive the engine
         trt = compat.import_trt(family)
-        cuda = TorchCuda.on(device)
-        data = Path(plan).read_bytes() if isinstance(plan, (str, os.PathLike)) else plan
-        plugin_error = _import_plugin(plugin_module) if compat.family(family).plugins else None
-        logger = compat.trt_logger(family)
-        with cuda.guard():
-            trt.init_libnvinfer_plugins(logger, "")
-            self._runtime = trt.Runtime(logger)  # must outlive the engine
-            engine = self._runtime.deserialize_cuda_engine(data)
-        if engine is None:
-            hint = f"; the splat plugin could not be imported: {plugin_error}" if plugin_error else ""
-            raise EngineError(
-                f"TensorRT could not deserialize the plan (built by another TensorRT version "
-                f"or GPU, or truncated?){hint}; see TensorRT's log above"
-            )
         runtime_config = None
         if compat.family(family).aot and (runtime_cache is not None or cuda_graph):  # JIT-specialised at run time
             runtime_config = _rtx_config(trt, engine, runtime_cache, cuda_graph)
             cuda_graph = False  # TensorRT-RTX captures and replays inside execute_async_v3
         super().__init__(
             engine,
-            cuda,
+            TorchCuda.on(device),
             strategy=trt.ExecutionContextAllocationStrategy.USER_MANAGED,
             cuda_graph=cuda_graph,
             runtime_config=runtime_config,
+            workspace=workspace,
         )
 
 
@@ -421,13 +482,19 @@ def load_stages(
     runtime_cache=None,
 ) -> dict:
     """``TrtStage`` per plan of an export directory (a stage, or a part such as ``motion.0`` where the family
-    builds the stage as parts), in run order, building missing plans first (``build_engines``)."""
+    builds the stage as parts), in run order, building missing plans first (``build_engines``); they share one
+    ``Workspace``."""
     from .build import build_engines
 
-    plans = build_engines(
+    paths = build_engines(
         export_dir, build=build, device=device, family=family, compute_capabilities=compute_capabilities
     )
+    plans = {name: deserialize(path, device=device, family=family) for name, path in paths.items()}
+    # the stages always run in turn: one stream and one activation block, the size of the largest, serve them all
+    workspace = Workspace.for_engines(TorchCuda.on(device), [plan.engine for plan in plans.values()])
     return {
-        name: TrtStage(path, device=device, cuda_graph=cuda_graph, family=family, runtime_cache=runtime_cache)
-        for name, path in plans.items()
+        name: TrtStage(
+            plan, device=device, cuda_graph=cuda_graph, family=family, runtime_cache=runtime_cache, workspace=workspace
+        )
+        for name, plan in plans.items()
     }
