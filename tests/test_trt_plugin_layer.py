@@ -10,6 +10,7 @@ tensors in a subprocess under Triton's interpreter.
 
 import contextlib
 import ctypes
+import dataclasses
 import functools
 import importlib
 import os
@@ -159,7 +160,7 @@ def test_standin_contracts():
         _ = native.PluginField("h", np.zeros(2, np.float16), native.PluginFieldType.FLOAT16).data
     with pytest.raises(TypeError):
         native.KernelLaunchParams().grid_x = 4  # setGridX(ISymExpr*)
-    registry, creator = native.IPluginRegistry(), SimpleNamespace(name="p", plugin_version="1")
+    registry, creator = native.IPluginRegistry((11, 4)), SimpleNamespace(name="p", plugin_version="1")
     assert registry.register_creator(creator, "ns") and not registry.register_creator(creator, "ns")
     assert registry.get_creator("p", "1", "ns") is creator and registry.get_creator("p", "1") is None
 
@@ -223,6 +224,75 @@ def test_exported_node_builds(sm90, exported, aot):
     fp32 = (native.DataType.FLOAT,) * 4
     assert result.tactics == {fp32: [1, 2, 3]}
     assert sorted(t for _, t in result.kernels) == ([1, 2, 3] if aot else [])
+
+
+@pytest.mark.parametrize("request_name", ["PREFER_JIT", "STRICT_JIT"])
+def test_engine_load_recreates_the_jit_plugin(trt_env, exported, request_name):
+    """Loading an engine recreates a JIT plugin from its serialised fields, with a creation request."""
+    plugin = parser.import_node(trt_env.registry, exported[False].node)
+    request = native.QuickPluginCreationRequest[request_name]
+    runtime = builder.runtime_plugin(plugin, trt_env.creator, request)
+    assert not builder.is_aot(runtime)
+    fields = builder.capability(runtime, native.PluginCapabilityType.RUNTIME).get_fields_to_serialize()
+    assert [(f.name, f.data.tobytes()) for f in fields] == [(schema.MODE_ATTR, schema.DEFAULT_MODE.encode() + b"\0")]
+
+
+def test_engine_load_without_a_preference_is_refused(trt_env, exported):
+    """Our op has both implementations, so ``tensorrt.plugin`` refuses a request without a preference: a TensorRT
+    that passed UNKNOWN when loading an engine could not load our JIT plugin."""
+    plugin = parser.import_node(trt_env.registry, exported[False].node)
+    with pytest.raises(ValueError, match="has both AOT and JIT implementations"):
+        builder.runtime_plugin(plugin, trt_env.creator, native.QuickPluginCreationRequest.UNKNOWN)
+
+
+def test_node_domain_is_a_namespace_from_tensorrt_10_10():
+    creator = SimpleNamespace(name=schema.OP_NAME, plugin_version="1", KIND=native.IPluginCreatorV3Quick.KIND)
+    bare = _node("sum")
+    bare.attribute.remove(next(a for a in bare.attribute if a.name == "plugin_namespace"))
+    for release in ((10, 9), (10, 10), (11, 4)):
+        registry = native.IPluginRegistry(release)
+        registry.register_creator(creator, schema.NAMESPACE)
+        assert parser.find_creator(registry, _node("sum")) == (creator, schema.NAMESPACE)  # what we export
+        if release < (10, 10):
+            with pytest.raises(LookupError, match="Plugin not found"):
+                parser.find_creator(registry, bare)
+        else:
+            assert parser.find_creator(registry, bare) == (creator, bare.domain)
+
+
+def test_our_node_is_found_by_every_release(trt_env, exported):
+    for aot in (True, False):
+        assert parser.find_creator(trt_env.registry, exported[aot].node) == (trt_env.creator, schema.NAMESPACE)
+
+
+def test_parser_passes_strings_and_tensor_attributes():
+    import onnx
+    from onnx import helper, numpy_helper
+
+    names = ("names", "weights", "halves", "wide", "graph")
+    creator = SimpleNamespace(field_names=native.PluginFieldCollection(native.PluginField(n) for n in names[:3]))
+    node = helper.make_node(
+        "op",
+        [],
+        [],
+        names=["ab", "c"],
+        weights=numpy_helper.from_array(np.array([[1.5, -2.0]], np.float32)),
+        halves=numpy_helper.from_array(np.array([1, 2, 3], np.float16)),
+    )
+    fields = {f.name: f for f in parser.plugin_fields(creator, node)}
+    assert (fields["names"].type, fields["names"].size) == (native.PluginFieldType.CHAR, 5)
+    assert fields["names"].data.tobytes() == b"ab\0c\0"
+    assert (fields["weights"].type, fields["weights"].data.tolist()) == (native.PluginFieldType.FLOAT32, [1.5, -2.0])
+    assert (fields["halves"].type, fields["halves"].size) == (native.PluginFieldType.FLOAT16, 3)
+    assert fields["halves"]._bytes == np.array([1, 2, 3], np.float16).tobytes()
+    creator.field_names = native.PluginFieldCollection(native.PluginField(n) for n in names[3:])
+    wide = helper.make_node("op", [], [], wide=numpy_helper.from_array(np.array([1], np.int64)))
+    with pytest.raises(TypeError, match="Tensor type: INT64 is unsupported in plugin fields"):
+        parser.plugin_fields(creator, wide)
+    graph = helper.make_node("op", [], [], graph=helper.make_graph([], "g", [], []))
+    assert graph.attribute[0].type == onnx.AttributeProto.GRAPH
+    with pytest.raises(TypeError, match="Attributes of type: GRAPH are unsupported as plugin fields"):
+        parser.plugin_fields(creator, graph)
 
 
 # --- the shape function --------------------------------------------------------------------------------------
@@ -307,6 +377,20 @@ def test_aot_kernels(sm90, mode, x_dtype):
         ]
 
 
+def test_aot_kernel_name_may_be_bytes(sm90, monkeypatch):
+    """TensorRT takes the kernel name as str or bytes (its own sample passes ``metadata.name.encode()``)."""
+
+    def named_in_bytes(*args):
+        kernel = _compiled(*args)
+        return dataclasses.replace(kernel, name=kernel.name.encode())
+
+    monkeypatch.setattr(sm90.module, "compile_aot", named_in_bytes)
+    plugin = parser.import_node(sm90.registry, _node("sum", aot=True))
+    f32 = native.DataType.FLOAT
+    result = builder.build(plugin, [(f32, ("T", C, H, W)), (f32, ("T", 2, H, W)), (f32, ("T", 1, H, W))], {"T": 2})
+    assert sorted((k.name, t) for (_, t), k in result.kernels.items()) == [("splat_kernel", t) for t in (1, 2, 3)]
+
+
 def test_aot_impl_rejects_other_types(sm90):
     plugin = parser.import_node(sm90.registry, _node("sum"))
     i8, f32 = native.DataType.INT8, native.DataType.FLOAT
@@ -371,7 +455,8 @@ def _worker(layer_path: str, version: str, node_path: str, out_path: str) -> Non
                 ]
                 plugin = parser.import_node(registry, node)
                 built = builder.build(plugin, [(d, tuple(t.shape)) for d, t in zip(dtypes, (x, flow, metric))], {})
-                runtime = builder.runtime_plugin(plugin, creator)  # what the engine file holds, loaded again
+                # what the engine file holds, loaded again
+                runtime = builder.runtime_plugin(plugin, creator, native.QuickPluginCreationRequest.STRICT_JIT)
                 out = torch.full((2, schema.out_channels(3, mode), 7, 9), float("nan"))
                 builder.enqueue(
                     runtime,
