@@ -165,6 +165,47 @@ def test_standin_contracts():
     assert registry.get_creator("p", "1", "ns") is creator and registry.get_creator("p", "1") is None
 
 
+# --- the plugin layers CI gives every run ----------------------------------------------------------------------
+
+FAKE_PIP = """#!/usr/bin/env bash
+# records its arguments; "installs" a bindings wheel of the pinned version into --target
+echo "$*" >> "$PIP_LOG"
+while [ $# -gt 0 ]; do
+    case "$1" in --target) target="$2"; shift;; tensorrt-cu12-bindings==*) version="${1#*==}";; esac
+    shift
+done
+mkdir -p "$target/tensorrt_bindings/plugin"
+echo "__version__ = \\"$version\\"" > "$target/tensorrt_bindings/__init__.py"
+touch "$target/tensorrt_bindings/plugin/__init__.py"
+"""
+
+
+def test_ci_unpacks_both_tensorrt_10_layers(tmp_path, monkeypatch):
+    """``.ci/plugin-layers`` unpacks 10.9 and 10.16 without dependencies and prints the folders for the variable,
+    which then yields both layers; a listed folder without a wheel is an error, not a skip."""
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "bin").mkdir()
+    pip = tmp_path / "bin" / "pip"
+    pip.write_text(FAKE_PIP)
+    pip.chmod(0o755)
+    env = dict(os.environ, PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}", PIP_LOG=str(tmp_path / "log"))
+    run = subprocess.run(
+        [str(root / ".ci" / "plugin-layers"), str(tmp_path / "layers")], env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    versions = ("10.9.0.34", "10.16.1.11")
+    folders = [str(tmp_path / "layers" / v) for v in versions]
+    assert run.stdout.strip() == ":".join(folders)
+    calls = (tmp_path / "log").read_text().splitlines()
+    assert calls == [f"install -q --no-deps --target {f} {WHEEL}=={v}" for f, v in zip(folders, versions)]
+    monkeypatch.setenv(trt_standin.ENV, run.stdout.strip())
+    found = {layer.version for layer in trt_standin.plugin_layers()}
+    assert set(versions) <= found
+    monkeypatch.setenv(trt_standin.ENV, os.pathsep.join(folders + [str(tmp_path / "empty")]))
+    with pytest.raises(FileNotFoundError, match="lists .*empty, which holds no tensorrt_bindings wheel"):
+        trt_standin.plugin_layers()
+
+
 # --- registration --------------------------------------------------------------------------------------------
 
 
