@@ -10,19 +10,25 @@ One ``@triton.jit`` source, ``splat_kernel``, with the parameter order TensorRT'
     metric  [N,1,H,W]   fp32 or fp16   importance weight (not read when MODE == 0)
     out     [N,CO,H,W]  fp32           CO = C (MODE 0) or C + 1 (the normaliser channel last)
 
+fp16 inputs come from the PyTorch path (autocast hands it fp16 latents); the TensorRT node always takes fp32
+(``schema.INPUT_DTYPES``), so the AOT kernel is compiled for fp32 only.
+
 The kernel fuses the metric weighting of the ``*-zeroeps`` modes: channel c < C receives
 ``x * w`` and channel C receives ``w`` (w = metric, or exp(metric) for MODE 2); the divide by the
 normaliser stays outside (``gimm_trt.plugins.normalise``), because it needs every contribution first.
 
-Two launch formulations of the same source (constexpr ``OWN_PLANE``):
+Two launch formulations of the same source (constexpr ``OWN_PLANE``), grids from ``launch_grid``:
 
-* ``OWN_PLANE=False`` (PyTorch path): grid ``(cdiv(H*W, BLOCK), N)``; a program takes BLOCK source
-  pixels of one image and adds them to every output channel with fp32 atomics. ``out`` must be zeroed
-  before the launch (``torch.zeros``).
+* ``OWN_PLANE=False`` (PyTorch path and the plugin's JIT implementation): grid ``(cdiv(H*W, BLOCK), N*CO)``, a
+  grid over pixel tiles: program ``(i, n * CO + c)`` takes source pixels ``[i*BLOCK, (i+1)*BLOCK)`` of channel c
+  of image n and adds them to ``out[n, c]`` with fp32 atomics, so every (plane, pixel) has one program and the
+  GPU fills at any T and C. ``out`` is zeroed once before the launch (``torch.zeros``).
 * ``OWN_PLANE=True`` (TensorRT AOT path): grid ``(N*CO,)``; a program owns one output plane
   ``out[n, c]``. Every contribution to that plane comes from source channel c of image n, so the program
   zeroes the plane, synchronises its own threads, then splats into it: no other program touches it. One
-  launch, no pre-zeroed buffer, which is all an AOT TensorRT plugin gets.
+  launch, no pre-zeroed buffer, which is all an AOT TensorRT plugin gets: TensorRT hands it an output it has not
+  cleared and runs one kernel, and a grid over tiles would need every tile's zeros to land before any program's
+  first add, an order no barrier in one launch can give without memory that is already in a known state.
 
 Contributions are bitwise those of the official kernel (same fp32 expressions, no FMA contraction is
 possible in them); only the order of the atomic sums differs.
@@ -53,6 +59,7 @@ __all__ = [
     "accumulate",
     "launch",
     "launch_config",
+    "launch_grid",
     "MODE_IDS",
     "compile_aot",
     "aot_launch_dims",
@@ -66,6 +73,7 @@ __all__ = [
 ]
 
 MODE_IDS = {"sum": 0, "linear-zeroeps": 1, "softmax-zeroeps": 2}
+MAX_GRID_Y = 65535  # CUDA's limit on a grid's y extent, where the tiled launch puts the output planes
 
 
 @triton.jit(do_not_specialize=["C", "H", "W"])  # sizes stay runtime i32 (1 would become a constexpr)
@@ -103,9 +111,10 @@ def splat_kernel(
         # within the block; no other program writes this plane)
         tl.debug_barrier()
     else:
-        n = tl.program_id(1)
-        c_first = 0
-        c_last = CO
+        plane = tl.program_id(1)  # n * CO + c
+        n = plane // CO
+        c_first = plane % CO
+        c_last = c_first + 1
         start = tl.program_id(0) * BLOCK
         stop = start + BLOCK
     base = n.to(tl.int64) * hw
@@ -175,6 +184,15 @@ def launch_config(own_plane: bool, tactic: int = 1) -> dict:
     return dict(AOT_TACTICS[tactic]) if own_plane else {"BLOCK": 512, "num_warps": 4}
 
 
+def launch_grid(n: int, c: int, h: int, w: int, mode: str, own_plane: bool = False, block: int = None) -> tuple:
+    """The kernel's grid for x [n, c, h, w]: ``(cdiv(h*w, BLOCK), n*CO)`` pixel tiles of every output plane, or
+    ``(n*CO,)`` (one program per plane) for ``own_plane``. ``block`` as in ``launch``."""
+    planes = n * schema.out_channels(c, mode)
+    if own_plane:
+        return (planes,)
+    return (triton.cdiv(h * w, block or launch_config(own_plane)["BLOCK"]), planes)
+
+
 def _kernel_for(device: torch.device):
     """The kernel to launch; CPU tensors need the interpreter (Triton's own ``tl`` helpers are jitted too, so
     it cannot be switched on after ``import triton``)."""
@@ -221,6 +239,8 @@ def launch(x, flow, metric, out, mode: str, own_plane: bool = False, block: int 
         raise InputError("splat: x, flow, metric and out must be on one device")
     if n * co * h * w >= 2**31 or h * w * 2 >= 2**31:
         raise InputError(f"splat: tensor of shape {tuple(x.shape)} too large for int32 indexing")
+    if n * co > MAX_GRID_Y:
+        raise InputError(f"splat: {n} images of {co} output channels exceed the {MAX_GRID_Y} planes one launch takes")
     if mode != "sum" and metric is None:
         raise InputError(f"splat mode {mode!r} needs a metric")
     for t in (x, flow) + (() if metric is None else (metric,)):
@@ -234,11 +254,9 @@ def launch(x, flow, metric, out, mode: str, own_plane: bool = False, block: int 
     cfg = launch_config(own_plane)
     if block is not None:
         cfg["BLOCK"] = block
-    if own_plane:
-        grid = (n * co,)
-    else:
+    if not own_plane:
         out.zero_()
-        grid = (triton.cdiv(h * w, cfg["BLOCK"]), n)
+    grid = launch_grid(n, c, h, w, mode, own_plane, cfg["BLOCK"])
     kernel = _kernel_for(x.device)
     with torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext():
         kernel[grid](
@@ -306,13 +324,11 @@ def strip_hidden_params(ptx: str, keep: int) -> str:
     return ptx[: match.start(1)] + "\n" + kept + "\n" + ptx[match.end(1) :]
 
 
-def compile_aot(
-    x_dtype: str, flow_dtype: str, metric_dtype: str, mode: str, tactic: int = 1, target=None, ptx_version: int = None
-) -> CompiledSplat:
-    """Compile ``splat_kernel`` in its own-plane form for a TensorRT AOT plugin; needs Triton >= 3.3.
+def compile_aot(mode: str, tactic: int = 1, target=None, ptx_version: int = None) -> CompiledSplat:
+    """Compile ``splat_kernel`` in its own-plane form for a TensorRT AOT plugin, fp32 inputs; needs Triton >= 3.3.
 
     Args:
-        *_dtype: "fp32" or "fp16" per input. mode: a ``schema.MODES`` entry (a constexpr of the kernel).
+        mode: a ``schema.MODES`` entry (a constexpr of the kernel).
         tactic: a key of ``AOT_TACTICS`` (block size and warps).
         target: ``triton.backends.compiler.GPUTarget``; default the current GPU.
         ptx_version: PTX ISA as Triton counts it (84 = 8.4); default ``aot_ptx_version(target.arch)``.
@@ -323,13 +339,10 @@ def compile_aot(
     """
     from triton.runtime.jit import JITFunction
 
-    for d in (x_dtype, flow_dtype, metric_dtype):
-        if d not in ("fp32", "fp16"):
-            raise InputError(f"splat inputs are fp32 or fp16, got {d!r}")
     require_triton_aot()
     fn = splat_kernel if isinstance(splat_kernel, JITFunction) else JITFunction(splat_kernel.fn)  # interpreter on
     cfg = launch_config(own_plane=True, tactic=tactic)
-    types = (f"*{x_dtype}", f"*{flow_dtype}", f"*{metric_dtype}", "i32", "i32", "i32", "*fp32")
+    types = ("*fp32", "*fp32", "*fp32", "i32", "i32", "i32", "*fp32")
     signature = dict(zip(_KERNEL_PARAMS, types), MODE="constexpr", OWN_PLANE="constexpr", BLOCK="constexpr")
     src = triton.compiler.ASTSource(
         fn=fn,
