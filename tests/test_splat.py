@@ -88,6 +88,8 @@ def make_cases() -> dict:
         rand(3, 2, 5, 8, scale=2.0).half(),
         torch.rand(3, 1, 5, 8, generator=g).half(),
     )
+    # what autocast at precision "bf16" hands the splat: bf16 latents, fp32 flow and weights
+    cases["bf16"] = (rand(2, 3, 5, 6).bfloat16(), rand(2, 2, 5, 6, scale=2.0), torch.rand(2, 1, 5, 6, generator=g))
     xs = rand(1, 2, 6, 7)
     cases["shift"] = (
         xs,
@@ -105,7 +107,7 @@ def _tol(x):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("case", ["edges", "c1", "c64", "fp16", "shift"])
+@pytest.mark.parametrize("case", ["edges", "c1", "c64", "fp16", "bf16", "shift"])
 def test_reference_matches_loop(case, mode):
     x, flow, metric = make_cases()[case]
     got = plugins.splat(x, flow, metric, mode, impl="torch")
@@ -214,7 +216,7 @@ def interpreted(tmp_path_factory):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("case", ["edges", "c1", "c64", "fp16", "shift"])
+@pytest.mark.parametrize("case", ["edges", "c1", "c64", "fp16", "bf16", "shift"])
 def test_triton_interpreter(interpreted, case, mode):
     x, flow, metric = make_cases()[case]
     want = plugins.splat(x, flow, metric, mode, impl="torch")

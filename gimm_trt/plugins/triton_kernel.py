@@ -5,13 +5,13 @@ One ``@triton.jit`` source, ``splat_kernel``, with the parameter order TensorRT'
 
     splat_kernel(x, flow, metric, C, H, W, out, MODE, OWN_PLANE, BLOCK)
 
-    x       [N,C,H,W]   fp32 or fp16   values to splat
-    flow    [N,2,H,W]   fp32 or fp16   displacement in pixels (x then y)
-    metric  [N,1,H,W]   fp32 or fp16   importance weight (not read when MODE == 0)
-    out     [N,CO,H,W]  fp32           CO = C (MODE 0) or C + 1 (the normaliser channel last)
+    x       [N,C,H,W]   fp32, fp16 or bf16   values to splat
+    flow    [N,2,H,W]   fp32, fp16 or bf16   displacement in pixels (x then y)
+    metric  [N,1,H,W]   fp32, fp16 or bf16   importance weight (not read when MODE == 0)
+    out     [N,CO,H,W]  fp32                 CO = C (MODE 0) or C + 1 (the normaliser channel last)
 
-fp16 inputs come from the PyTorch path (autocast hands it fp16 latents); the TensorRT node always takes fp32
-(``schema.INPUT_DTYPES``), so the AOT kernel is compiled for fp32 only.
+fp16 and bf16 inputs come from the PyTorch path (autocast hands it reduced-precision latents); the TensorRT node
+always takes fp32 (``schema.INPUT_DTYPES``), so the AOT kernel is compiled for fp32 only.
 
 The kernel fuses the metric weighting of the ``*-zeroeps`` modes: channel c < C receives
 ``x * w`` and channel C receives ``w`` (w = metric, or exp(metric) for MODE 2); the divide by the
@@ -73,6 +73,9 @@ __all__ = [
 ]
 
 MODE_IDS = {"sum": 0, "linear-zeroeps": 1, "softmax-zeroeps": 2}
+# what the PyTorch path hands the kernel: autocast makes the motion latents fp16 or bf16 (precision "fp16" / "bf16");
+# the kernel widens every load to fp32
+JIT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 MAX_GRID_Y = 65535  # CUDA's limit on a grid's y extent, where the tiled launch puts the output planes
 
 
@@ -214,7 +217,7 @@ def accumulate(x, flow, metric=None, mode: str = "sum", own_plane: bool = False)
     """Splat ``x`` (weighted by the mode) and, for the ``*-zeroeps`` modes, the weight as one more channel.
 
     Args:
-        x: [N,C,H,W] float32/float16; flow: [N,2,H,W] (pixels, x then y); metric: [N,1,H,W] (``*-zeroeps``).
+        x: [N,C,H,W] float32/float16/bfloat16; flow: [N,2,H,W] (pixels, x then y); metric: [N,1,H,W] (``*-zeroeps``).
         own_plane: use the TensorRT launch formulation (the kernel zeroes its output itself).
 
     Returns:
@@ -244,8 +247,8 @@ def launch(x, flow, metric, out, mode: str, own_plane: bool = False, block: int 
     if mode != "sum" and metric is None:
         raise InputError(f"splat mode {mode!r} needs a metric")
     for t in (x, flow) + (() if metric is None else (metric,)):
-        if t.dtype not in (torch.float32, torch.float16):
-            raise TypeError(f"splat inputs must be float32 or float16, got {t.dtype}")
+        if t.dtype not in JIT_DTYPES:
+            raise TypeError(f"splat inputs must be float32, float16 or bfloat16, got {t.dtype}")
     if out.numel() == 0:
         return out
     x = x.contiguous()
