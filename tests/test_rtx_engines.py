@@ -201,3 +201,18 @@ def test_a_graph_the_parser_rejects_is_an_engine_error(tmp_path):
     with pytest.raises(EngineError, match=r"TensorRT-RTX's ONNX parser rejected odd.onnx: .*NoSuchOp"):
         B.build_plan(tmp_path / "odd.onnx", "odd", engine_dir=tmp_path / "engines", family="tensorrt-rtx")
     assert not list((tmp_path / "engines").glob("*.plan"))
+
+
+def test_a_build_that_fails_in_the_builder_is_an_engine_error(tmp_path):
+    """The graph parses but no engine comes out (tensorrt_rtx's build_serialized_network returns None): the save
+    step names the plan and writes nothing."""
+    from onnx import TensorProto, helper, save
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 3])
+    shape = helper.make_tensor("s", TensorProto.INT64, [2], [3, 3])  # 4 * T elements never fill 3 x 3 for T in 1..8
+    graph = helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])], "g", [x], [y], initializer=[shape])
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "bad.onnx"))
+    with pytest.raises(EngineError, match=r"the builder returned no engine for bad\..*\.plan; see TensorRT's log"):
+        B.build_plan(tmp_path / "bad.onnx", "bad", engine_dir=tmp_path / "engines", family="tensorrt-rtx")
+    assert not list((tmp_path / "engines").glob("*.plan"))

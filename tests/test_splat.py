@@ -88,6 +88,8 @@ def make_cases() -> dict:
         rand(3, 2, 5, 8, scale=2.0).half(),
         torch.rand(3, 1, 5, 8, generator=g).half(),
     )
+    # what autocast at precision "bf16" hands the splat: bf16 latents, fp32 flow and weights
+    cases["bf16"] = (rand(2, 3, 5, 6).bfloat16(), rand(2, 2, 5, 6, scale=2.0), torch.rand(2, 1, 5, 6, generator=g))
     xs = rand(1, 2, 6, 7)
     cases["shift"] = (
         xs,
@@ -105,7 +107,7 @@ def _tol(x):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("case", ["edges", "c1", "c64", "fp16", "shift"])
+@pytest.mark.parametrize("case", ["edges", "c1", "c64", "fp16", "bf16", "shift"])
 def test_reference_matches_loop(case, mode):
     x, flow, metric = make_cases()[case]
     got = plugins.splat(x, flow, metric, mode, impl="torch")
@@ -214,7 +216,7 @@ def interpreted(tmp_path_factory):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("case", ["edges", "c1", "c64", "fp16", "shift"])
+@pytest.mark.parametrize("case", ["edges", "c1", "c64", "fp16", "bf16", "shift"])
 def test_triton_interpreter(interpreted, case, mode):
     x, flow, metric = make_cases()[case]
     want = plugins.splat(x, flow, metric, mode, impl="torch")
@@ -234,6 +236,53 @@ def test_triton_interpreter(interpreted, case, mode):
         torch.testing.assert_close(acc, acc_want, rtol=1e-5, atol=1e-6, msg=form)
     if case == "shift":  # no two sources meet: no summation order, so bitwise equal
         assert torch.equal(interpreted[f"{case}/{mode}/grid"], acc_want) or mode == "softmax-zeroeps"
+
+
+# --- the launch grid -------------------------------------------------------------------------------------------
+
+H200_SMS = 132
+
+
+def _programs_per_pixel(tiles, hw, block):
+    """How many of ``tiles`` programs take each source pixel of a plane (program i takes pixels
+    [i*block, (i+1)*block), as the kernel's grid form does; each plane has its own row of programs)."""
+    cover = np.zeros(hw, np.int32)
+    for start in range(0, tiles * block, block):
+        cover[start : start + block] += 1
+    return cover
+
+
+@pytest.mark.parametrize(
+    "frame,ds,steps", [((2160, 3840), 0.25, 1), ((2160, 3840), 0.25, 8), ((1080, 1920), 1.0, 1)], ids=str
+)
+def test_launch_grid_fills_an_h200(frame, ds, steps):
+    """At 4K (ds 0.25) and 1080p (ds 1), one frame pair and one timestep already launch many times the SMs of an
+    H200, and every (plane, pixel) belongs to exactly one program."""
+    pytest.importorskip("triton")
+    from gimm_trt.core.sizes import processing_size
+    from gimm_trt.plugins import triton_kernel
+
+    _, _, h, w = processing_size(*frame, ds)
+    c, mode = 16, schema.DEFAULT_MODE  # the motion latents' channels, the released checkpoints' mode
+    block = triton_kernel.launch_config(own_plane=False)["BLOCK"]
+    grid = triton_kernel.launch_grid(steps, c, h, w, mode)
+    planes = steps * schema.out_channels(c, mode)
+    assert grid == (-(-h * w // block), planes)
+    assert grid[0] * grid[1] >= 100 * H200_SMS
+    cover = _programs_per_pixel(grid[0], h * w, block)
+    assert cover.shape == (h * w,) and (cover == 1).all()
+    # the TensorRT AOT form keeps one program per plane (see triton_kernel): its grid is the planes alone
+    assert triton_kernel.launch_grid(steps, c, h, w, mode, own_plane=True) == (planes,)
+
+
+def test_launch_refuses_more_planes_than_a_grid_holds():
+    pytest.importorskip("triton")
+    from gimm_trt.plugins import triton_kernel
+
+    x = torch.zeros(4097, 16, 1, 1)
+    out = torch.empty(4097, 17, 1, 1)
+    with pytest.raises(InputError, match="exceed the 65535 planes one launch takes"):
+        triton_kernel.launch(x, torch.zeros(4097, 2, 1, 1), torch.zeros(4097, 1, 1, 1), out, "linear-zeroeps")
 
 
 # --- on a GPU (skipped elsewhere) -------------------------------------------------------------------------------

@@ -121,11 +121,16 @@ def test_portable_graph(dynamo):
 
 
 def test_fp16_inputs_and_other_modes():
-    # fp16 latents with fp16 flow and metric reach the node as they are; ORT gets casts in front of it
+    # fp16 latents, flow and metric reach the node through Casts to float32: it takes float32 only
     model = export(Splat("softmax-zeroeps"), inputs(2, 0, torch.float16), "plugin")
     (node,) = splat_nodes(model)
     types = {i.name: i.type.tensor_type.elem_type for i in model.graph.input}
     assert set(types.values()) == {onnx.TensorProto.FLOAT16}
+    producers = {out: n for n in model.graph.node for out in n.output}
+    casts = [producers[name] for name in node.input]
+    assert [(n.op_type, onnx.helper.get_attribute_value(n.attribute[0])) for n in casts] == [
+        ("Cast", onnx.TensorProto.FLOAT)
+    ] * 3
     check_against_reference(session(model, custom=True), "softmax-zeroeps", steps=(2, 4), dtype=torch.float16)
     model = export(Splat("sum"), inputs(2, 0), "portable", dynamo=False)
     check_against_reference(session(model, custom=False), "sum", steps=(3,))

@@ -31,11 +31,9 @@ def _target():
 
 
 @functools.cache
-def compiled(x_dtype="fp16", flow_dtype="fp32", mode="linear-zeroeps", tactic=1, metric_dtype=None):
+def compiled(mode="linear-zeroeps", tactic=1):
     try:
-        return triton_kernel.compile_aot(
-            x_dtype, flow_dtype, metric_dtype or flow_dtype, mode, tactic, target=_target(), ptx_version=84
-        )
+        return triton_kernel.compile_aot(mode, tactic, target=_target(), ptx_version=84)
     except Exception as err:  # no LLVM/ptxas for the NVIDIA backend in this Triton build
         pytest.skip(f"Triton cannot compile for sm_90 here: {err!r}")
 
@@ -87,9 +85,9 @@ def test_tensorrt_is_detected_by_what_it_provides(monkeypatch, tmp_path):
 # --- the compiled kernel --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dtypes,mode,tactic", [(("fp16", "fp32"), "linear-zeroeps", 1), (("fp32", "fp32"), "sum", 3)])
-def test_aot_kernel_signature(dtypes, mode, tactic):
-    kernel = compiled(*dtypes, mode, tactic)
+@pytest.mark.parametrize("mode,tactic", [("linear-zeroeps", 1), ("sum", 3)])
+def test_aot_kernel_signature(mode, tactic):
+    kernel = compiled(mode, tactic)
     name, params = entry_params(kernel.ptx)
     assert name == kernel.name and [p[1] for p in params] == PTX_TYPES
     assert len(params) == len(triton_kernel.AOT_PARAMS) == 7
@@ -163,7 +161,7 @@ def _triton_3_4_ptx_get_version(cuda_version):
 def test_aot_ptx_version_is_the_lower_of_driver_and_ptxas(monkeypatch, driver, ptxas, want):
     nv = pytest.importorskip("triton.backends.nvidia.compiler")
     if driver is None:
-        monkeypatch.setattr(triton_kernel, "_driver_cuda_version", lambda: None)
+        monkeypatch.setattr(triton_kernel, "driver_cuda_version", lambda: None)
     else:
         _driver(monkeypatch, driver)
 
@@ -183,7 +181,7 @@ def test_compile_aot_with_a_triton_that_does_not_know_the_driver(monkeypatch):
     _driver(monkeypatch, 13000)
     monkeypatch.setattr(nv, "ptx_get_version", _triton_3_4_ptx_get_version)
     monkeypatch.setattr(triton_kernel, "_ptxas_isa", lambda arch: 87, raising=False)
-    kernel = triton_kernel.compile_aot("fp32", "fp32", "fp32", "sum", 1, target=_target())
+    kernel = triton_kernel.compile_aot("sum", 1, target=_target())
     assert re.search(r"^\.version 8\.7$", kernel.ptx, re.M)
 
 
@@ -193,7 +191,7 @@ def test_compile_aot_under_a_driver_newer_than_ptxas(monkeypatch):
     compiled()  # skips here if Triton cannot compile for the target
     ptxas = nv.get_ptx_version_from_options(types.SimpleNamespace(ptx_version=None), 90)  # Triton's default
     _driver(monkeypatch, 13090)
-    kernel = triton_kernel.compile_aot("fp32", "fp32", "fp32", "sum", 1, target=_target())
+    kernel = triton_kernel.compile_aot("sum", 1, target=_target())
     assert ptxas is not None and ptxas < 99
     assert re.search(rf"^\.version {ptxas // 10}\.{ptxas % 10}$", kernel.ptx, re.M)
 
@@ -205,7 +203,7 @@ def test_compile_aot_needs_triton_3_3(monkeypatch):
 
     monkeypatch.setattr(triton.compiler, "ASTSource", OldASTSource)
     with pytest.raises(ImportError, match=r"needs Triton >= 3\.3"):  # MissingDependency
-        triton_kernel.compile_aot("fp32", "fp32", "fp32", "sum", 1, target=_target(), ptx_version=84)
+        triton_kernel.compile_aot("sum", 1, target=_target(), ptx_version=84)
     assert triton_kernel.MIN_TRITON_AOT == (3, 3)
 
 

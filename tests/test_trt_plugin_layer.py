@@ -10,6 +10,7 @@ tensors in a subprocess under Triton's interpreter.
 
 import contextlib
 import ctypes
+import dataclasses
 import functools
 import importlib
 import os
@@ -120,10 +121,10 @@ def _values(exprs, env):
 
 
 @functools.cache
-def _compiled(x_dtype, flow_dtype, metric_dtype, mode, tactic):
+def _compiled(mode, tactic):
     from test_splat_trt import compiled
 
-    return compiled(x_dtype, flow_dtype, mode, tactic, metric_dtype=metric_dtype)
+    return compiled(mode, tactic)
 
 
 @pytest.fixture
@@ -159,9 +160,50 @@ def test_standin_contracts():
         _ = native.PluginField("h", np.zeros(2, np.float16), native.PluginFieldType.FLOAT16).data
     with pytest.raises(TypeError):
         native.KernelLaunchParams().grid_x = 4  # setGridX(ISymExpr*)
-    registry, creator = native.IPluginRegistry(), SimpleNamespace(name="p", plugin_version="1")
+    registry, creator = native.IPluginRegistry((11, 4)), SimpleNamespace(name="p", plugin_version="1")
     assert registry.register_creator(creator, "ns") and not registry.register_creator(creator, "ns")
     assert registry.get_creator("p", "1", "ns") is creator and registry.get_creator("p", "1") is None
+
+
+# --- the plugin layers CI gives every run ----------------------------------------------------------------------
+
+FAKE_PIP = """#!/usr/bin/env bash
+# records its arguments; "installs" a bindings wheel of the pinned version into --target
+echo "$*" >> "$PIP_LOG"
+while [ $# -gt 0 ]; do
+    case "$1" in --target) target="$2"; shift;; tensorrt-cu12-bindings==*) version="${1#*==}";; esac
+    shift
+done
+mkdir -p "$target/tensorrt_bindings/plugin"
+echo "__version__ = \\"$version\\"" > "$target/tensorrt_bindings/__init__.py"
+touch "$target/tensorrt_bindings/plugin/__init__.py"
+"""
+
+
+def test_ci_unpacks_both_tensorrt_10_layers(tmp_path, monkeypatch):
+    """``.ci/plugin-layers`` unpacks 10.9 and 10.16 without dependencies and prints the folders for the variable,
+    which then yields both layers; a listed folder without a wheel is an error, not a skip."""
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "bin").mkdir()
+    pip = tmp_path / "bin" / "pip"
+    pip.write_text(FAKE_PIP)
+    pip.chmod(0o755)
+    env = dict(os.environ, PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}", PIP_LOG=str(tmp_path / "log"))
+    run = subprocess.run(
+        [str(root / ".ci" / "plugin-layers"), str(tmp_path / "layers")], env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    versions = ("10.9.0.34", "10.16.1.11")
+    folders = [str(tmp_path / "layers" / v) for v in versions]
+    assert run.stdout.strip() == ":".join(folders)
+    calls = (tmp_path / "log").read_text().splitlines()
+    assert calls == [f"install -q --no-deps --target {f} {WHEEL}=={v}" for f, v in zip(folders, versions)]
+    monkeypatch.setenv(trt_standin.ENV, run.stdout.strip())
+    found = {layer.version for layer in trt_standin.plugin_layers()}
+    assert set(versions) <= found
+    monkeypatch.setenv(trt_standin.ENV, os.pathsep.join(folders + [str(tmp_path / "empty")]))
+    with pytest.raises(FileNotFoundError, match="lists .*empty, which holds no tensorrt_bindings wheel"):
+        trt_standin.plugin_layers()
 
 
 # --- registration --------------------------------------------------------------------------------------------
@@ -225,6 +267,75 @@ def test_exported_node_builds(sm90, exported, aot):
     assert sorted(t for _, t in result.kernels) == ([1, 2, 3] if aot else [])
 
 
+@pytest.mark.parametrize("request_name", ["PREFER_JIT", "STRICT_JIT"])
+def test_engine_load_recreates_the_jit_plugin(trt_env, exported, request_name):
+    """Loading an engine recreates a JIT plugin from its serialised fields, with a creation request."""
+    plugin = parser.import_node(trt_env.registry, exported[False].node)
+    request = native.QuickPluginCreationRequest[request_name]
+    runtime = builder.runtime_plugin(plugin, trt_env.creator, request)
+    assert not builder.is_aot(runtime)
+    fields = builder.capability(runtime, native.PluginCapabilityType.RUNTIME).get_fields_to_serialize()
+    assert [(f.name, f.data.tobytes()) for f in fields] == [(schema.MODE_ATTR, schema.DEFAULT_MODE.encode() + b"\0")]
+
+
+def test_engine_load_without_a_preference_is_refused(trt_env, exported):
+    """Our op has both implementations, so ``tensorrt.plugin`` refuses a request without a preference: a TensorRT
+    that passed UNKNOWN when loading an engine could not load our JIT plugin."""
+    plugin = parser.import_node(trt_env.registry, exported[False].node)
+    with pytest.raises(ValueError, match="has both AOT and JIT implementations"):
+        builder.runtime_plugin(plugin, trt_env.creator, native.QuickPluginCreationRequest.UNKNOWN)
+
+
+def test_node_domain_is_a_namespace_from_tensorrt_10_10():
+    creator = SimpleNamespace(name=schema.OP_NAME, plugin_version="1", KIND=native.IPluginCreatorV3Quick.KIND)
+    bare = _node("sum")
+    bare.attribute.remove(next(a for a in bare.attribute if a.name == "plugin_namespace"))
+    for release in ((10, 9), (10, 10), (11, 4)):
+        registry = native.IPluginRegistry(release)
+        registry.register_creator(creator, schema.NAMESPACE)
+        assert parser.find_creator(registry, _node("sum")) == (creator, schema.NAMESPACE)  # what we export
+        if release < (10, 10):
+            with pytest.raises(LookupError, match="Plugin not found"):
+                parser.find_creator(registry, bare)
+        else:
+            assert parser.find_creator(registry, bare) == (creator, bare.domain)
+
+
+def test_our_node_is_found_by_every_release(trt_env, exported):
+    for aot in (True, False):
+        assert parser.find_creator(trt_env.registry, exported[aot].node) == (trt_env.creator, schema.NAMESPACE)
+
+
+def test_parser_passes_strings_and_tensor_attributes():
+    import onnx
+    from onnx import helper, numpy_helper
+
+    names = ("names", "weights", "halves", "wide", "graph")
+    creator = SimpleNamespace(field_names=native.PluginFieldCollection(native.PluginField(n) for n in names[:3]))
+    node = helper.make_node(
+        "op",
+        [],
+        [],
+        names=["ab", "c"],
+        weights=numpy_helper.from_array(np.array([[1.5, -2.0]], np.float32)),
+        halves=numpy_helper.from_array(np.array([1, 2, 3], np.float16)),
+    )
+    fields = {f.name: f for f in parser.plugin_fields(creator, node)}
+    assert (fields["names"].type, fields["names"].size) == (native.PluginFieldType.CHAR, 5)
+    assert fields["names"].data.tobytes() == b"ab\0c\0"
+    assert (fields["weights"].type, fields["weights"].data.tolist()) == (native.PluginFieldType.FLOAT32, [1.5, -2.0])
+    assert (fields["halves"].type, fields["halves"].size) == (native.PluginFieldType.FLOAT16, 3)
+    assert fields["halves"]._bytes == np.array([1, 2, 3], np.float16).tobytes()
+    creator.field_names = native.PluginFieldCollection(native.PluginField(n) for n in names[3:])
+    wide = helper.make_node("op", [], [], wide=numpy_helper.from_array(np.array([1], np.int64)))
+    with pytest.raises(TypeError, match="Tensor type: INT64 is unsupported in plugin fields"):
+        parser.plugin_fields(creator, wide)
+    graph = helper.make_node("op", [], [], graph=helper.make_graph([], "g", [], []))
+    assert graph.attribute[0].type == onnx.AttributeProto.GRAPH
+    with pytest.raises(TypeError, match="Attributes of type: GRAPH are unsupported as plugin fields"):
+        parser.plugin_fields(creator, graph)
+
+
 # --- the shape function --------------------------------------------------------------------------------------
 
 
@@ -250,41 +361,40 @@ def test_shape_function(trt_env, mode, dims):
 
 
 def test_autotune_combinations(sm90):
+    """One combination, all FP32: our graphs cast fp16 to fp32 in front of the node."""
     plugin = parser.import_node(sm90.registry, _node("sum"))
     f32, f16 = native.DataType.FLOAT, native.DataType.HALF
-    inputs = [(f16, ("T", C, H, W)), (f32, ("T", 2, H, W)), (f32, ("T", 1, H, W))]
+    inputs = [(f32, ("T", C, H, W)), (f32, ("T", 2, H, W)), (f32, ("T", 1, H, W))]
     result = builder.build(plugin, inputs, {"T": 2})
-    types = [tuple(d.type for d in combo) for combo in result.combinations]
-    assert sorted(types, key=str) == sorted(
-        {(a, b, c, f32) for a in (f32, f16) for b in (f32, f16) for c in (f32, f16)}, key=str
-    )
-    assert len(types) == 8 and all(d.format == native.TensorFormat.LINEAR for c in result.combinations for d in c)
-    assert result.tactics == {(f16, f32, f32, f32): [1, 2, 3]}  # strongly typed: only the network's types
+    assert [tuple(d.type for d in combo) for combo in result.combinations] == [(f32,) * 4]
+    assert all(d.format == native.TensorFormat.LINEAR for c in result.combinations for d in c)
+    assert result.tactics == {(f32,) * 4: [1, 2, 3]}
+    plugin = parser.import_node(sm90.registry, _node("sum"))
+    fp16_x = builder.build(plugin, [(f16, inputs[0][1])] + inputs[1:], {"T": 2})
+    assert fp16_x.tactics == {}  # strongly typed: no combination for an fp16 tensor, TensorRT has nothing to build
 
 
 # --- the AOT kernel TensorRT receives ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("mode", schema.MODES)
-@pytest.mark.parametrize("x_dtype", [native.DataType.FLOAT, native.DataType.HALF], ids=["x32", "x16"])
-def test_aot_kernels(sm90, mode, x_dtype):
+def test_aot_kernels(sm90, mode):
     from test_splat_trt import PTX_TYPES, entry_params
 
     from gimm_trt.plugins.triton_kernel import AOT_TACTICS
 
     plugin = parser.import_node(sm90.registry, _node(mode, aot=True))
     f32 = native.DataType.FLOAT
-    inputs = [(x_dtype, ("T", C, H, W)), (f32, ("T", 2, H, W)), (f32, ("T", 1, H, W))]
+    inputs = [(f32, ("T", C, H, W)), (f32, ("T", 2, H, W)), (f32, ("T", 1, H, W))]
     result = builder.build(plugin, inputs, {"T": 5})
-    names = {native.DataType.FLOAT: "fp32", native.DataType.HALF: "fp16"}
     co = schema.out_channels(C, mode)
     for tactic in (1, 2, 3):
-        kernel = result.kernels[((x_dtype, f32, f32, f32), tactic)]
-        want = _compiled(names[x_dtype], "fp32", "fp32", mode, tactic)
+        kernel = result.kernels[((f32,) * 4, tactic)]
+        want = _compiled(mode, tactic)
         assert kernel.name == want.name == entry_params(kernel.code.decode())[0] == "splat_kernel"
         assert kernel.code.decode() == want.ptx
         assert [p[1] for p in entry_params(want.ptx)[1]] == PTX_TYPES
-        assert ("cvt.f32.f16" in want.ptx) == (x_dtype == native.DataType.HALF)  # fp16 widened in the kernel
+        assert "cvt.f32.f16" not in want.ptx  # fp32 loads only
         launch = kernel.launch
         for t in (1, 5, 8):
             assert launch["grid_x"]._value({"T": t}) == t * co
@@ -307,9 +417,24 @@ def test_aot_kernels(sm90, mode, x_dtype):
         ]
 
 
-def test_aot_impl_rejects_other_types(sm90):
+def test_aot_kernel_name_may_be_bytes(sm90, monkeypatch):
+    """TensorRT takes the kernel name as str or bytes (its own sample passes ``metadata.name.encode()``)."""
+
+    def named_in_bytes(*args):
+        kernel = _compiled(*args)
+        return dataclasses.replace(kernel, name=kernel.name.encode())
+
+    monkeypatch.setattr(sm90.module, "compile_aot", named_in_bytes)
+    plugin = parser.import_node(sm90.registry, _node("sum", aot=True))
+    f32 = native.DataType.FLOAT
+    result = builder.build(plugin, [(f32, ("T", C, H, W)), (f32, ("T", 2, H, W)), (f32, ("T", 1, H, W))], {"T": 2})
+    assert sorted((k.name, t) for (_, t), k in result.kernels.items()) == [("splat_kernel", t) for t in (1, 2, 3)]
+
+
+@pytest.mark.parametrize("other", [native.DataType.INT8, native.DataType.HALF], ids=["int8", "fp16"])
+def test_aot_impl_rejects_other_types(sm90, other):
     plugin = parser.import_node(sm90.registry, _node("sum"))
-    i8, f32 = native.DataType.INT8, native.DataType.FLOAT
+    i8, f32 = other, native.DataType.FLOAT
     plugin.get_output_data_types([i8, f32, f32], [4, 4, 4])
     exprs = native.IExprBuilder()
     dims = [native.DimsExprs([exprs.constant(v) for v in s]) for s in ((1, C, H, W), (1, 2, H, W), (1, 1, H, W))]
@@ -319,7 +444,7 @@ def test_aot_impl_rejects_other_types(sm90):
         for t, s in ((i8, (1, C, H, W)), (f32, (1, 2, H, W)), (f32, (1, 1, H, W)), (f32, (1, C, H, W)))
     ]
     plugin.set_tactic(1)
-    with pytest.raises(TypeError, match="FP32 or FP16"):
+    with pytest.raises(TypeError, match="splat plugin inputs are FP32"):
         plugin.get_launch_params(dims, descs, 3, native.KernelLaunchParams(), native.ISymExprs(), exprs)
 
 
@@ -347,7 +472,7 @@ def _jit_cases():
     flow = torch.randn(2, 2, 7, 9, generator=g) * 2.5
     flow[0, :, 0, 0] = float("nan")
     metric = torch.rand(2, 1, 7, 9, generator=g) * 2 - 1
-    return {"x32": (x, flow, metric), "x16": (x.half(), flow, metric)}
+    return {"x32": (x, flow, metric)}
 
 
 def _worker(layer_path: str, version: str, node_path: str, out_path: str) -> None:
@@ -371,7 +496,8 @@ def _worker(layer_path: str, version: str, node_path: str, out_path: str) -> Non
                 ]
                 plugin = parser.import_node(registry, node)
                 built = builder.build(plugin, [(d, tuple(t.shape)) for d, t in zip(dtypes, (x, flow, metric))], {})
-                runtime = builder.runtime_plugin(plugin, creator)  # what the engine file holds, loaded again
+                # what the engine file holds, loaded again
+                runtime = builder.runtime_plugin(plugin, creator, native.QuickPluginCreationRequest.STRICT_JIT)
                 out = torch.full((2, schema.out_channels(3, mode), 7, 9), float("nan"))
                 builder.enqueue(
                     runtime,

@@ -284,6 +284,35 @@ def test_stage_reads_the_engine_and_gives_every_context_the_shared_memory():
         stage({"x": cuda.tensor(torch.zeros(2, 4)), "t": cuda.tensor([1, 2]).to(torch.float64)})
 
 
+@pytest.mark.parametrize("family", ["tensorrt", "tensorrt-rtx"])
+def test_a_plan_that_does_not_deserialize_names_the_likely_causes(monkeypatch, family):
+    """The plan's name already matches this TensorRT and GPU: the error names what is left."""
+    from gimm_trt.core.errors import EngineError
+
+    class Runtime:
+        def __init__(self, logger):
+            pass
+
+        def deserialize_cuda_engine(self, data):
+            return None  # what TensorRT returns for a plan it cannot load
+
+    trt = SimpleNamespace(init_libnvinfer_plugins=lambda logger, ns: True, Runtime=Runtime)
+    monkeypatch.setattr(runner.compat, "import_trt", lambda name: trt)
+    monkeypatch.setattr(runner.compat, "trt_logger", lambda name: None)
+    monkeypatch.setattr(runner.TorchCuda, "on", classmethod(lambda cls, device: FakeCuda()))
+    monkeypatch.setattr(runner, "_import_plugin", lambda module: None)
+    with pytest.raises(EngineError) as err:
+        runner.TrtStage(b"plan", family=family, plugin_module="some.plugin")
+    message = str(err.value)
+    assert "version" not in message and "GPU" not in message
+    plugin_causes = (
+        "JIT splat plugin not registered in this process (import some.plugin)",
+        "PTX is newer than the CUDA driver",
+    )
+    assert all((cause in message) == (family == "tensorrt") for cause in plugin_causes), message
+    assert "truncated or damaged file" in message
+
+
 # ---------------------------------------------------------------------------------------------- alignment
 def test_timestep_slices_are_bound_from_aligned_copies():
     stage, engine, cuda = make_stage()

@@ -302,7 +302,7 @@ def test_custom_op_with_a_standard_name():
     assert "imports it as the ONNX Gelu" in only(model, "msgelu").reason
 
 
-def _splat_model(**attrs):
+def _splat_model(metric_type=F32, **attrs):
     node = onnx_node.make_node(["x", "flow", "metric"], ["y"], name="splat")
     for name, value in attrs.items():
         kept = [a for a in node.attribute if a.name != name]
@@ -312,7 +312,7 @@ def _splat_model(**attrs):
             node.attribute.append(helper.make_attribute(name, value))
     return make_model(
         [node],
-        inputs=[("x", F32, [1, 4, 8, 8]), ("flow", F32, [1, 2, 8, 8]), ("metric", TensorProto.FLOAT16, [1, 1, 8, 8])],
+        inputs=[("x", F32, [1, 4, 8, 8]), ("flow", F32, [1, 2, 8, 8]), ("metric", metric_type, [1, 1, 8, 8])],
         extra_opsets=[(schema.NAMESPACE, schema.VERSION)],
     )
 
@@ -320,7 +320,9 @@ def _splat_model(**attrs):
 def test_our_splat_node():
     report = trt_support.check_model(_splat_model(), graph="g")
     assert report.findings == []
-    assert report.ops["gimm_trt::splat"]["input_types"] == ["FP32,FP32,FP16"]
+    assert report.ops["gimm_trt::splat"]["input_types"] == ["FP32,FP32,FP32"]
+    fp16 = _splat_model(metric_type=TensorProto.FLOAT16)
+    assert "FP16 input 'metric': the plugin takes float32" in only(fp16, "splat").reason
     assert report.ops["gimm_trt::splat"]["attributes"]["mode"] == [schema.DEFAULT_MODE]
     # 10.9 finds the plugin by plugin_namespace only; 10.10+ also by the node's domain
     assert "plugin_namespace None" in only(_splat_model(plugin_namespace=None), "splat", versions=("10",)).reason

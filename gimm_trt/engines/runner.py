@@ -177,6 +177,18 @@ def _import_plugin(module: str):
     return None
 
 
+def _deserialize_causes(family: str, plugin_module: str) -> str:
+    """The likely causes of a plan that does not deserialize. Not another TensorRT or GPU: a plan's name carries
+    both and the loaders only pick the one matching this machine."""
+    causes = ["a truncated or damaged file"]
+    if compat.family(family).plugins:
+        causes = [
+            f"a JIT splat plugin not registered in this process (import {plugin_module})",
+            "an AOT splat kernel whose PTX is newer than the CUDA driver (update the driver, or rebuild the plan here)",
+        ] + causes
+    return "likelier " + ", or ".join(causes)
+
+
 class Workspace:
     """The stream and the block of activation memory shared by engines that run one after another.
 
@@ -400,8 +412,8 @@ def deserialize(plan, *, device=None, plugin_module: str = compat.PLUGIN_MODULE,
     if engine is None:
         hint = f"; the splat plugin could not be imported: {plugin_error}" if plugin_error else ""
         raise EngineError(
-            f"TensorRT could not deserialize the plan (built by another TensorRT version "
-            f"or GPU, or truncated?){hint}; see TensorRT's log above"
+            f"TensorRT could not deserialize the plan: {_deserialize_causes(family, plugin_module)}"
+            f"{hint}; see TensorRT's log above"
         )
     return Plan(runtime, engine, family)
 

@@ -91,6 +91,8 @@ def splat_for_export(x, flow, metric, mode: str) -> torch.Tensor:
         return normalise(portable_accumulate(x, flow, metric, mode), mode)
     if metric is None:
         metric = flow[:, :1]  # the node always has three inputs; "sum" never reads this one
+    # the node takes float32 (schema.INPUT_DTYPES); no Cast where it already is one (TorchScript would record it)
+    x, flow, metric = (t if t.dtype == torch.float32 else t.float() for t in (x, flow, metric))
     return normalise(torch.ops.gimm_trt.splat(x, flow, metric, mode), mode)
 
 
@@ -196,7 +198,7 @@ def register_onnx_schema() -> None:
 
     if onnx.defs.has(OP_TYPE, ONNX_DOMAIN):
         return
-    floats = ["tensor(float)", "tensor(float16)"]
+    floats = ["tensor(float)"]  # schema.INPUT_DTYPES
     param = OpSchema.FormalParameter
     attr = OpSchema.Attribute
     string, integer = OpSchema.AttrType.STRING, OpSchema.AttrType.INT

@@ -22,7 +22,9 @@ INPUTS = ("x", "flow", "metric")  # [N,C,H,W], [N,2,H,W] (x then y, pixels), [N,
 # graph ops after it (`gimm_trt.plugins.normalise`): they need every contribution first, which one kernel launch
 # cannot wait for.
 OUTPUTS = ("acc",)  # always float32, whatever the inputs' types: fp16 sums of many weights would lose precision
-INPUT_DTYPES = ("float32", "float16")  # each input independently (fp16 graphs keep flow/metric fp32)
+# The node takes float32 only: fp16 graphs keep it an fp32 island (Casts in front of it), so an fp16 form of the
+# TensorRT kernel would never run. The PyTorch kernels still take fp16 (autocast hands them fp16 latents).
+INPUT_DTYPES = ("float32",)
 MODE_ATTR = "mode"  # string attribute of the ONNX node and of the TensorRT plugin
 
 

@@ -5,24 +5,30 @@ One ``@triton.jit`` source, ``splat_kernel``, with the parameter order TensorRT'
 
     splat_kernel(x, flow, metric, C, H, W, out, MODE, OWN_PLANE, BLOCK)
 
-    x       [N,C,H,W]   fp32 or fp16   values to splat
-    flow    [N,2,H,W]   fp32 or fp16   displacement in pixels (x then y)
-    metric  [N,1,H,W]   fp32 or fp16   importance weight (not read when MODE == 0)
-    out     [N,CO,H,W]  fp32           CO = C (MODE 0) or C + 1 (the normaliser channel last)
+    x       [N,C,H,W]   fp32, fp16 or bf16   values to splat
+    flow    [N,2,H,W]   fp32, fp16 or bf16   displacement in pixels (x then y)
+    metric  [N,1,H,W]   fp32, fp16 or bf16   importance weight (not read when MODE == 0)
+    out     [N,CO,H,W]  fp32                 CO = C (MODE 0) or C + 1 (the normaliser channel last)
+
+fp16 and bf16 inputs come from the PyTorch path (autocast hands it reduced-precision latents); the TensorRT node
+always takes fp32 (``schema.INPUT_DTYPES``), so the AOT kernel is compiled for fp32 only.
 
 The kernel fuses the metric weighting of the ``*-zeroeps`` modes: channel c < C receives
 ``x * w`` and channel C receives ``w`` (w = metric, or exp(metric) for MODE 2); the divide by the
 normaliser stays outside (``gimm_trt.plugins.normalise``), because it needs every contribution first.
 
-Two launch formulations of the same source (constexpr ``OWN_PLANE``):
+Two launch formulations of the same source (constexpr ``OWN_PLANE``), grids from ``launch_grid``:
 
-* ``OWN_PLANE=False`` (PyTorch path): grid ``(cdiv(H*W, BLOCK), N)``; a program takes BLOCK source
-  pixels of one image and adds them to every output channel with fp32 atomics. ``out`` must be zeroed
-  before the launch (``torch.zeros``).
+* ``OWN_PLANE=False`` (PyTorch path and the plugin's JIT implementation): grid ``(cdiv(H*W, BLOCK), N*CO)``, a
+  grid over pixel tiles: program ``(i, n * CO + c)`` takes source pixels ``[i*BLOCK, (i+1)*BLOCK)`` of channel c
+  of image n and adds them to ``out[n, c]`` with fp32 atomics, so every (plane, pixel) has one program and the
+  GPU fills at any T and C. ``out`` is zeroed once before the launch (``torch.zeros``).
 * ``OWN_PLANE=True`` (TensorRT AOT path): grid ``(N*CO,)``; a program owns one output plane
   ``out[n, c]``. Every contribution to that plane comes from source channel c of image n, so the program
   zeroes the plane, synchronises its own threads, then splats into it: no other program touches it. One
-  launch, no pre-zeroed buffer, which is all an AOT TensorRT plugin gets.
+  launch, no pre-zeroed buffer, which is all an AOT TensorRT plugin gets: TensorRT hands it an output it has not
+  cleared and runs one kernel, and a grid over tiles would need every tile's zeros to land before any program's
+  first add, an order no barrier in one launch can give without memory that is already in a known state.
 
 Contributions are bitwise those of the official kernel (same fp32 expressions, no FMA contraction is
 possible in them); only the order of the atomic sums differs.
@@ -33,7 +39,6 @@ On CPU tensors the same source runs in Triton's interpreter when ``TRITON_INTERP
 """
 
 import contextlib
-import ctypes
 import inspect
 import re
 import subprocess
@@ -44,6 +49,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ..core.cuda import driver_cuda_version
 from ..core.errors import InputError, MissingDependency
 from . import schema
 
@@ -53,6 +59,7 @@ __all__ = [
     "accumulate",
     "launch",
     "launch_config",
+    "launch_grid",
     "MODE_IDS",
     "compile_aot",
     "aot_launch_dims",
@@ -66,6 +73,10 @@ __all__ = [
 ]
 
 MODE_IDS = {"sum": 0, "linear-zeroeps": 1, "softmax-zeroeps": 2}
+# what the PyTorch path hands the kernel: autocast makes the motion latents fp16 or bf16 (precision "fp16" / "bf16");
+# the kernel widens every load to fp32
+JIT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+MAX_GRID_Y = 65535  # CUDA's limit on a grid's y extent, where the tiled launch puts the output planes
 
 
 @triton.jit(do_not_specialize=["C", "H", "W"])  # sizes stay runtime i32 (1 would become a constexpr)
@@ -103,9 +114,10 @@ def splat_kernel(
         # within the block; no other program writes this plane)
         tl.debug_barrier()
     else:
-        n = tl.program_id(1)
-        c_first = 0
-        c_last = CO
+        plane = tl.program_id(1)  # n * CO + c
+        n = plane // CO
+        c_first = plane % CO
+        c_last = c_first + 1
         start = tl.program_id(0) * BLOCK
         stop = start + BLOCK
     base = n.to(tl.int64) * hw
@@ -175,6 +187,15 @@ def launch_config(own_plane: bool, tactic: int = 1) -> dict:
     return dict(AOT_TACTICS[tactic]) if own_plane else {"BLOCK": 512, "num_warps": 4}
 
 
+def launch_grid(n: int, c: int, h: int, w: int, mode: str, own_plane: bool = False, block: int = None) -> tuple:
+    """The kernel's grid for x [n, c, h, w]: ``(cdiv(h*w, BLOCK), n*CO)`` pixel tiles of every output plane, or
+    ``(n*CO,)`` (one program per plane) for ``own_plane``. ``block`` as in ``launch``."""
+    planes = n * schema.out_channels(c, mode)
+    if own_plane:
+        return (planes,)
+    return (triton.cdiv(h * w, block or launch_config(own_plane)["BLOCK"]), planes)
+
+
 def _kernel_for(device: torch.device):
     """The kernel to launch; CPU tensors need the interpreter (Triton's own ``tl`` helpers are jitted too, so
     it cannot be switched on after ``import triton``)."""
@@ -196,7 +217,7 @@ def accumulate(x, flow, metric=None, mode: str = "sum", own_plane: bool = False)
     """Splat ``x`` (weighted by the mode) and, for the ``*-zeroeps`` modes, the weight as one more channel.
 
     Args:
-        x: [N,C,H,W] float32/float16; flow: [N,2,H,W] (pixels, x then y); metric: [N,1,H,W] (``*-zeroeps``).
+        x: [N,C,H,W] float32/float16/bfloat16; flow: [N,2,H,W] (pixels, x then y); metric: [N,1,H,W] (``*-zeroeps``).
         own_plane: use the TensorRT launch formulation (the kernel zeroes its output itself).
 
     Returns:
@@ -221,11 +242,13 @@ def launch(x, flow, metric, out, mode: str, own_plane: bool = False, block: int 
         raise InputError("splat: x, flow, metric and out must be on one device")
     if n * co * h * w >= 2**31 or h * w * 2 >= 2**31:
         raise InputError(f"splat: tensor of shape {tuple(x.shape)} too large for int32 indexing")
+    if n * co > MAX_GRID_Y:
+        raise InputError(f"splat: {n} images of {co} output channels exceed the {MAX_GRID_Y} planes one launch takes")
     if mode != "sum" and metric is None:
         raise InputError(f"splat mode {mode!r} needs a metric")
     for t in (x, flow) + (() if metric is None else (metric,)):
-        if t.dtype not in (torch.float32, torch.float16):
-            raise TypeError(f"splat inputs must be float32 or float16, got {t.dtype}")
+        if t.dtype not in JIT_DTYPES:
+            raise TypeError(f"splat inputs must be float32, float16 or bfloat16, got {t.dtype}")
     if out.numel() == 0:
         return out
     x = x.contiguous()
@@ -234,11 +257,9 @@ def launch(x, flow, metric, out, mode: str, own_plane: bool = False, block: int 
     cfg = launch_config(own_plane)
     if block is not None:
         cfg["BLOCK"] = block
-    if own_plane:
-        grid = (n * co,)
-    else:
+    if not own_plane:
         out.zero_()
-        grid = (triton.cdiv(h * w, cfg["BLOCK"]), n)
+    grid = launch_grid(n, c, h, w, mode, own_plane, cfg["BLOCK"])
     kernel = _kernel_for(x.device)
     with torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext():
         kernel[grid](
@@ -306,13 +327,11 @@ def strip_hidden_params(ptx: str, keep: int) -> str:
     return ptx[: match.start(1)] + "\n" + kept + "\n" + ptx[match.end(1) :]
 
 
-def compile_aot(
-    x_dtype: str, flow_dtype: str, metric_dtype: str, mode: str, tactic: int = 1, target=None, ptx_version: int = None
-) -> CompiledSplat:
-    """Compile ``splat_kernel`` in its own-plane form for a TensorRT AOT plugin; needs Triton >= 3.3.
+def compile_aot(mode: str, tactic: int = 1, target=None, ptx_version: int = None) -> CompiledSplat:
+    """Compile ``splat_kernel`` in its own-plane form for a TensorRT AOT plugin, fp32 inputs; needs Triton >= 3.3.
 
     Args:
-        *_dtype: "fp32" or "fp16" per input. mode: a ``schema.MODES`` entry (a constexpr of the kernel).
+        mode: a ``schema.MODES`` entry (a constexpr of the kernel).
         tactic: a key of ``AOT_TACTICS`` (block size and warps).
         target: ``triton.backends.compiler.GPUTarget``; default the current GPU.
         ptx_version: PTX ISA as Triton counts it (84 = 8.4); default ``aot_ptx_version(target.arch)``.
@@ -323,13 +342,10 @@ def compile_aot(
     """
     from triton.runtime.jit import JITFunction
 
-    for d in (x_dtype, flow_dtype, metric_dtype):
-        if d not in ("fp32", "fp16"):
-            raise InputError(f"splat inputs are fp32 or fp16, got {d!r}")
     require_triton_aot()
     fn = splat_kernel if isinstance(splat_kernel, JITFunction) else JITFunction(splat_kernel.fn)  # interpreter on
     cfg = launch_config(own_plane=True, tactic=tactic)
-    types = (f"*{x_dtype}", f"*{flow_dtype}", f"*{metric_dtype}", "i32", "i32", "i32", "*fp32")
+    types = ("*fp32", "*fp32", "*fp32", "i32", "i32", "i32", "*fp32")
     signature = dict(zip(_KERNEL_PARAMS, types), MODE="constexpr", OWN_PLANE="constexpr", BLOCK="constexpr")
     src = triton.compiler.ASTSource(
         fn=fn,
@@ -379,7 +395,7 @@ def aot_ptx_version(arch: int):
 def _driver_isa():
     """Highest PTX ISA the installed CUDA driver JIT-compiles, or None if unknown (no driver, or a CUDA
     release this Triton cannot map: Triton <= 3.4 raises for CUDA 13)."""
-    cuda = _driver_cuda_version()
+    cuda = driver_cuda_version()
     if cuda is None:
         return None
     try:
@@ -398,14 +414,3 @@ def _ptxas_isa(arch: int):
         return get_ptx_version_from_options(SimpleNamespace(ptx_version=None), arch)
     except (ImportError, RuntimeError, OSError, AttributeError, TypeError, subprocess.CalledProcessError):
         return None
-
-
-def _driver_cuda_version():
-    """The CUDA version of the installed driver as ``"major.minor"``, or None without a driver."""
-    version = ctypes.c_int()
-    try:
-        if ctypes.CDLL("libcuda.so.1").cuDriverGetVersion(ctypes.byref(version)) != 0:
-            return None
-    except (OSError, AttributeError):
-        return None
-    return f"{version.value // 1000}.{version.value % 1000 // 10}"

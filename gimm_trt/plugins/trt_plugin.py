@@ -7,8 +7,9 @@ splat nodes; without TensorRT >= 10.9 the import raises ImportError. Registered,
 * ``splat_desc(x, flow, metric, mode: str)``: output ``acc`` [N,CO,H,W] float32, CO = C + 1 for the
   ``*-zeroeps`` modes and C for ``"sum"`` (the node is the accumulation; the normalise ops after it are
   ordinary layers);
-* ``splat_autotune``: x, flow and metric each FP32 or FP16 (independently), output FP32, all LINEAR; tactics
-  ``triton_kernel.AOT_TACTICS`` (block sizes of the AOT kernel, timed by TensorRT at build);
+* ``splat_autotune``: x, flow, metric and the output FP32 (``schema.INPUT_DTYPES``: fp16 graphs cast in front of
+  the node), all LINEAR; tactics ``triton_kernel.AOT_TACTICS`` (block sizes of the AOT kernel, timed by TensorRT at
+  build);
 * ``splat_aot_impl``: ``triton_kernel.splat_kernel`` compiled to PTX at build time (``compile_aot``), so an
   engine runs without Python (trtexec, C++). ``mode`` becomes a constexpr of the kernel: AOT attributes are not
   serialised into the engine;
@@ -48,12 +49,11 @@ def _mode(value: str) -> str:
     return schema.check_mode(value.rstrip("\0"))
 
 
-def _dtype_name(dtype) -> str:
-    if dtype == trt.float32:
-        return "fp32"
-    if dtype == trt.float16:
-        return "fp16"
-    raise TypeError(f"splat plugin inputs are FP32 or FP16, got {dtype}")
+def _require_fp32(*descs) -> None:
+    """TypeError unless every tensor is FP32 (the one combination ``splat_autotune`` offers)."""
+    for desc in descs:
+        if desc.dtype != trt.float32:
+            raise TypeError(f"splat plugin inputs are FP32, got {desc.dtype}")
 
 
 @contextlib.contextmanager
@@ -77,7 +77,7 @@ def _define() -> None:
     def splat_autotune(
         x: trtp.TensorDesc, flow: trtp.TensorDesc, metric: trtp.TensorDesc, outputs: tuple[trtp.TensorDesc]
     ) -> list[trtp.AutoTuneCombination]:
-        return [trtp.AutoTuneCombination("FP32*FP16, FP32*FP16, FP32*FP16, FP32", "LINEAR", list(AOT_TACTICS))]
+        return [trtp.AutoTuneCombination("FP32, FP32, FP32, FP32", "LINEAR", list(AOT_TACTICS))]
 
     @trtp.aot_impl(schema.PLUGIN_ID)
     def splat_aot_impl(
@@ -89,7 +89,8 @@ def _define() -> None:
         tactic: int,
     ) -> tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymIntExprs]:
         mode = _mode(mode)
-        kernel = compile_aot(_dtype_name(x.dtype), _dtype_name(flow.dtype), _dtype_name(metric.dtype), mode, tactic)
+        _require_fp32(x, flow, metric)
+        kernel = compile_aot(mode, tactic)
         grid_x, extra = aot_launch_dims(*x.shape_expr, mode)
         params = trtp.KernelLaunchParams()
         params.grid_x = grid_x

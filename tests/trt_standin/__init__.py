@@ -7,7 +7,8 @@ written from TensorRT's headers and bindings; ``parser`` does what TensorRT's ON
 
 ``plugin_layers()`` finds the wheel's plugin packages: the installed wheel's and those of wheels unpacked into
 the folders listed in ``GIMM_TRT_PLUGIN_LAYERS`` (os.pathsep-separated; each holds ``tensorrt_bindings/``, e.g.
-``pip install --no-deps --target DIR tensorrt-cu12-bindings==10.16.1.11``). Nothing is copied: ``installed``
+``pip install --no-deps --target DIR tensorrt-cu12-bindings==10.16.1.11``, as ``.ci/plugin-layers`` does). A listed
+folder without one is an error, so a run that was given a layer never skips it. Nothing is copied: ``installed``
 imports the package from where the wheel put it, as ``tensorrt.plugin`` over the stand-in ``tensorrt``.
 """
 
@@ -46,17 +47,24 @@ def plugin_layers() -> list:
     spec = importlib.util.find_spec("tensorrt_bindings")  # finds without importing (tensorrt.so would fail)
     if spec is not None and spec.submodule_search_locations:
         roots += [Path(p) for p in spec.submodule_search_locations]
-    for folder in filter(None, os.environ.get(ENV, "").split(os.pathsep)):
-        roots.append(Path(folder) / "tensorrt_bindings")
+    listed = [Path(folder) / "tensorrt_bindings" for folder in filter(None, os.environ.get(ENV, "").split(os.pathsep))]
     layers = []
-    for root in roots:
-        init = root / "__init__.py"
-        match = re.search(r'^__version__\s*=\s*"([^"]+)"', init.read_text(), re.M) if init.is_file() else None
-        if match and (root / "plugin" / "__init__.py").is_file():
-            layer = Layer(match.group(1), root / "plugin")
-            if layer not in layers:
-                layers.append(layer)
+    for root in roots + listed:
+        layer = _layer(root)
+        if layer is None and root in listed:
+            raise FileNotFoundError(f"{ENV} lists {root.parent}, which holds no tensorrt_bindings wheel with a plugin")
+        if layer is not None and layer not in layers:
+            layers.append(layer)
     return layers
+
+
+def _layer(root: Path):
+    """The Layer of an unpacked ``tensorrt_bindings`` folder, None when it is not one with a plugin package."""
+    init = root / "__init__.py"
+    match = re.search(r'^__version__\s*=\s*"([^"]+)"', init.read_text(), re.M) if init.is_file() else None
+    if match and (root / "plugin" / "__init__.py").is_file():
+        return Layer(match.group(1), root / "plugin")
+    return None
 
 
 @contextlib.contextmanager

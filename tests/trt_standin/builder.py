@@ -6,9 +6,9 @@ getValidTactics time the tactic; tactic values unique and non-zero), ``include/i
 (IPluginV3QuickBuild / IPluginV3QuickAOTBuild / IPluginV3QuickRuntime) and the trampolines of
 ``python/src/infer/pyPlugin.cpp`` that call the Python plugin and check its answers (PyIPluginV3QuickBuildBaseImpl,
 lines 1534-1960: output type and shape lists as long as getNbOutputs, format combinations a multiple of the
-I/O count; PyIPluginV3QuickAOTBuildImpl, 1966-2094: getKernel's answer cast to (str, bytes), getLaunchParams;
-PyIPluginV3QuickRuntimeImpl, 2096-2160: enqueue's arguments). TensorRT prints a Python
-exception and fails the build; here it propagates.
+I/O count; PyIPluginV3QuickAOTBuildImpl, 1966-2094: getKernel's answer cast to (std::string, py::bytes),
+getLaunchParams; PyIPluginV3QuickRuntimeImpl, 2096-2160: enqueue's arguments). TensorRT prints a Python exception
+and fails the build; here it propagates.
 
 The network is strongly typed (as gimm_trt builds it), so only combinations whose types match the tensors'
 are configured. One expression builder serves the whole build: ``tensorrt.plugin`` keeps the input shape
@@ -136,10 +136,16 @@ def _aot_kernel(plugin, in_exprs, descs, nb_inputs, exprs) -> Kernel:
     plugin.get_launch_params(in_exprs, descs, nb_inputs, launch, extra, exprs)
     plain = [d.desc for d in descs]
     answer = plugin.get_kernel(plain[:nb_inputs], plain[nb_inputs:])
+    # cast<std::tuple<std::string, py::bytes>>: pybind11's std::string takes str (UTF-8) or bytes as they are,
+    # py::bytes only bytes
     if not (
-        isinstance(answer, tuple) and len(answer) == 2 and isinstance(answer[0], str) and isinstance(answer[1], bytes)
+        isinstance(answer, tuple)
+        and len(answer) == 2
+        and isinstance(answer[0], (str, bytes))
+        and isinstance(answer[1], bytes)
     ):
-        raise TypeError(f"get_kernel() must return (str, bytes), got {type(answer).__name__}")
+        raise TypeError(f"get_kernel() must return (str, bytes), got {answer!r:.80}")
+    kernel_name = answer[0].decode() if isinstance(answer[0], bytes) else answer[0]
     fields = {}
     for name in native.KernelLaunchParams.FIELDS:
         value = getattr(launch, name)
@@ -155,7 +161,7 @@ def _aot_kernel(plugin, in_exprs, descs, nb_inputs, exprs) -> Kernel:
             raise RuntimeError(f"extra argument {i} was declared but not set")
         _, dtype, expr = extra[i]._read()
         args.append((dtype, expr))
-    return Kernel(answer[0], answer[1], fields, args)
+    return Kernel(kernel_name, answer[1], fields, args)
 
 
 def _items(dims_exprs):
@@ -174,16 +180,19 @@ def _io_desc(dtype, dynamic, shape, fmt=native.TensorFormat.LINEAR):
     return desc
 
 
-def runtime_plugin(plugin, creator):
+def runtime_plugin(plugin, creator, request):
     """What an engine holds for a JIT plugin: its serialised fields, deserialised by the creator at load time
-    (TensorRTPhase.RUNTIME, no creation request)."""
+    (TensorRTPhase.RUNTIME). TensorRT's C++ wrapper of a quick creator always passes a QuickPluginCreationRequest
+    (``createPlugin(name, namespace, fc, phase, quickPluginType)``); which one TensorRT's runtime chooses is not
+    in its open sources, so ``request`` is the caller's."""
     core = capability(plugin, native.PluginCapabilityType.CORE)
     fields = capability(plugin, native.PluginCapabilityType.RUNTIME).get_fields_to_serialize()
     native._check(fields, native.PluginFieldCollection, "get_fields_to_serialize()")
     copied = native.PluginFieldCollection(native.PluginField(f.name, f._bytes, f.type) for f in fields)
     for original, copy in zip(fields, copied):  # an engine stores `size` items of the field's type
         copy.size = original.size
-    return creator.create_plugin(core.plugin_name, core.plugin_namespace, copied, native.TensorRTPhase.RUNTIME)
+    native._check(request, native.QuickPluginCreationRequest, "createPlugin quickPluginType")
+    return creator.create_plugin(core.plugin_name, core.plugin_namespace, copied, native.TensorRTPhase.RUNTIME, request)
 
 
 def enqueue(plugin, tactic, inputs, outputs, stream=0):

@@ -460,11 +460,13 @@ class IPluginRegistry:
     """The plugin registry (NvInferRuntimeCommon.h:148-200; pyPlugin.cpp:3096-3121, 3836-3870).
 
     Creators are keyed by (name, version, namespace). ``register_creator`` returns False when that key is
-    taken; ``get_creator`` returns None when it is not.
+    taken; ``get_creator`` returns None when it is not. ``_release`` is the (major, minor) of the TensorRT that
+    owns the registry, for the stand-in of its ONNX parser (``parser.py``), which differs between releases.
     """
 
-    def __init__(self):
+    def __init__(self, release: tuple):
         self._creators = {}
+        self._release = tuple(release)
 
     def register_creator(self, creator, plugin_namespace=""):
         key = (creator.name, creator.plugin_version, str(plugin_namespace))
@@ -574,6 +576,6 @@ def module(version: str) -> types.ModuleType:
         DataType.INT4,
         DataType.FP4,
     )
-    registry = IPluginRegistry()
+    registry = IPluginRegistry(tuple(int(p) for p in version.split(".")[:2]))
     trt.get_plugin_registry = lambda: registry  # pyPlugin.cpp:3873-3882: one registry per module
     return trt

@@ -4,11 +4,15 @@ Follows onnx/onnx-tensorrt (the parser TensorRT 10.9+ ships; ``onnxOpImporters.c
 at commits dd0a3a9f and fa5aa9f6):
 
 * ``FallbackPluginImporter``: creator = registry.getCreator(op_type, attr ``plugin_version`` (default "1"),
-  attr ``plugin_namespace`` (default "")), retried with the node's domain as namespace; none is an error.
+  attr ``plugin_namespace`` (default "")); from TensorRT 10.10 on (its changelog: "Plugin fallback importer now
+  also reads its namespace from a Node's domain field") retried with the node's domain as namespace; none is an
+  error.
 * ``loadFields``: only the fields the creator declares (``getFieldNames``) are passed, each from the node's
   attribute of that name; a STRING attribute becomes a kCHAR field of its bytes plus a NUL (``copyField``:
-  "Append \\0 as end of C style string"), length = bytes + 1; INT becomes one kINT32, FLOAT one kFLOAT32,
-  INTS/FLOATS arrays of those; other attribute types are rejected.
+  "Append \\0 as end of C style string"), length = bytes + 1; STRINGS the same for each string, concatenated;
+  INT becomes one kINT32, FLOAT one kFLOAT32, INTS/FLOATS arrays of those; a TENSOR attribute its elements as
+  they are (FLOAT, INT8, INT16, INT32, FLOAT16, BFLOAT16, DOUBLE; length = element count; other element types
+  are rejected); GRAPH(S), SPARSE_TENSOR(S), TENSORS and TYPE_PROTO(S) attributes are rejected.
 * ``createPlugin`` (V3 quick creators): name = op type, the namespace found above, phase kBUILD, request
   kSTRICT_AOT if the node has ``aot`` != 0, kSTRICT_JIT if ``aot`` == 0, else from the network's PREFER flags.
 """
@@ -17,13 +21,16 @@ import numpy as np
 
 from . import native
 
+DOMAIN_FALLBACK = (10, 10)  # the first release whose parser looks in the node's domain too
+
 
 def find_creator(registry, node):
+    """(creator, namespace) as the parser of the TensorRT that owns ``registry`` finds them."""
     attrs = _attributes(node)
     version = attrs.get("plugin_version", "1")
     namespace = attrs.get("plugin_namespace", "")
     creator = registry.get_creator(node.op_type, version, namespace)
-    if creator is None:  # "Fallback check to the node's domain"
+    if creator is None and registry._release >= DOMAIN_FALLBACK:  # "Fallback check to the node's domain"
         namespace = node.domain
         creator = registry.get_creator(node.op_type, version, namespace)
     if creator is None:
@@ -38,29 +45,57 @@ def find_creator(registry, node):
 
 def plugin_fields(creator, node) -> native.PluginFieldCollection:
     """The field collection ``loadFields`` builds for ``node`` from the fields ``creator`` declares."""
-    import onnx
-
     found = {a.name: a for a in node.attribute}
     fields = []
     for declared in creator.field_names:
         attr = found.get(declared.name)
         if attr is None:  # the parser warns and leaves the field out
             continue
-        kind = attr.type
-        if kind == onnx.AttributeProto.STRING:
-            data, type_ = np.frombuffer(attr.s + b"\0", np.int8), native.PluginFieldType.CHAR
-        elif kind == onnx.AttributeProto.INT:
-            data, type_ = np.array([attr.i], np.int32), native.PluginFieldType.INT32
-        elif kind == onnx.AttributeProto.FLOAT:
-            data, type_ = np.array([attr.f], np.float32), native.PluginFieldType.FLOAT32
-        elif kind == onnx.AttributeProto.INTS:
-            data, type_ = np.array(attr.ints, np.int32), native.PluginFieldType.INT32
-        elif kind == onnx.AttributeProto.FLOATS:
-            data, type_ = np.array(attr.floats, np.float32), native.PluginFieldType.FLOAT32
-        else:
-            raise TypeError(f"Attributes of type {kind} are unsupported as plugin fields.")
+        data, type_ = _field_data(attr)
         fields.append(native.PluginField(declared.name, data, type_))
     return native.PluginFieldCollection(fields)
+
+
+_TENSOR_FIELDS = {  # TensorProto element type -> PluginFieldType (loadFields' TENSOR case)
+    "FLOAT": native.PluginFieldType.FLOAT32,
+    "INT8": native.PluginFieldType.INT8,
+    "INT16": native.PluginFieldType.INT16,
+    "INT32": native.PluginFieldType.INT32,
+    "FLOAT16": native.PluginFieldType.FLOAT16,
+    "BFLOAT16": native.PluginFieldType.BF16,
+    "DOUBLE": native.PluginFieldType.FLOAT64,
+}
+
+
+def _field_data(attr):
+    """(buffer, PluginFieldType) of one attribute, as ``copyField`` lays it out."""
+    import onnx
+
+    kind = attr.type
+    if kind == onnx.AttributeProto.STRING:
+        return np.frombuffer(attr.s + b"\0", np.int8), native.PluginFieldType.CHAR
+    if kind == onnx.AttributeProto.STRINGS:
+        return np.frombuffer(b"".join(s + b"\0" for s in attr.strings), np.int8), native.PluginFieldType.CHAR
+    if kind == onnx.AttributeProto.INT:
+        return np.array([attr.i], np.int32), native.PluginFieldType.INT32
+    if kind == onnx.AttributeProto.FLOAT:
+        return np.array([attr.f], np.float32), native.PluginFieldType.FLOAT32
+    if kind == onnx.AttributeProto.INTS:
+        return np.array(attr.ints, np.int32), native.PluginFieldType.INT32
+    if kind == onnx.AttributeProto.FLOATS:
+        return np.array(attr.floats, np.float32), native.PluginFieldType.FLOAT32
+    if kind == onnx.AttributeProto.TENSOR:
+        element = onnx.TensorProto.DataType.Name(attr.t.data_type)
+        if element == "STRING":  # a kCHAR field in TensorRT, laid out as ShapedWeights holds strings
+            raise NotImplementedError("string tensor attributes are not part of this stand-in")
+        if element not in _TENSOR_FIELDS:
+            raise TypeError(f"Tensor type: {element} is unsupported in plugin fields.")
+        values = onnx.numpy_helper.to_array(attr.t).reshape(-1)
+        if element == "BFLOAT16":  # numpy has no bfloat16: the raw 2-byte words
+            values = np.frombuffer(attr.t.raw_data, np.uint16) if attr.t.raw_data else values.view(np.uint16)
+        return np.ascontiguousarray(values), _TENSOR_FIELDS[element]
+    name = onnx.AttributeProto.AttributeType.Name(kind)
+    raise TypeError(f"Attributes of type: {name} are unsupported as plugin fields.")
 
 
 def creation_request(node, prefer_aot=False, prefer_jit=False):
