@@ -150,6 +150,29 @@ def test_existing_output_is_refused_without_overwrite(clip, tmp_path, images):
     _one_error_line(_run(clip[0], folder, "--random-weights"), f"error: {folder} exists and is not empty")
 
 
+def test_fps_for_a_folder_output_is_refused(images, tmp_path):
+    """A folder of PNGs has no frame rate: --fps would change nothing, so it is refused rather than ignored."""
+    out = tmp_path / "out"
+    _one_error_line(
+        _run(images((128, 224), (128, 224)), out, "--fps", "30", "--random-weights"),
+        f"error: --fps sets a video's frame rate, and {out} is a folder of PNGs, which has none: drop --fps, or name "
+        "the OUTPUT .mp4, .mkv, .mov, .avi",
+    )
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["out.webm", "out.M4V", "out.ts"])
+def test_a_video_format_not_written_is_refused(clip, tmp_path, name):
+    """A video name gimm-trt has no writer for is refused, not made a folder of PNGs under that name."""
+    out = tmp_path / name
+    _one_error_line(
+        _run(clip[0], out, "--random-weights"),
+        f"error: cannot write {out}: {out.suffix} videos are not written here; name the OUTPUT .mp4, .mkv, .mov, "
+        ".avi, or a folder for PNG frames",
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_frames_of_different_sizes(images, tmp_path):
     folder = images((128, 224), (128, 224), (130, 224))
     _one_error_line(

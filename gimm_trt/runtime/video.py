@@ -26,6 +26,11 @@ from ..core.errors import InputError
 from ..core.files import partial_path, partial_writer
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
+# video containers gimm-trt does not write: an OUTPUT named so is refused, not made a folder of PNGs by that name
+OTHER_VIDEO_SUFFIXES = (
+    ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts", ".flv", ".wmv", ".asf", ".ogv", ".3gp", ".gif",
+    ".vob", ".mxf", ".y4m",
+)  # fmt: skip
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 IMAGE_FPS = Fraction(24)  # images carry no frame rate; this one is assumed (and said) when one is needed
 
