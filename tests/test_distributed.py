@@ -337,6 +337,26 @@ def test_a_second_run_on_one_output_fails_before_any_work(pool, inputs, tmp_path
 
 
 @needs_ray
+def test_a_variable_frame_rate_keeps_its_timing_on_the_workers(pool, inputs, tmp_path):
+    """As in one process: frames unevenly spaced keep their times, the new ones lie halfway between theirs, and
+    the video, joined from segments, ends with its sound."""
+    from fakes import shown, vfr_times, write_vfr_clip
+
+    from gimm_trt.distributed import interpolate_videos
+
+    ms, audio_ms = (0, 40, 50, 200, 210, 600), 640  # the last frame is 40 ms long
+    src = write_vfr_clip(tmp_path / "vfr.mkv", inputs["frames"], ms, audio_ms)
+    out = tmp_path / "out.mp4"
+    [result] = interpolate_videos([(src, out)], factor=FACTOR, pool=pool, segment_pairs=2, timeout=WAIT_S)
+    got, want = shown(out), vfr_times(ms, FACTOR)
+    assert len(got["times"]) == len(want) == (N - 1) * FACTOR + 1
+    assert all(abs(g - w) <= got["tick"] for g, w in zip(got["times"], want)), (got["times"], want)
+    assert got["audio_end"] == Fraction(audio_ms, 1000)
+    assert abs(got["video_end"] - got["audio_end"]) <= got["tick"], got
+    assert result.fps is None and "not evenly spaced" in result.notes[0]
+
+
+@needs_ray
 def test_killed_worker_gives_complete_identical_output(pool, inputs, reference, tmp_path):
     from gimm_trt.distributed import interpolate_videos
 

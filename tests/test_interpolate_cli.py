@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from fakes import crossfade, gradient_frames, shown, vfr_times, write_vfr_clip
 from PIL import Image
 
 from gimm_trt.cli import interpolate
@@ -100,6 +101,43 @@ def test_video_round_trip_with_audio_and_odd_size(clip, tmp_path):
     pad_row = np.abs(got[0][H, :W].astype(np.int16) - got[0][H - 1, :W].astype(np.int16))
     assert pad_row.mean() < 4  # the padding row repeats the last one (within the codec's loss)
     assert _audio_packets(out) == _audio_packets(src)  # audio copied, not re-encoded or dropped
+
+
+VFR_MS, VFR_AUDIO_MS = (0, 40, 50, 200, 210, 600), 640  # frames shown at these times; the last one 40 ms long
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_variable_frame_rate_keeps_its_timing(tmp_path, suffix):
+    """Frames unevenly spaced in time keep their times, the new ones lie between theirs at the timestep's
+    fraction of the way, and the video ends with its sound (not evenly spaced frames, ending early)."""
+    from gimm_trt.runtime.pipeline import interpolate_video
+
+    src = write_vfr_clip(tmp_path / "vfr.mkv", gradient_frames(len(VFR_MS)), VFR_MS, VFR_AUDIO_MS)
+    out = tmp_path / f"out{suffix}"
+    result = interpolate_video(src, out, interpolator=crossfade(), factor=4)
+    got, want = shown(out), vfr_times(VFR_MS, 4)
+    assert len(got["times"]) == len(want) == 21
+    assert all(abs(g - w) <= got["tick"] for g, w in zip(got["times"], want)), (got["times"], want)
+    assert got["audio_end"] == Fraction(VFR_AUDIO_MS, 1000)  # the sound copied as it was
+    assert abs(got["video_end"] - got["audio_end"]) <= got["tick"], got
+    assert result.fps is None and result.notes == [
+        "the input's frames are not evenly spaced (a variable frame rate): each keeps its time, and the new "
+        "frames lie between theirs"
+    ]
+
+
+def test_a_variable_frame_rate_into_avi_is_spaced_evenly_and_said(tmp_path):
+    """AVI holds one frame rate: the frames are spaced evenly (the input's 25 fps times 2), and a note says so."""
+    from gimm_trt.runtime.pipeline import interpolate_video
+
+    src = write_vfr_clip(tmp_path / "vfr.mkv", gradient_frames(len(VFR_MS)), VFR_MS, VFR_AUDIO_MS)
+    result = interpolate_video(src, tmp_path / "out.avi", interpolator=crossfade())
+    assert result.fps == 50 and result.notes == [
+        "the input's frames are not evenly spaced, and AVI holds one frame rate only: they are spaced evenly, "
+        "so the sound may drift; use .mkv, .mp4 or .mov to keep their times"
+    ]
+    times = shown(tmp_path / "out.avi")["times"]
+    assert np.diff(times) == pytest.approx([1 / 50] * 10)
 
 
 @pytest.fixture

@@ -310,7 +310,7 @@ def _open_join(job: Job, staging: Path, factor, fps, overwrite, comment):
     if not job.video_out:
         return joins.PngJoin(job, staging, overwrite=overwrite)
     rate = joins.output_rate(job, factor, fps)
-    return joins.VideoJoin(job, rate=rate, comment=comment, fps_given=bool(fps))
+    return joins.VideoJoin(job, rate=rate, factor=factor, comment=comment, fps_given=bool(fps))
 
 
 def _schedule(ray, pool, tasks, run, jobs, segments, opened, results, bar, on_progress, expected, make_join, timeout):
@@ -349,8 +349,9 @@ def _join_ready(job: Job, segments, done, next_part, opened, results, make_join)
     if next_part[job.index] == len(segments[job.index]):
         joiner = opened.pop(job.index)
         joiner.finish()
-        fps = joiner.rate if job.video_out else None
-        results[job.index] = VideoResult(output=Path(job.output), frames=joiner.frames, fps=fps, notes=joiner.notes)
+        results[job.index] = VideoResult(
+            output=Path(job.output), frames=joiner.frames, fps=joiner.fps, notes=joiner.notes
+        )
 
 
 def _show(ray, counter, run: str, bar, shown: int, on_progress, expected: int) -> int:

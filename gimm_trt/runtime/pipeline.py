@@ -27,9 +27,12 @@ from .video import (
     VIDEO_SUFFIXES,
     ImageFrames,
     ImageWriter,
+    VideoReader,
     VideoWriter,
+    frame_clock,
     is_video,
     open_frames,
+    read_timing,
     to_uint8,
 )
 
@@ -38,7 +41,8 @@ __all__ = ["VideoResult", "interpolate_video", "check_output", "claim_output"]
 
 @dataclass
 class VideoResult:
-    """What ``interpolate_video`` wrote: ``frames`` frames to ``output`` (at ``fps`` for a video)."""
+    """What ``interpolate_video`` wrote: ``frames`` frames to ``output``, at ``fps`` for a video (None: a folder,
+    or a video whose frames keep the input's uneven times)."""
 
     output: Path
     frames: int
@@ -105,7 +109,8 @@ def interpolate_video(
             have been checked, so a bad path fails before any model loads.
         factor: frame-rate multiplier (``factor - 1`` new frames per pair).
         fps: frame rate of a video output (a number, a Fraction or ``"30000/1001"``); default the input's times
-            ``factor`` (images count as 24 fps).
+            ``factor`` (images count as 24 fps), or, for a video whose frames are not evenly spaced, their own
+            times (the new frames between them), so the sound stays with the picture. A folder takes none.
         ds_scale: processing scale; checked against the frame size before the model loads when given.
         overwrite: replace an existing output (a folder: its numbered frames); the earlier output stays until
             this run has succeeded.
@@ -139,6 +144,7 @@ def interpolate_video(
                 rate,
                 overwrite,
                 notes,
+                factor=factor,
                 fps_given=fps is not None,
                 comment=f"gimm-trt: GIMM-VFI-{interp.variant} x{factor}, {interp.weights}",
             ) as sink,
@@ -150,7 +156,7 @@ def interpolate_video(
                 bar.update()
             if frames.n < 2:
                 raise InputError(f"{name} has {frames.n} frame: at least 2 are needed")
-    return VideoResult(output=out, frames=sink.frames_written, fps=rate if video_out else None, notes=notes)
+    return VideoResult(output=out, frames=sink.frames_written, fps=sink.fps, notes=notes)
 
 
 class _Counted:
@@ -165,11 +171,18 @@ class _Counted:
             yield item
 
 
-def _sink(out: Path, video_out: bool, src, rate, overwrite: bool, notes: list, *, fps_given: bool, comment: str):
-    """A VideoWriter (a video OUTPUT) or an ImageWriter on ``out``; notes what the video changes."""
+def _sink(
+    out: Path, video_out: bool, src, rate, overwrite: bool, notes: list, *, factor: int, fps_given: bool, comment: str
+):
+    """A VideoWriter (a video OUTPUT) or an ImageWriter on ``out``; notes what the video changes. A video keeps
+    the input video's timing (``frame_clock``) unless ``fps`` was given."""
     if not video_out:
         return ImageWriter(out, replace=overwrite)
-    sink = VideoWriter(out, fps=rate, width=src.width, height=src.height, audio=src.audio, comment=comment)
+    clock = None
+    if isinstance(src, VideoReader) and not fps_given:
+        clock, timing_notes = frame_clock(read_timing(src.path), src.fps, factor, out)
+        notes += timing_notes
+    sink = VideoWriter(out, fps=rate, width=src.width, height=src.height, audio=src.audio, comment=comment, clock=clock)
     if src.fps is None and not fps_given:
         notes.append(
             f"images have no frame rate: {IMAGE_FPS} fps assumed, so the video is {float(rate):g} fps "
