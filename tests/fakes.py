@@ -1,7 +1,9 @@
 """A cheap stand-in for the model behind ``Interpolator``: tests of input checks, sinks and faults run in
-milliseconds, while the division hazards of the real synthesis stage are kept."""
+milliseconds, while the division hazards of the real synthesis stage are kept. And test videos: frames that
+differ, and a clip with a variable frame rate with what its interpolation must keep of its timing."""
 
 import time
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -56,3 +58,52 @@ def gradient_frames(n: int, height: int = 128, width: int = 128) -> list:
         np.broadcast_to(((x * 2 + 17 * i) % 256).astype(np.uint8)[None, :, None], (height, width, 3)).copy()
         for i in range(n)
     ]
+
+
+def write_vfr_clip(path, frames, times_ms, audio_ms: int):
+    """A video of ``frames`` shown at ``times_ms`` (a variable frame rate: FFV1 in .mkv, 1 ms ticks, each frame
+    40 ms long) with ``audio_ms`` of FLAC sound, made with PyAV."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("ffv1", rate=25)  # the rate the container states; the frames keep their own times
+        v.width, v.height, v.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv444p"
+        v.codec_context.time_base = Fraction(1, 1000)
+        a = c.add_stream("flac", rate=16000)
+        a.layout = "mono"
+        for img, ms in zip(frames, times_ms):
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf.pts = ms
+            c.mux(v.encode(vf))
+        c.mux(v.encode(None))
+        samples = audio_ms * 16
+        tone = (np.sin(np.arange(samples) * 2 * np.pi * 440 / 16000) * 8000).astype(np.int16)[None]
+        for s in range(0, samples, 1024):
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, s : s + 1024]), format="s16", layout="mono")
+            af.sample_rate, af.pts = 16000, s
+            c.mux(a.encode(af))
+        c.mux(a.encode(None))
+    return path
+
+
+def shown(path) -> dict:
+    """When a video's frames are shown (seconds, decoded), when its video and its sound end (the latest
+    packet's pts plus duration), and its video stream's tick (seconds)."""
+    import av
+
+    with av.open(str(path)) as c:
+        ends = {}
+        for p in c.demux():
+            if p.pts is not None:
+                ends[p.stream.type] = max(ends.get(p.stream.type, 0), (p.pts + p.duration) * p.time_base)
+        tick = c.streams.video[0].time_base
+    with av.open(str(path)) as c:
+        times = [f.time for f in c.decode(video=0)]
+    return {"times": times, "video_end": ends["video"], "audio_end": ends.get("audio"), "tick": tick}
+
+
+def vfr_times(times_ms, factor: int) -> list:
+    """Where ``factor``-times interpolation puts the frames of a video shown at ``times_ms``: the originals at
+    theirs, new frame ``k`` of a pair at ``k / factor`` of the way between its two (seconds)."""
+    t = [Fraction(ms, 1000) for ms in times_ms]
+    return [a + (b - a) * Fraction(k, factor) for a, b in zip(t, t[1:]) for k in range(factor)] + [t[-1]]

@@ -132,6 +132,8 @@ def test_outputs_for_names_and_collisions(tmp_path):
         (["--demo", "{tmp}/out", "--workers", "2"], "--demo runs in one process"),
         (["{a}", "{tmp}/out", "--ray-address", "127.0.0.1:1"], "--ray-address needs --workers"),
         (["{a}", "{b}", "{tmp}/out"], "no images"),  # several INPUTs are all checked before any work
+        (["{a}", "{tmp}/out", "--workers", "1", "--fps", "30"], "--fps sets a video's frame rate"),
+        (["{a}", "{tmp}/out.webm", "--workers", "1"], ".webm videos are not written here"),
     ],
 )
 def test_cli_refuses_before_any_work(tmp_path, args, expected):
@@ -303,6 +305,55 @@ def test_split_run_equals_single_process(pool, inputs, reference, tmp_path):
     assert _pngs(out) == _pngs(reference)  # byte for byte: same pixels, same PNG writer
     assert seen and all(not visible for *_, visible in seen[:-1]), "frames appeared before the run was complete"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]  # no staging left behind
+
+
+@needs_ray
+def test_a_second_run_on_one_output_fails_before_any_work(pool, inputs, tmp_path):
+    """While a run writes OUTPUT, a run on the workers into the same OUTPUT fails at once, without --overwrite or
+    with it, and the first run's output is whole, with nothing else beside it."""
+    import threading
+
+    from fakes import crossfade
+
+    from gimm_trt.distributed import interpolate_videos
+    from gimm_trt.runtime.pipeline import interpolate_video
+
+    out = tmp_path / "frames"
+    started = threading.Event()  # set by the first run's first new frame: its output is open by then
+    first = crossfade(delay=0.3)
+    synthesis = first.backend.synthesis
+    first.backend.synthesis = lambda *args: (started.set(), synthesis(*args))[1]
+    writer = threading.Thread(target=interpolate_video, args=(inputs["short"], out), kwargs={"interpolator": first})
+    writer.start()
+    try:
+        assert started.wait(WAIT_S)
+        for overwrite in (False, True):
+            with pytest.raises(InputError, match=f"^{out} is being written by another run"):
+                interpolate_videos([(inputs["dir"], out)], factor=FACTOR, pool=pool, overwrite=overwrite)
+    finally:
+        writer.join(WAIT_S)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]  # no staging, no lock file
+    assert len(_pngs(out)) == 3 * FACTOR + 1  # the first run's frames, all of them
+
+
+@needs_ray
+def test_a_variable_frame_rate_keeps_its_timing_on_the_workers(pool, inputs, tmp_path):
+    """As in one process: frames unevenly spaced keep their times, the new ones lie halfway between theirs, and
+    the video, joined from segments, ends with its sound."""
+    from fakes import shown, vfr_times, write_vfr_clip
+
+    from gimm_trt.distributed import interpolate_videos
+
+    ms, audio_ms = (0, 40, 50, 200, 210, 600), 640  # the last frame is 40 ms long
+    src = write_vfr_clip(tmp_path / "vfr.mkv", inputs["frames"], ms, audio_ms)
+    out = tmp_path / "out.mp4"
+    [result] = interpolate_videos([(src, out)], factor=FACTOR, pool=pool, segment_pairs=2, timeout=WAIT_S)
+    got, want = shown(out), vfr_times(ms, FACTOR)
+    assert len(got["times"]) == len(want) == (N - 1) * FACTOR + 1
+    assert all(abs(g - w) <= got["tick"] for g, w in zip(got["times"], want)), (got["times"], want)
+    assert got["audio_end"] == Fraction(audio_ms, 1000)
+    assert abs(got["video_end"] - got["audio_end"]) <= got["tick"], got
+    assert result.fps is None and "not evenly spaced" in result.notes[0]
 
 
 @needs_ray

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from fakes import crossfade, gradient_frames, shown, vfr_times, write_vfr_clip
 from PIL import Image
 
 from gimm_trt.cli import interpolate
@@ -102,6 +103,43 @@ def test_video_round_trip_with_audio_and_odd_size(clip, tmp_path):
     assert _audio_packets(out) == _audio_packets(src)  # audio copied, not re-encoded or dropped
 
 
+VFR_MS, VFR_AUDIO_MS = (0, 40, 50, 200, 210, 600), 640  # frames shown at these times; the last one 40 ms long
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_variable_frame_rate_keeps_its_timing(tmp_path, suffix):
+    """Frames unevenly spaced in time keep their times, the new ones lie between theirs at the timestep's
+    fraction of the way, and the video ends with its sound (not evenly spaced frames, ending early)."""
+    from gimm_trt.runtime.pipeline import interpolate_video
+
+    src = write_vfr_clip(tmp_path / "vfr.mkv", gradient_frames(len(VFR_MS)), VFR_MS, VFR_AUDIO_MS)
+    out = tmp_path / f"out{suffix}"
+    result = interpolate_video(src, out, interpolator=crossfade(), factor=4)
+    got, want = shown(out), vfr_times(VFR_MS, 4)
+    assert len(got["times"]) == len(want) == 21
+    assert all(abs(g - w) <= got["tick"] for g, w in zip(got["times"], want)), (got["times"], want)
+    assert got["audio_end"] == Fraction(VFR_AUDIO_MS, 1000)  # the sound copied as it was
+    assert abs(got["video_end"] - got["audio_end"]) <= got["tick"], got
+    assert result.fps is None and result.notes == [
+        "the input's frames are not evenly spaced (a variable frame rate): each keeps its time, and the new "
+        "frames lie between theirs"
+    ]
+
+
+def test_a_variable_frame_rate_into_avi_is_spaced_evenly_and_said(tmp_path):
+    """AVI holds one frame rate: the frames are spaced evenly (the input's 25 fps times 2), and a note says so."""
+    from gimm_trt.runtime.pipeline import interpolate_video
+
+    src = write_vfr_clip(tmp_path / "vfr.mkv", gradient_frames(len(VFR_MS)), VFR_MS, VFR_AUDIO_MS)
+    result = interpolate_video(src, tmp_path / "out.avi", interpolator=crossfade())
+    assert result.fps == 50 and result.notes == [
+        "the input's frames are not evenly spaced, and AVI holds one frame rate only: they are spaced evenly, "
+        "so the sound may drift; use .mkv, .mp4 or .mov to keep their times"
+    ]
+    times = shown(tmp_path / "out.avi")["times"]
+    assert np.diff(times) == pytest.approx([1 / 50] * 10)
+
+
 @pytest.fixture
 def images(tmp_path):
     def make(*sizes):
@@ -148,6 +186,29 @@ def test_existing_output_is_refused_without_overwrite(clip, tmp_path, images):
     assert out.read_bytes() == b"precious"
     folder = images((128, 224), (128, 224))
     _one_error_line(_run(clip[0], folder, "--random-weights"), f"error: {folder} exists and is not empty")
+
+
+def test_fps_for_a_folder_output_is_refused(images, tmp_path):
+    """A folder of PNGs has no frame rate: --fps would change nothing, so it is refused rather than ignored."""
+    out = tmp_path / "out"
+    _one_error_line(
+        _run(images((128, 224), (128, 224)), out, "--fps", "30", "--random-weights"),
+        f"error: --fps sets a video's frame rate, and {out} is a folder of PNGs, which has none: drop --fps, or name "
+        "the OUTPUT .mp4, .mkv, .mov, .avi",
+    )
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["out.webm", "out.M4V", "out.ts"])
+def test_a_video_format_not_written_is_refused(clip, tmp_path, name):
+    """A video name gimm-trt has no writer for is refused, not made a folder of PNGs under that name."""
+    out = tmp_path / name
+    _one_error_line(
+        _run(clip[0], out, "--random-weights"),
+        f"error: cannot write {out}: {out.suffix} videos are not written here; name the OUTPUT .mp4, .mkv, .mov, "
+        ".avi, or a folder for PNG frames",
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_frames_of_different_sizes(images, tmp_path):

@@ -252,6 +252,48 @@ def test_a_signal_midway_leaves_the_earlier_output_and_nothing_else(tmp_path, mo
     assert (snapshot(out) if out.is_dir() else out.read_bytes()) == earlier
 
 
+@pytest.mark.parametrize("name", ["clip.mkv", "frames"])
+def test_a_second_run_writing_the_same_output_fails_and_leaves_nothing(source, tmp_path, monkeypatch, name):
+    """Two runs writing one OUTPUT at once, without --overwrite: the second fails at once (exit 2, one line), and
+    the first one's output is whole, with nothing else beside it."""
+    from click.testing import CliRunner
+
+    from gimm_trt import Interpolator
+    from gimm_trt.cli import interpolate
+    from gimm_trt.runtime.pipeline import interpolate_video
+
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / name
+    started = tmp_path / "started"  # made by the first run's first new frame: its output is open by then
+    first = crossfade(delay=0.2)  # ~1 s in all
+    synthesis = first.backend.synthesis
+    first.backend.synthesis = lambda *args: (started.touch(), synthesis(*args))[1]
+    pid = os.fork()
+    if pid == 0:
+        code = 3
+        try:
+            torch.set_num_threads(1)  # the parent's thread pool did not survive the fork
+            interpolate_video(source, out, interpolator=first)
+            code = 0
+        finally:
+            os._exit(code)
+    try:
+        _wait_for(started.exists)
+        monkeypatch.setattr(Interpolator, "from_spec", classmethod(lambda cls, spec: crossfade()))
+        second = CliRunner().invoke(interpolate, [str(source), str(out), "--random-weights"])
+    finally:
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert second.exit_code == 2, second.output
+    assert second.stderr.splitlines() == [
+        f"error: {out} is being written by another run: wait for it to end, or write elsewhere"
+    ]
+    assert visible(out_dir) == [name] and hidden(out_dir) == set()  # no partial, no lock file
+    frames = len(visible(out)) if out.is_dir() else decoded_frames(out)
+    assert frames == 2 * SOURCE_FRAMES - 1
+
+
 # ---------------------------------------------------------------------------------------------- export
 def _graph(stage: str, seed: int) -> "onnx.ModelProto":
     """A small stand-in for a traced stage: y = x + w, with 256 KB of weights that differ per seed."""

@@ -22,6 +22,7 @@ __all__ = [
     "write_json",
     "remove_stale_tmp",
     "file_lock",
+    "claim",
     "partial_prefix",
     "partial_path",
     "partial_writer",
@@ -189,21 +190,78 @@ def file_lock(path):
             _unlock(f)
 
 
-def _lock(f) -> None:
+@contextlib.contextmanager
+def claim(path):
+    """Hold ``path`` for this block alone, for writing it: an InputError at once when another process, or another
+    claim in this one, holds it (two runs writing one output must not both succeed, each replacing the other's).
+
+    The lock is ``flock`` (``msvcrt.locking`` on Windows) on the hidden ``.<name>.lock`` beside ``path``; the
+    kernel drops it when its holder dies, however it dies. The block's end removes the file while still holding
+    it (POSIX), and a claimer that then finds it locked a removed file tries again, so no lock file outlives a
+    run that ended, and no two claimers ever hold two different files. Folders made for it that stay empty go
+    too.
+    """
+    path = Path(path)
+    lock_path = path.with_name(f".{path.name}.lock")
+    made = _make_folder(lock_path.parent)
+    try:
+        f = _claimed(lock_path, path)
+        try:
+            yield
+        finally:
+            if os.name == "posix":
+                lock_path.unlink(missing_ok=True)
+            _unlock(f)
+            f.close()
+    finally:
+        for folder in reversed(made):  # a run that wrote nothing leaves no new empty folder
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _claimed(lock_path: Path, path: Path):
+    """``lock_path`` opened and locked without waiting (see ``claim``)."""
+    while True:
+        f = open(lock_path, "a+b")
+        if not _lock(f, wait=False):
+            f.close()
+            raise InputError(f"{path} is being written by another run: wait for it to end, or write elsewhere")
+        try:
+            if os.name != "posix" or os.path.samestat(os.fstat(f.fileno()), os.stat(lock_path)):
+                return f
+        except FileNotFoundError:
+            pass
+        _unlock(f)  # its holder removed it after it was opened here: lock the file now under that name
+        f.close()
+
+
+def _make_folder(folder: Path) -> list:
+    """Make ``folder`` and its missing parents; the folders made, outermost first."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()][::-1]
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _lock(f, wait: bool = True) -> bool:
+    """Lock the open file ``f``; False when ``wait`` is false and another holder has it."""
     if os.name == "posix":
         import fcntl
 
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-    else:
-        import msvcrt
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return False
+        return True
+    import msvcrt
 
-        f.seek(0)
-        while True:
-            try:
-                msvcrt.locking(f.fileno(), msvcrt.LK_LOCK, 1)
-                return
-            except OSError:  # LK_LOCK gives up after ~10 s; keep waiting as flock does
-                continue
+    f.seek(0)
+    while True:
+        try:
+            msvcrt.locking(f.fileno(), msvcrt.LK_LOCK if wait else msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:  # LK_LOCK gives up after ~10 s; keep waiting as flock does
+            if not wait:
+                return False
 
 
 def _unlock(f) -> None:

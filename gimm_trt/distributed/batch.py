@@ -9,6 +9,7 @@ wait for an earlier one.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections import deque
@@ -19,7 +20,7 @@ from typing import Optional
 from ..core.errors import GimmError, InputError
 from ..core.progress import frame_bar
 from ..core.sizes import processing_size
-from ..runtime.pipeline import VideoResult, check_output, interpolate_video
+from ..runtime.pipeline import VideoResult, check_output, claim_output, interpolate_video
 from . import join as joins
 from . import parts
 from .cluster import gpus_each, ray_session, require_ray
@@ -185,7 +186,7 @@ def interpolate_videos(
     if not isinstance(factor, int) or isinstance(factor, bool) or factor < 2:
         raise InputError(f"factor must be an integer >= 2, got {factor!r}")
     spec = spec or WorkerSpec()
-    jobs = _jobs(outputs_for(inputs, out_dir), overwrite, ds_scale)
+    jobs = _jobs(outputs_for(inputs, out_dir), overwrite, ds_scale, fps)
     if pool is None and workers is None:
         return _in_process(jobs, spec, factor, fps, ds_scale, overwrite, progress)
     run = functools.partial(
@@ -200,24 +201,34 @@ def interpolate_videos(
         on_progress=on_progress,
         timeout=timeout,
     )
-    if pool is not None:
-        return run(pool)
-    with (
-        ray_session(ray_address) as _,
-        WorkerPool(
-            spec, workers, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker, retries=retries
-        ) as own,
-    ):
-        return run(own)
+    with _claimed(jobs, overwrite, fps):  # the outputs are this run's before any worker starts
+        if pool is not None:
+            return run(pool)
+        with (
+            ray_session(ray_address) as _,
+            WorkerPool(
+                spec, workers, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker, retries=retries
+            ) as own,
+        ):
+            return run(own)
 
 
-def _jobs(pairs: list, overwrite: bool, ds_scale) -> list:
+def _claimed(jobs: list, overwrite: bool, fps) -> contextlib.ExitStack:
+    """Every job's OUTPUT held for this run alone (``claim_output``) until the stack closes: a second run writing
+    one of them fails before any work."""
+    with contextlib.ExitStack() as held:
+        for job in jobs:
+            held.enter_context(claim_output(job.output, overwrite=overwrite, source=job.source, fps=fps))
+        return held.pop_all()
+
+
+def _jobs(pairs: list, overwrite: bool, ds_scale, fps) -> list:
     """Every input and output checked, and every input opened and counted, before any worker starts."""
     if not pairs:
         raise InputError("no inputs")
     jobs = []
     for i, (src, out) in enumerate(pairs):
-        video_out = check_output(out, overwrite=overwrite, source=src)
+        video_out = check_output(out, overwrite=overwrite, source=src, fps=fps)
         job = probe(i, src, out, video_out=video_out)
         if ds_scale is not None:  # a size the model cannot run is said before any model loads
             processing_size(job.height, job.width, ds_scale)
@@ -299,7 +310,7 @@ def _open_join(job: Job, staging: Path, factor, fps, overwrite, comment):
     if not job.video_out:
         return joins.PngJoin(job, staging, overwrite=overwrite)
     rate = joins.output_rate(job, factor, fps)
-    return joins.VideoJoin(job, rate=rate, comment=comment, fps_given=bool(fps))
+    return joins.VideoJoin(job, rate=rate, factor=factor, comment=comment, fps_given=bool(fps))
 
 
 def _schedule(ray, pool, tasks, run, jobs, segments, opened, results, bar, on_progress, expected, make_join, timeout):
@@ -338,8 +349,9 @@ def _join_ready(job: Job, segments, done, next_part, opened, results, make_join)
     if next_part[job.index] == len(segments[job.index]):
         joiner = opened.pop(job.index)
         joiner.finish()
-        fps = joiner.rate if job.video_out else None
-        results[job.index] = VideoResult(output=Path(job.output), frames=joiner.frames, fps=fps, notes=joiner.notes)
+        results[job.index] = VideoResult(
+            output=Path(job.output), frames=joiner.frames, fps=joiner.fps, notes=joiner.notes
+        )
 
 
 def _show(ray, counter, run: str, bar, shown: int, on_progress, expected: int) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..core import deps
-from ..runtime.video import IMAGE_FPS, VideoWriter
+from ..runtime.video import IMAGE_FPS, VideoWriter, frame_clock
 from . import parts
 from .plan import Job
 
@@ -37,6 +37,8 @@ def output_rate(job: Job, factor: int, fps) -> Fraction:
 
 class PngJoin:
     """Parts of a folder OUTPUT, gathered in ``staging`` and put in place by ``finish``."""
+
+    fps = None  # PNG frames have no frame rate
 
     def __init__(self, job: Job, staging: Path, *, overwrite: bool):
         self.output = Path(job.output)
@@ -71,10 +73,9 @@ class PngJoin:
 class VideoJoin:
     """Parts of a video OUTPUT, encoded in order into a hidden partial file; ``finish`` renames it into place."""
 
-    def __init__(self, job: Job, *, rate: Fraction, comment: str, fps_given: bool):
+    def __init__(self, job: Job, *, rate: Fraction, factor: int, comment: str, fps_given: bool):
         av = deps.require("av", "writing video files")
         self.output = Path(job.output)
-        self.rate = rate
         self._source: Optional[object] = None
         self._audio = iter(())
         template = None
@@ -83,12 +84,15 @@ class VideoJoin:
             if self._source.streams.audio:
                 template = self._source.streams.audio[0]
                 self._audio = self._source.demux(template)
+        clock, notes = None, []  # what the video changes, as the single-process path says it
+        if not fps_given and job.timing is not None:  # a video input keeps its timing, as in one process
+            clock, notes = frame_clock(job.timing, job.fps, factor, job.output)
         # the writer encodes into its own partial file and puts it under the OUTPUT's name only when closed
         self.writer = VideoWriter(
-            self.output, fps=rate, width=job.width, height=job.height, audio=template, comment=comment
+            self.output, fps=rate, width=job.width, height=job.height, audio=template, comment=comment, clock=clock
         )
         self._pending = None  # an audio packet read ahead of the frame it belongs after
-        self.notes = notes = []  # what the video changes, as the single-process path says it
+        self.notes = notes
         if job.fps is None and not fps_given:
             notes.append(
                 f"images have no frame rate: {IMAGE_FPS} fps assumed, so the video is {float(rate):g} fps "
@@ -104,9 +108,13 @@ class VideoJoin:
     def frames(self) -> int:
         return self.writer.frames_written
 
+    @property
+    def fps(self) -> Optional[Fraction]:
+        return self.writer.fps
+
     def add(self, part: Path) -> None:
         for frame in parts.read_video_part(part):
-            self._audio_until(Fraction(self.writer.frames_written) / self.rate)
+            self._audio_until(self.writer.next_time)
             self.writer.write(frame)
         parts.remove(part)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..core.errors import InputError
-from ..runtime.video import is_video, open_frames
+from ..runtime.video import Timing, is_video, open_frames, read_timing
 
 __all__ = ["Job", "Segment", "MAX_SEGMENT_PAIRS", "outputs_for", "probe", "segment_pairs", "split"]
 
@@ -27,7 +27,8 @@ MAX_SEGMENT_PAIRS = 64  # bounds what a dead worker costs and what waits on disk
 
 @dataclass(frozen=True)
 class Job:
-    """One input and where its result goes; ``frames`` is exact for images, the demuxed packets for a video."""
+    """One input and where its result goes; ``frames`` is exact for images, the demuxed packets for a video, whose
+    ``timing`` they give."""
 
     index: int
     source: str
@@ -37,6 +38,7 @@ class Job:
     width: int
     height: int
     fps: Optional[Fraction]
+    timing: Optional[Timing] = None
 
 
 @dataclass(frozen=True)
@@ -93,14 +95,12 @@ def probe(index: int, source, output, *, video_out: bool) -> Job:
         raise InputError(f"input not found: {path}")
     with open_frames(path) as src:
         size, fps, frames = (src.width, src.height), src.fps, src.frame_count
-    if not path.is_dir():
-        import av
-
-        with av.open(str(path)) as container:
-            frames = sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
+    timing = None if path.is_dir() else read_timing(path)
+    if timing is not None:
+        frames = timing.frames
     if frames < 2:
         raise InputError(f"{path} has {frames} frame: at least 2 are needed")
-    return Job(index, str(path), str(output), video_out, frames, *size, fps)
+    return Job(index, str(path), str(output), video_out, frames, *size, fps, timing)
 
 
 def segment_pairs(frame_counts, workers: int, max_pairs: int = MAX_SEGMENT_PAIRS) -> int:

@@ -7,6 +7,7 @@ only when the run succeeds: a failed or interrupted run leaves an earlier output
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -15,19 +16,33 @@ from typing import Optional, Union
 
 from ..core.checks import check_ds
 from ..core.errors import InputError
-from ..core.files import check_writable
+from ..core.files import check_writable, claim
 from ..core.progress import frame_bar
 from ..core.sizes import processing_size
 from .frames import check_factor, check_fps
 from .interpolator import Interpolator
-from .video import IMAGE_FPS, ImageFrames, ImageWriter, VideoWriter, is_video, open_frames, to_uint8
+from .video import (
+    IMAGE_FPS,
+    OTHER_VIDEO_SUFFIXES,
+    VIDEO_SUFFIXES,
+    ImageFrames,
+    ImageWriter,
+    VideoReader,
+    VideoWriter,
+    frame_clock,
+    is_video,
+    open_frames,
+    read_timing,
+    to_uint8,
+)
 
-__all__ = ["VideoResult", "interpolate_video", "check_output"]
+__all__ = ["VideoResult", "interpolate_video", "check_output", "claim_output"]
 
 
 @dataclass
 class VideoResult:
-    """What ``interpolate_video`` wrote: ``frames`` frames to ``output`` (at ``fps`` for a video)."""
+    """What ``interpolate_video`` wrote: ``frames`` frames to ``output``, at ``fps`` for a video (None: a folder,
+    or a video whose frames keep the input's uneven times)."""
 
     output: Path
     frames: int
@@ -35,13 +50,24 @@ class VideoResult:
     notes: list = field(default_factory=list)
 
 
-def check_output(output, *, overwrite: bool, source=None) -> bool:
+def check_output(output, *, overwrite: bool, source=None, fps=None) -> bool:
     """Refuse, before any work, an output that would replace something without ``overwrite``, that is the input,
-    or that cannot be written there; True when ``output`` is a video file (else a folder of PNGs)."""
+    that names a video format not written here, that cannot be written there, or that has no frame rate to set
+    (``fps`` given for a folder); True when ``output`` is a video file (else a folder of PNGs)."""
     out = Path(output)
     video_out = is_video(out) and not out.is_dir()
     if source is not None and Path(source).exists() and out.exists() and out.samefile(source):
         raise InputError(f"OUTPUT is INPUT: {out}")
+    if not video_out and not out.is_dir() and out.suffix.lower() in OTHER_VIDEO_SUFFIXES:
+        raise InputError(
+            f"cannot write {out}: {out.suffix} videos are not written here; name the OUTPUT "
+            f"{', '.join(VIDEO_SUFFIXES)}, or a folder for PNG frames"
+        )
+    if fps is not None and not video_out:
+        raise InputError(
+            f"--fps sets a video's frame rate, and {out} is a folder of PNGs, which has none: drop --fps, or name "
+            f"the OUTPUT {', '.join(VIDEO_SUFFIXES)}"
+        )
     if video_out:
         if out.exists() and not overwrite:
             raise InputError(f"{out} exists (use --overwrite to replace it)")
@@ -51,6 +77,16 @@ def check_output(output, *, overwrite: bool, source=None) -> bool:
         raise InputError(f"{out} exists and is not empty (use --overwrite to replace its frames)")
     check_writable(out)  # both outputs are written beside their path first
     return video_out
+
+
+@contextlib.contextmanager
+def claim_output(output, *, overwrite: bool, source=None, fps=None):
+    """``check_output``, then ``output`` held for this block alone (``files.claim``) and checked again under the
+    hold: of two runs writing one OUTPUT at once, the second fails here, before any work, whatever the first has
+    written so far. Yields what ``check_output`` returns."""
+    check_output(output, overwrite=overwrite, source=source, fps=fps)  # its own errors come before a folder is made
+    with claim(output):
+        yield check_output(output, overwrite=overwrite, source=source, fps=fps)
 
 
 def interpolate_video(
@@ -73,7 +109,8 @@ def interpolate_video(
             have been checked, so a bad path fails before any model loads.
         factor: frame-rate multiplier (``factor - 1`` new frames per pair).
         fps: frame rate of a video output (a number, a Fraction or ``"30000/1001"``); default the input's times
-            ``factor`` (images count as 24 fps).
+            ``factor`` (images count as 24 fps), or, for a video whose frames are not evenly spaced, their own
+            times (the new frames between them), so the sound stays with the picture. A folder takes none.
         ds_scale: processing scale; checked against the frame size before the model loads when given.
         overwrite: replace an existing output (a folder: its numbered frames); the earlier output stays until
             this run has succeeded.
@@ -81,9 +118,11 @@ def interpolate_video(
     """
     factor, fps, ds_scale = check_factor(factor), check_fps(fps), check_ds(ds_scale)
     src_path = None if isinstance(source, ImageFrames) else source
-    video_out = check_output(output, overwrite=overwrite, source=src_path)
     out = Path(output)
-    with source if isinstance(source, ImageFrames) else open_frames(source) as src:
+    with (
+        claim_output(output, overwrite=overwrite, source=src_path, fps=fps) as video_out,
+        source if isinstance(source, ImageFrames) else open_frames(source) as src,
+    ):
         name = getattr(src, "name", None) or str(src_path)
         if isinstance(src, ImageFrames) and src.frame_count < 2:
             raise InputError(f"{name} has {src.frame_count} frame: at least 2 are needed")
@@ -105,6 +144,7 @@ def interpolate_video(
                 rate,
                 overwrite,
                 notes,
+                factor=factor,
                 fps_given=fps is not None,
                 comment=f"gimm-trt: GIMM-VFI-{interp.variant} x{factor}, {interp.weights}",
             ) as sink,
@@ -116,7 +156,7 @@ def interpolate_video(
                 bar.update()
             if frames.n < 2:
                 raise InputError(f"{name} has {frames.n} frame: at least 2 are needed")
-    return VideoResult(output=out, frames=sink.frames_written, fps=rate if video_out else None, notes=notes)
+    return VideoResult(output=out, frames=sink.frames_written, fps=sink.fps, notes=notes)
 
 
 class _Counted:
@@ -131,11 +171,18 @@ class _Counted:
             yield item
 
 
-def _sink(out: Path, video_out: bool, src, rate, overwrite: bool, notes: list, *, fps_given: bool, comment: str):
-    """A VideoWriter (a video OUTPUT) or an ImageWriter on ``out``; notes what the video changes."""
+def _sink(
+    out: Path, video_out: bool, src, rate, overwrite: bool, notes: list, *, factor: int, fps_given: bool, comment: str
+):
+    """A VideoWriter (a video OUTPUT) or an ImageWriter on ``out``; notes what the video changes. A video keeps
+    the input video's timing (``frame_clock``) unless ``fps`` was given."""
     if not video_out:
         return ImageWriter(out, replace=overwrite)
-    sink = VideoWriter(out, fps=rate, width=src.width, height=src.height, audio=src.audio, comment=comment)
+    clock = None
+    if isinstance(src, VideoReader) and not fps_given:
+        clock, timing_notes = frame_clock(read_timing(src.path), src.fps, factor, out)
+        notes += timing_notes
+    sink = VideoWriter(out, fps=rate, width=src.width, height=src.height, audio=src.audio, comment=comment, clock=clock)
     if src.fps is None and not fps_given:
         notes.append(
             f"images have no frame rate: {IMAGE_FPS} fps assumed, so the video is {float(rate):g} fps "

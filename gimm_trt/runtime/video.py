@@ -4,6 +4,9 @@ Sources yield uint8 [H,W,3] RGB frames one at a time and sinks write them one at
 length goes decoder -> ``Interpolator.stream`` -> encoder in constant memory. Audio is not decoded: its packets
 are copied into the output as they are demuxed (``VideoReader.frames(on_audio=VideoWriter.write_audio)``).
 
+A video whose frames are not evenly spaced (a variable frame rate) keeps its timing: each original frame keeps its
+time and the new frames of a pair lie between their times (``FrameClock``), so picture and sound stay together.
+
 Sinks write beside their output (a hidden partial file or folder) and put the result under the output's name
 only when closed after success: leaving the ``with`` block by an exception (an interrupt included) removes the
 partial result and leaves any earlier output as it was.
@@ -14,6 +17,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Optional
@@ -26,6 +30,11 @@ from ..core.errors import InputError
 from ..core.files import partial_path, partial_writer
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
+# video containers gimm-trt does not write: an OUTPUT named so is refused, not made a folder of PNGs by that name
+OTHER_VIDEO_SUFFIXES = (
+    ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts", ".flv", ".wmv", ".asf", ".ogv", ".3gp", ".gif",
+    ".vob", ".mxf", ".y4m",
+)  # fmt: skip
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 IMAGE_FPS = Fraction(24)  # images carry no frame rate; this one is assumed (and said) when one is needed
 
@@ -93,7 +102,8 @@ class VideoReader(_Closing):
         self._video.thread_type = "AUTO"
         self.audio = streams.audio[0] if streams.audio else None
         self.fps = self._video.average_rate or self._video.guessed_rate or None
-        self.frame_count = _claimed_frames(self._container, self._video, self.fps)
+        self.frame_count, self._seconds = _claim(self._container, self._video, self.fps)
+        self._last_time = None  # when the last frame decoded is shown (seconds), when it says
         self._held = []  # audio demuxed while peeking at the first frame, handed over by frames()
         self._on_audio = self._held.append
         self._decoded = self._decode()
@@ -111,6 +121,7 @@ class VideoReader(_Closing):
             for packet in self._container.demux(streams):
                 if packet.stream.index == self._video.index:
                     for frame in packet.decode():
+                        self._last_time = frame.time
                         yield frame.to_ndarray(format="rgb24")
                 elif packet.dts is not None:  # dts None: a demuxer flush packet, nothing to copy
                     self._on_audio(packet)
@@ -132,8 +143,17 @@ class VideoReader(_Closing):
 
     def _check_count(self, decoded: int) -> None:
         claimed = self.frame_count
+        if claimed is None:
+            return
         # a duration-based claim can be off by a frame (rounding, a last frame's duration), not by more
-        if claimed is not None and decoded < claimed - max(1, claimed // 100):
+        missing = max(1, claimed // 100)
+        if self._seconds is not None and self._last_time is not None:
+            # a duration says how long the frames last, not how many there are (their rate may vary): the last
+            # frame must start within that many frames of the end
+            short = self._last_time < self._seconds - (missing + 1) / float(self.fps)
+        else:
+            short = decoded < claimed - missing
+        if short:
             raise InputError(
                 f"{self.path} decoded to {decoded} of the {claimed} frames its container claims: the "
                 "file is truncated or damaged (to use the frames that decode, re-encode it first, e.g. "
@@ -144,11 +164,12 @@ class VideoReader(_Closing):
         self._container.close()
 
 
-def _claimed_frames(container, video, fps) -> Optional[int]:
-    """How many frames ``video`` says it holds: its frame count, else its duration (the stream's, its DURATION
-    tag, or the container's when no other stream could make that longer) times ``fps``; None if unknown."""
+def _claim(container, video, fps) -> tuple:
+    """``(frames, seconds)``: how many frames ``video`` says it holds, and how long, when that is what it says:
+    its frame count (seconds None), else its duration (the stream's, its DURATION tag, or the container's when no
+    other stream could make that longer) and that times ``fps``; Nones if unknown."""
     if video.frames:
-        return int(video.frames)
+        return int(video.frames), None
     seconds = None
     if video.duration and video.time_base:
         seconds = float(video.duration * video.time_base)
@@ -157,8 +178,8 @@ def _claimed_frames(container, video, fps) -> Optional[int]:
     elif container.duration and len(container.streams) == 1:
         seconds = container.duration / 1_000_000  # AV_TIME_BASE
     if not seconds or not fps:
-        return None
-    return round(seconds * float(fps))
+        return None, None
+    return round(seconds * float(fps)), seconds
 
 
 def _hms(text: str) -> Optional[float]:
@@ -168,6 +189,88 @@ def _hms(text: str) -> Optional[float]:
         return int(h) * 3600 + int(m) * 60 + float(sec)
     except ValueError:
         return None
+
+
+@dataclass(frozen=True, eq=False)
+class Timing:
+    """When the frames of a video are shown, read from its packets: ``frames`` (how many packets hold one),
+    ``pts`` [frames] int64 in ``time_base`` ticks, in display order, and ``end`` (when the last frame stops: its
+    pts plus its duration). ``pts`` and ``end`` are None when the packets do not say (a missing or repeated
+    timestamp): the frames then count as evenly spaced."""
+
+    frames: int
+    pts: Optional[np.ndarray]
+    end: Optional[int]
+    time_base: Optional[Fraction]
+
+
+def read_timing(path) -> Timing:
+    """The ``Timing`` of the first video stream of ``path``: its packets demuxed, not decoded."""
+    av = _av()
+    try:
+        with av.open(str(path)) as container:
+            video = container.streams.video[0]
+            # the packets that give a frame: not a flush packet, nor one an edit list trims off the start
+            stamps = [(p.pts, p.duration) for p in container.demux(video) if p.size and not p.is_discard]
+            time_base = video.time_base
+    except av.FFmpegError as e:
+        raise InputError(f"cannot read video {path}: {e.strerror or e}") from None
+    unknown = Timing(len(stamps), None, None, time_base)
+    if not stamps or time_base is None or any(t is None for t, _ in stamps):
+        return unknown
+    stamps.sort(key=lambda stamp: stamp[0])  # packets come in decoding order
+    pts = np.array([t for t, _ in stamps], np.int64)
+    if np.any(np.diff(pts) <= 0):
+        return unknown
+    # a last frame of unknown duration lasts as long as the one before it
+    last = stamps[-1][1] or (int(pts[-1] - pts[-2]) if len(pts) > 1 else 0)
+    return Timing(len(stamps), pts, int(pts[-1]) + last, time_base)
+
+
+class FrameClock:
+    """When each frame of a ``factor``-times interpolation of a video with ``timing`` (known ``pts``) is shown:
+    original ``i`` (output frame ``i * factor``) at its own time, new frame ``k`` of a pair at ``k / factor`` (its
+    timestep) of the way between the pair's times, and the last frame as long as the source's last. In ticks of
+    ``time_base``, the source's divided by ``factor``, so every such time is a whole tick."""
+
+    def __init__(self, timing: Timing, factor: int):
+        self._pts, self._end, self._factor = timing.pts, timing.end, factor
+        self.time_base = timing.time_base / factor
+
+    def pts(self, j: int) -> int:
+        """Output frame ``j``'s time in ticks; one past the last frame: when the last one stops."""
+        i, k = divmod(j, self._factor)
+        if i >= len(self._pts) - 1 and (i, k) != (len(self._pts) - 1, 0):
+            return self._end * self._factor
+        t0 = int(self._pts[i])
+        return t0 * self._factor + (k * (int(self._pts[i + 1]) - t0) if k else 0)
+
+
+def frame_clock(timing: Timing, fps, factor: int, output) -> tuple:
+    """``(clock, notes)`` for a video OUTPUT of a video with ``timing`` and frame rate ``fps``: clock None when
+    its frames are evenly spaced at ``fps`` (the OUTPUT then is too, at ``fps * factor``), else a ``FrameClock``
+    (an AVI output, which holds one frame rate only, is spaced evenly and says so); notes say what the video
+    changes."""
+    if timing.pts is None or _evenly_spaced(timing, fps):
+        return None, []
+    if Path(output).suffix.lower() == ".avi":
+        return None, [
+            "the input's frames are not evenly spaced, and AVI holds one frame rate only: they are spaced evenly, "
+            "so the sound may drift; use .mkv, .mp4 or .mov to keep their times"
+        ]
+    return FrameClock(timing, factor), [
+        "the input's frames are not evenly spaced (a variable frame rate): each keeps its time, and the new "
+        "frames lie between theirs"
+    ]
+
+
+def _evenly_spaced(timing: Timing, fps) -> bool:
+    """Every frame within one tick of where the constant rate ``fps`` from the first frame puts it."""
+    if not fps:
+        return False
+    per_frame = float(1 / (Fraction(fps) * timing.time_base))  # ticks
+    drift = (timing.pts - timing.pts[0]) - np.arange(len(timing.pts)) * per_frame
+    return bool(np.all(np.abs(drift) <= 1))
 
 
 class ImageFrames(_Closing):
@@ -271,6 +374,7 @@ class _Sink(_Closing):
     """A writer whose result appears under ``path`` only when it is closed without an exception."""
 
     path: Path
+    fps: Optional[Fraction] = None  # the frame rate written; None: none (images), or each frame's own time
 
     def __exit__(self, exc_type, *exc):
         if exc_type is None:
@@ -319,6 +423,9 @@ class VideoWriter(_Sink):
 
     yuv420p, which every player decodes, needs even sizes: an odd width or height is padded by one
     replicated column/row (``padded`` says so) rather than cropped, so no picture is lost.
+
+    Frames are ``1 / fps`` apart, or, given a ``clock`` (``FrameClock``), each at the clock's time for it and as
+    long as until the next (then ``fps`` only guides the encoder and ``self.fps`` is None).
     """
 
     def __init__(
@@ -331,6 +438,7 @@ class VideoWriter(_Sink):
         audio=None,
         codec: Optional[str] = None,
         comment: Optional[str] = None,
+        clock: Optional[FrameClock] = None,
     ):
         av = _av()
         self.path = Path(path)
@@ -342,6 +450,8 @@ class VideoWriter(_Sink):
         rate = Fraction(fps)
         if self.codec == "mpeg4":
             rate = rate.limit_denominator(65535)  # MPEG-4 part 2 stores the time base in 16 bits
+        self.fps, self._clock, self._durations = (rate if clock is None else None), clock, {}
+        self._time_base = _codec_time_base(self.codec, rate, clock)
         self.width, self.height = width + width % 2, height + height % 2
         self.padded = (self.width, self.height) != (width, height)
         try:
@@ -361,8 +471,11 @@ class VideoWriter(_Sink):
             self._container.metadata["comment"] = comment
         self._video = self._container.add_stream(self.codec, rate=rate)
         self._video.width, self._video.height, self._video.pix_fmt = self.width, self.height, "yuv420p"
+        self._video.codec_context.time_base = self._time_base
         if self.codec == "libx264":
             self._video.options = {"crf": "16"}  # visually lossless: new frames are judged against originals
+            if self._clock is not None:  # MP4 and MOV take the last frame's duration from the last packet decoded,
+                self._video.options["bf"] = "0"  # a reordered B-frame's when there are any: none, so it is the last
         else:
             self._video.bit_rate = max(2_000_000, int(self.width * self.height * float(rate) * 0.2))
         self._audio = self._container.add_stream_from_template(audio) if audio is not None else None
@@ -374,10 +487,30 @@ class VideoWriter(_Sink):
             h, w = frame.shape[:2]
             frame = np.pad(frame, ((0, self.height - h), (0, self.width - w), (0, 0)), mode="edge")
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        vf.pts = self._n
+        vf.pts = self._tick(self._n)
+        if self._clock is not None:
+            self._durations[vf.pts] = self._tick(self._n + 1) - vf.pts
         self._n += 1
         for packet in self._video.encode(vf):
-            self._mux(packet)
+            self._mux_video(packet)
+
+    def _tick(self, j: int) -> int:
+        """When output frame ``j`` is shown, in ticks of the encoder's time base."""
+        if self._clock is None:
+            return j
+        return round(self._clock.pts(j) * self._clock.time_base / self._time_base)
+
+    @property
+    def next_time(self) -> Fraction:
+        """When the next frame written will be shown, in seconds."""
+        return self._tick(self._n) * self._time_base
+
+    def _mux_video(self, packet) -> None:
+        """Mux an encoded frame, with its duration when a clock times the frames (the encoder's assumes a constant
+        rate)."""
+        if packet.pts is not None:
+            packet.duration = self._durations.pop(packet.pts, packet.duration)
+        self._mux(packet)
 
     def write_audio(self, packet) -> None:
         if self._audio is not None:
@@ -408,7 +541,7 @@ class VideoWriter(_Sink):
             return
         try:
             for packet in self._video.encode(None):
-                self._mux(packet)
+                self._mux_video(packet)
             self._container.close()
             self._container = None
             os.replace(self.partial, self.path)
@@ -421,6 +554,16 @@ class VideoWriter(_Sink):
                 self._container.close()
             self._container = None
         self.partial.unlink(missing_ok=True)
+
+
+def _codec_time_base(codec: str, rate: Fraction, clock: Optional[FrameClock]) -> Fraction:
+    """The encoder's time base: a frame's, or the clock's tick (MPEG-4 part 2 stores it in 16 bits: at most
+    1/65535 s there, finer than any two frames are apart)."""
+    if clock is None:
+        return 1 / rate
+    if codec == "mpeg4" and clock.time_base.denominator > 65535:
+        return Fraction(1, 65535)
+    return clock.time_base
 
 
 def _muxer(path: Path) -> Optional[str]:
