@@ -373,7 +373,7 @@ def _interpolate_many(paths, factor, fps, ds_scale, overwrite, demo, workers, ra
         raise InputError("--ray-address needs --workers N")
     if len(paths) < 2:
         raise InputError("give INPUT... OUTPUT (each INPUT a video file or a folder of images)")
-    check_spec(spec)  # before any input is read or worker starts
+    _check_files(spec)  # before any input is read or worker starts
     *inputs, output = paths
     if len(inputs) > 1 and (Path(output).is_file() or is_video(output)):
         raise InputError(f"with several INPUTs, OUTPUT must be a folder (each result is OUTPUT/<name>), got {output}")

@@ -134,6 +134,7 @@ def test_outputs_for_names_and_collisions(tmp_path):
         (["{a}", "{b}", "{tmp}/out"], "no images"),  # several INPUTs are all checked before any work
         (["{a}", "{tmp}/out", "--workers", "1", "--fps", "30"], "--fps sets a video's frame rate"),
         (["{a}", "{tmp}/out.webm", "--workers", "1"], ".webm videos are not written here"),
+        (["{a}", "{tmp}/out", "--workers", "1", "--checkpoint", "{tmp}/none.pt"], "checkpoint not found"),
     ],
 )
 def test_cli_refuses_before_any_work(tmp_path, args, expected):
@@ -144,7 +145,8 @@ def test_cli_refuses_before_any_work(tmp_path, args, expected):
     _write_pngs(tmp_path / "a", _frames(2))
     (tmp_path / "b").mkdir()
     paths = {"a": tmp_path / "a", "b": tmp_path / "b", "tmp": tmp_path}
-    result = CliRunner().invoke(interpolate, [arg.format(**paths) for arg in args])
+    weights = [] if "--checkpoint" in args else ["--random-weights"]  # the checkpoint is checked before Ray too
+    result = CliRunner().invoke(interpolate, [arg.format(**paths) for arg in args] + weights)
     assert result.exit_code == 2, result.output
     assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
         line for line in result.stderr.splitlines() if expected in line
