@@ -90,9 +90,9 @@ _MODEL_OPTIONS = {
         ("--variant",),
         dict(
             type=click.Choice(VARIANTS),
-            default="R-P",
-            show_default=True,
-            help="GIMM-VFI variant: R/R-P use RAFT flow, F/F-P FlowFormer; -P = perceptual (LPIPS) weights.",
+            default=None,
+            help="GIMM-VFI variant: R/R-P use RAFT flow, F/F-P FlowFormer; -P = perceptual (LPIPS) weights.  "
+            "[default: R-P; with --export: the export's own, which --variant must match]",
         ),
     ),
     "checkpoint": (
@@ -421,8 +421,8 @@ def _split(text: str) -> tuple:
 @click.option(
     "--estimate-memory",
     is_flag=True,
-    help="Predict peak memory per precision instead of running (nothing runs: plans a GPU on any machine; "
-    "the device is --device, default cuda). Prints JSON.",
+    help="Predict peak memory per precision instead of running, for --device (default: cuda if available, else "
+    "cpu; nothing runs, so --device cuda plans a GPU on any machine). Prints JSON.",
 )
 @click.option(
     "--tile",
@@ -724,6 +724,7 @@ def serve(host, port, replicas, max_batch, max_mb, ray_address, spec):
     options = ServeOptions(max_bytes=int(max_mb * (1 << 20)), max_batch_size=max_batch)
     with ray_session(ray_address):
         url = start(build_app(WorkerSpec(model=spec), options, replicas=replicas), host=host, port=port)
-        _log(f"serving GIMM-VFI-{spec.variant}: POST {url}interpolate, GET {url}health (Ctrl-C stops)")
+        model = f"GIMM-VFI-{spec.variant}" if spec.variant else f"the export {spec.export}"
+        _log(f"serving {model}: POST {url}interpolate, GET {url}health (Ctrl-C stops)")
         click.echo(url)
         serve_forever(log=_log)

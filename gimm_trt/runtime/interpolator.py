@@ -11,6 +11,7 @@ import torch
 from ..core.checks import check_ds, check_max_batch
 from ..core.errors import InputError
 from ..core.sizes import Padding, processing_size
+from ..export.manifest import ExportInfo
 from ..model.checkpoint import LICENSE_NOTE, checkpoint_files, load_model
 from ..model.spec import ModelSpec
 from .backend import Backend
@@ -90,6 +91,13 @@ class Interpolator:
 
     @classmethod
     def _from_export(cls, spec: ModelSpec, kind, device) -> Interpolator:
+        if spec.variant is not None:  # said before any graph loads
+            made = ExportInfo.read(spec.export).variant
+            if made != spec.variant:
+                raise InputError(
+                    f"variant {spec.variant!r} does not match the export {spec.export}, made from GIMM-VFI-{made}: "
+                    f"leave the variant out (an export runs its own) or pass {made!r}"
+                )
         backend = kind(spec.export, device=device, options=spec.options)
         info = backend.info
         if info.weights.startswith("random"):
