@@ -91,9 +91,9 @@ _MODEL_OPTIONS = {
         ("--variant",),
         dict(
             type=click.Choice(VARIANTS),
-            default="R-P",
-            show_default=True,
-            help="GIMM-VFI variant: R/R-P use RAFT flow, F/F-P FlowFormer; -P = perceptual (LPIPS) weights.",
+            default=None,
+            help="GIMM-VFI variant: R/R-P use RAFT flow, F/F-P FlowFormer; -P = perceptual (LPIPS) weights.  "
+            "[default: R-P; with --export: the export's own, which --variant must match]",
         ),
     ),
     "checkpoint": (
@@ -422,8 +422,8 @@ def _split(text: str) -> tuple:
 @click.option(
     "--estimate-memory",
     is_flag=True,
-    help="Predict peak memory per precision instead of running (nothing runs: plans a GPU on any machine; "
-    "the device is --device, default cuda). Prints JSON.",
+    help="Predict peak memory per precision instead of running, for --device (default: cuda if available, else "
+    "cpu; nothing runs, so --device cuda plans a GPU on any machine). Prints JSON.",
 )
 @click.option(
     "--tile",
@@ -744,8 +744,9 @@ def serve(host, port, replicas, max_batch, max_mb, max_pixels, body_timeout, ray
     )
     with ray_session(ray_address):
         url = start(build_app(WorkerSpec(model=spec), options, replicas=replicas), host=host, port=port)
+        model = f"GIMM-VFI-{spec.variant}" if spec.variant else f"the export {spec.export}"
         weights = " with random weights (not a trained model)" if spec.random_weights else ""
-        _log(f"serving GIMM-VFI-{spec.variant}{weights}: POST {url}interpolate, GET {url}health (Ctrl-C stops)")
+        _log(f"serving {model}{weights}: POST {url}interpolate, GET {url}health (Ctrl-C stops)")
         click.echo(url)
         serve_forever(log=_log)
 
@@ -756,10 +757,12 @@ def _check_files(spec) -> None:
     paths."""
     from .export.manifest import read_manifest
     from .model.checkpoint import checkpoint_files
+    from .runtime.interpolator import check_export_variant
 
     check_spec(spec)
     if spec.export is not None:
         read_manifest(spec.export)
+        check_export_variant(spec)
     else:
         checkpoint_files(
             spec.checkpoint, spec.weights, flow_checkpoint=spec.flow_checkpoint, random_weights=spec.random_weights

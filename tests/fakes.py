@@ -1,9 +1,13 @@
 """A cheap stand-in for the model behind ``Interpolator``: tests of input checks, sinks and faults run in
 milliseconds, while the division hazards of the real synthesis stage are kept. And test videos: frames that
-differ, and a clip with a variable frame rate with what its interpolation must keep of its timing."""
+differ, and a clip with a variable frame rate with what its interpolation must keep of its timing. And export
+manifests without graphs."""
 
+import hashlib
+import json
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -107,3 +111,29 @@ def vfr_times(times_ms, factor: int) -> list:
     theirs, new frame ``k`` of a pair at ``k / factor`` of the way between its two (seconds)."""
     t = [Fraction(ms, 1000) for ms in times_ms]
     return [a + (b - a) * Fraction(k, factor) for a, b in zip(t, t[1:]) for k in range(factor)] + [t[-1]]
+
+
+def write_manifest(folder: Path, files: dict, variant: str = "R") -> Path:
+    """``folder`` with a gimm-export/1 manifest listing ``files`` (stage -> name as written), each with its
+    file's real sha256 where the name leads to a file, as a manifest made to pass the hash check would."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stages = {}
+    for stage, name in files.items():
+        target = folder / name
+        digest = hashlib.sha256(target.read_bytes()).hexdigest() if target.is_file() else "0" * 64
+        stages[stage] = {"file": name, "sha256": digest, "inputs": [], "outputs": []}
+    data = {
+        "schema": "gimm-export/1",
+        "variant": variant,
+        "precision": "fp32",
+        "weights": "random weights (seed 0)",
+        "ds_scale": 1.0,
+        "padded_size": [128, 224],
+        "processing_size": [128, 224],
+        "resolution": {"name": "224x128", "width": 224, "height": 128},
+        "max_timesteps": 8,
+        "splat": {"form": "plugin"},
+        "stages": stages,
+    }
+    (folder / "manifest.json").write_text(json.dumps(data))
+    return folder

@@ -250,3 +250,18 @@ def test_cli_user_errors_are_one_line(args, error):
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(error), result.stderr
+
+
+def test_cli_exits_2_when_every_row_is_skipped(fake, tmp_path):
+    out = tmp_path / "r.json"
+    args = ["--resolution", "224x128", "--backends", "torch", "--precision", "fp32,fp16", "--factor", "2"]
+    args += ["--pairs", "1", "--warmup", "0", "--random-weights", "--device", "cpu", "--json", str(out)]
+    result = CliRunner().invoke(bench, [*args, "--max-memory", "1MiB"])
+    assert result.exit_code == 2, result.output
+    last = result.stderr.strip().splitlines()[-1]
+    # the first skipped row's reason: no batch fits a 1 MiB budget; torch fp16 does not run on a CPU
+    assert last.startswith("error: nothing was benchmarked: every row was skipped; torch-fp32: frames of 224x128 ")
+    assert "the memory budget is 0.00 GiB: raise max_memory" in last and last.endswith("(and 1 more skipped)")
+    assert result.stdout == "" and not out.exists()  # a table of the reference alone is no result
+    # one row that runs is a result
+    assert CliRunner().invoke(bench, args).exit_code == 0 and out.exists()

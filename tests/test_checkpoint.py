@@ -1,9 +1,12 @@
 """Strict checkpoint loading: both formats, and one clear error for each way a file can be wrong."""
 
+import logging
+
 import pytest
 import torch
 
-from gimm_trt.model.checkpoint import CheckpointError, Weights, load_model, read_state_dict
+from gimm_trt.model.checkpoint import CheckpointError, Weights, load_model, read_checkpoint, read_state_dict
+from gimm_trt.model.checkpoint_files import CheckpointFiles
 from gimm_trt.model.synthetic import synthetic_state_dict
 
 
@@ -102,3 +105,38 @@ def test_unknown_variant():
 def test_checkpoint_and_random_weights_are_exclusive(r_pt):
     with pytest.raises(ValueError, match="either checkpoint or random_weights"):
         load_model(r_pt, variant="R", random_weights=True)
+
+
+def _name_warnings(caplog) -> list:
+    return [r.getMessage() for r in caplog.records if r.name == "gimm_trt.model" and r.levelname == "WARNING"]
+
+
+def test_a_file_named_for_the_other_variant_of_its_pair_is_warned_once(r_pt, r_state, caplog):
+    # R and R-P weights share one layout: only the file's name can say which of the two it holds
+    caplog.set_level(logging.WARNING, logger="gimm_trt.model")
+    model = load_model(r_pt, variant="R")  # gimmvfi_r_arb_lpips.pt: the name says R-P
+    assert _name_warnings(caplog) == [
+        f"{r_pt} is named for GIMM-VFI-R-P and runs as GIMM-VFI-R (the weights of both have one layout: if it "
+        "holds R-P's, pass --variant R-P)"
+    ]
+    key = "update_block.flow_head.conv2.weight"  # a warning, not a refusal: the file's weights are loaded
+    assert torch.equal(model.state_dict()[f"flow.estimator.{key}"], r_state[f"flow_estimator.{key}"])
+    caplog.clear()
+    load_model(r_pt, variant="R-P")  # the name agrees
+    assert _name_warnings(caplog) == []
+
+
+def test_a_name_of_the_other_architecture_is_warned_and_the_weights_decide(tmp_path, r_pt, caplog):
+    caplog.set_level(logging.WARNING, logger="gimm_trt.model")
+    misnamed = tmp_path / "gimmvfi_f_arb.pt"
+    misnamed.write_bytes(r_pt.read_bytes())
+    read_checkpoint(CheckpointFiles(misnamed), Weights.R)  # RAFT weights: they run as R, whatever the name
+    assert _name_warnings(caplog) == [
+        f"{misnamed} is named for GIMM-VFI-F and runs as GIMM-VFI-R (its weights are GIMM-VFI-R or R-P's, so the "
+        "name is wrong)"
+    ]
+    caplog.clear()
+    # weights of the other architecture than the variant asked for stay an error, naming what the name says
+    with pytest.raises(CheckpointError, match=r"is a GIMM-VFI-R or R-P checkpoint, not F \(its name says R-P\)"):
+        read_checkpoint(CheckpointFiles(r_pt), Weights.F)
+    assert _name_warnings(caplog) == []

@@ -5,6 +5,7 @@ exports into the same tree reuse stages (a new splat form re-traces only motion,
 """
 
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from conftest import CASES, assert_close_robust, load_case
+from fakes import write_manifest
 
 from gimm_trt import Interpolator
 from gimm_trt.cli import export as export_cli
@@ -106,7 +108,7 @@ def test_graphs_names_axes_opset(r0):
     assert all(n.op_type != "ScatterElements" for n in motion.graph.node)
 
 
-def test_manifest(r0):
+def testwrite_manifest(r0):
     data = json.loads((r0["dir"] / "manifest.json").read_text())
     assert r0["dir"].name == "R-fp32-224x128"
     assert data["max_timesteps"] == 8 and data["variant"] == "R" and data["precision"] == "fp32"
@@ -131,7 +133,7 @@ def test_same_inputs_reuse_without_tracing(r0, monkeypatch):
     assert stamps() == before
 
 
-def test_max_timesteps_only_updates_the_manifest(r0, tmp_path, monkeypatch):
+def test_max_timesteps_only_updates_thewrite_manifest(r0, tmp_path, monkeypatch):
     monkeypatch.setattr(graphs, "trace", _no_trace)
     shutil.copytree(r0["dir"], tmp_path / r0["dir"].name)
     export_dir = export(_options("r_s0_128x224_n4_ds1", max_timesteps=4), tmp_path)
@@ -328,3 +330,122 @@ def test_options_validate():
         exporter.weights_of(ExportOptions(model=ModelSpec(variant="R", random_weights=True, seed=3))).identity
         == "random weights (seed 3)"
     )
+
+
+# --- an export's files stay in its folder ------------------------------------------------------------------------
+# Hand-written manifests: the checks under test run before any graph is opened, so no real export is needed.
+
+
+def _graph_file(path: Path) -> Path:
+    """A valid one-node ONNX graph at ``path``: what a foreign manifest could point at to have it run."""
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(onnx.helper.make_model(graph), str(path))
+    return path
+
+
+def _outside(tmp_path: Path, kind: str) -> tuple:
+    """(export folder, the flow stage's file name as its manifest writes it) for a name leading out by ``kind``."""
+    outside = _graph_file(tmp_path / "elsewhere" / "flow.onnx")
+    folder = tmp_path / "export"
+    folder.mkdir()
+    if kind == "absolute":
+        return folder, str(outside)
+    if kind == "dotdot":
+        return folder, "../elsewhere/flow.onnx"
+    if kind == "dotdot-inside":
+        (folder / "sub").mkdir()
+        return folder, "sub/../../elsewhere/flow.onnx"
+    if kind == "backslash":
+        return folder, "..\\elsewhere\\flow.onnx"
+    if kind == "symlink":
+        (folder / "flow.onnx").symlink_to(outside)
+        return folder, "flow.onnx"
+    (folder / "graphs").symlink_to(outside.parent, target_is_directory=True)  # a folder on the way leads out
+    return folder, "graphs/flow.onnx"
+
+
+OUTSIDE = ["absolute", "dotdot", "dotdot-inside", "backslash", "symlink", "symlinked-folder"]
+
+
+@pytest.mark.parametrize("kind", OUTSIDE)
+def test_manifest_paths_leading_out_are_refused_before_anything_is_read(tmp_path, monkeypatch, kind):
+    from gimm_trt.core.errors import ExportError
+    from gimm_trt.export import manifest
+
+    folder, name = _outside(tmp_path, kind)
+    write_manifest(folder, {"flow": name, "motion": "motion.onnx", "synthesis": "synthesis.onnx"})
+    hashed, parsed = [], []
+    monkeypatch.setattr(manifest, "sha256_file", lambda path, *a: hashed.append(path))
+    monkeypatch.setattr(onnx, "load", lambda path, *a, **k: parsed.append(path))
+    how = "leads" if "symlink" in kind else "lies"
+    expected = f"{folder / 'manifest.json'}: the flow stage's file {name!r} {how} outside the export folder"
+    with pytest.raises(ExportError, match="^" + re.escape(expected)) as e:
+        Interpolator.from_export(folder, backend="onnxruntime", device="cpu")
+    assert "\n" not in str(e.value)
+    assert manifest.reuse_problem(folder, "any").startswith(expected)  # a re-export starts over, reading nothing
+    assert hashed == [] and parsed == []
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "symlink"])
+def test_doctor_export_refuses_a_graph_outside_the_folder(tmp_path, kind):
+    from gimm_trt.cli import doctor
+
+    folder, name = _outside(tmp_path, kind)
+    write_manifest(folder, {"flow": name})
+    result = CliRunner().invoke(doctor, ["--export", str(folder)])
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: {folder / 'manifest.json'}: the flow stage's file {name!r} ")
+    assert "outside the export folder" in line
+
+
+def test_files_inside_the_folder_pass_symlinks_within_it_too(tmp_path):
+    from gimm_trt.export.manifest import ExportInfo
+
+    folder = tmp_path / "export"
+    _graph_file(folder / "graphs" / "flow.onnx")
+    (folder / "motion.onnx").symlink_to(folder / "graphs" / "flow.onnx")
+    write_manifest(folder, {"flow": "graphs/flow.onnx", "motion": "motion.onnx", "synthesis": "./graphs/flow.onnx"})
+    info = ExportInfo.read(folder)
+    info.verify_files()
+    assert info.onnx_path("motion") == folder / "motion.onnx"
+
+
+def test_engine_graphs_and_parts_plans_stay_in_the_folder(tmp_path):
+    from gimm_trt.core.errors import ExportError
+    from gimm_trt.engines.build import graphs_to_build
+    from gimm_trt.export.partition import PLAN_SCHEMA, load_plan
+
+    folder, _ = _outside(tmp_path, "symlink")  # flow.onnx leads out: the engines would be built from it
+    with pytest.raises(ExportError, match=r": the flow graph 'flow.onnx' leads outside the export folder"):
+        graphs_to_build(folder, ("flow",), family="tensorrt-rtx")
+    step = {"kind": "part", "index": 0, "file": "../elsewhere/flow.onnx", "inputs": [], "outputs": [], "sha256": None}
+    plan = {"schema": PLAN_SCHEMA, "stage": "motion", "source": "motion.onnx", "source_sha256": None, "inputs": [],
+            "outputs": [], "steps": [step], "tensors": {}}  # fmt: skip
+    (folder / "motion.parts.json").write_text(json.dumps(plan))
+    with pytest.raises(ExportError, match=r"motion\.parts\.json: the file of part 0 '\.\./elsewhere/flow\.onnx' lies"):
+        load_plan(folder)
+
+
+def test_an_export_run_as_another_variant_is_refused_naming_both(tmp_path):
+    from gimm_trt.cli import interpolate
+    from gimm_trt.core.errors import ExportMissingError, InputError
+
+    folder = write_manifest(tmp_path / "R-fp32-224x128", {s: f"{s}.onnx" for s in STAGES}, variant="R")
+    with pytest.raises(InputError, match=rf"^variant 'F' does not match the export {folder}, made from GIMM-VFI-R: "):
+        Interpolator.from_spec(ModelSpec(export=folder, backend="onnxruntime", device="cpu", variant="F"))
+    # its own variant, or none, goes on to open the export (whose graphs this one lacks)
+    for variant in ("R", None):
+        with pytest.raises(ExportMissingError, match="flow.onnx is missing from the export"):
+            Interpolator.from_spec(ModelSpec(export=folder, backend="onnxruntime", device="cpu", variant=variant))
+    args = ["--demo", str(tmp_path / "o"), "--export", str(folder), "--backend", "onnxruntime", "--device", "cpu"]
+    result = CliRunner().invoke(interpolate, [*args, "--variant", "F-P"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: variant 'F-P' does not match the export {folder}, made from GIMM-VFI-R: leave the variant out "
+        "(an export runs its own) or pass 'R'"
+    ]
+    assert not (tmp_path / "o").exists()

@@ -236,3 +236,32 @@ def test_eighth_scale_runs_where_the_official_padding_cannot():
         t = torch.tensor([0.5])
         ref = model.synthesis(pa, pb, *f[2:], model.motion(f[0], f[1], t), t, 0.125)[..., 16:-16, 12:-12]
     assert torch.equal(out, ref)
+
+
+@pytest.mark.parametrize(
+    "timesteps, error",
+    [
+        (
+            {0.75, 0.25},
+            r"^timesteps must be a sequence \(list, tuple, tensor or array\), got a set, which has no order",
+        ),
+        (frozenset({0.5}), r"got a frozenset, which has no order: pass sorted\(timesteps\)$"),
+        (torch.tensor([0.5], device="meta"), r"^timesteps is on the meta device, which holds no values"),
+        ([0.25, torch.tensor(0.5, device="meta")], r"^timesteps\[1\] is on the meta device, which holds no values"),
+    ],
+)
+def test_unordered_or_valueless_timesteps_are_one_line_input_errors(timesteps, error):
+    interp = Interpolator(FakeBackend(), variant="R", weights="fake")
+    a, b = torch.zeros(3, 128, 128), torch.ones(3, 128, 128)
+    with pytest.raises(InputError, match=error) as e:
+        interp.interpolate(a, b, timesteps)
+    assert "\n" not in str(e.value)
+    # a sequence is taken in its own order, which is the order the frames come out in
+    out = interp.interpolate(a, b, [0.75, 0.25])
+    assert torch.allclose(out[:, 0, 0, 0], torch.tensor([0.75, 0.25]))
+
+
+def test_frames_on_the_meta_device_are_an_input_error():
+    interp = Interpolator(FakeBackend(), variant="R", weights="fake")
+    with pytest.raises(InputError, match=r"^img0 is on the meta device, which holds no values: pass it on the CPU"):
+        interp.interpolate(torch.empty(3, 128, 128, device="meta"), torch.ones(3, 128, 128), [0.5])

@@ -79,19 +79,24 @@ def test_estimate_grows_with_the_batch_and_shrinks_with_fp16():
         estimate("r", 128, 224, 1.0, precision="int8", model=model, fake_mode=fake)
 
 
-def test_bench_estimate_memory_cli(tmp_path):
-    path = tmp_path / "mem.json"
-    result = CliRunner().invoke(
-        bench,
-        ["--estimate-memory", "--resolution", "224x128", "--precision", "fp32", "--factor", "3", "--json", str(path)],
-    )
-    assert result.exit_code == 0, result.output
-    rows = json.loads(path.read_text())["rows"]
-    assert [r["timesteps_per_batch"] for r in rows] == [2, 1]
-    assert rows[0]["device"] == "cuda"
-    direct = estimate_peak("R-P", "224x128", ds=1.0, timesteps_per_batch=2, device="cuda")
-    assert rows[0]["estimated_peak_mib"] == direct["estimated_peak_mib"]
-    assert rows[0]["estimated_peak_mib"] >= max(rows[0]["stages_mib"].values())
+def test_bench_estimate_memory_cli(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU machine
+    args = ["--estimate-memory", "--resolution", "224x128", "--precision", "fp32", "--factor", "3"]
+    estimated = {}
+    for device in ("cuda", None):  # cuda: planned on any machine; none given: this machine's, the CPU
+        path = tmp_path / f"{device}.json"
+        result = CliRunner().invoke(bench, [*args, *(["--device", device] if device else []), "--json", str(path)])
+        assert result.exit_code == 0, result.output
+        doc = json.loads(path.read_text())
+        estimated[device] = rows = doc["rows"]
+        assert [r["timesteps_per_batch"] for r in rows] == [2, 1]
+        assert rows[0]["device"] == (device or "cpu")
+        assert doc["notes"][0] == ("for cuda" if device else "for cpu (no --device: CUDA when available, else the CPU)")
+        direct = estimate_peak("R-P", "224x128", ds=1.0, timesteps_per_batch=2, device=device or "cpu")
+        assert rows[0]["estimated_peak_mib"] == direct["estimated_peak_mib"]
+        assert rows[0]["estimated_peak_mib"] >= max(rows[0]["stages_mib"].values())
+    # CUDA's allocator rounds each block up: the GPU figure is the larger one
+    assert estimated["cuda"][0]["estimated_peak_mib"] > estimated[None][0]["estimated_peak_mib"]
 
 
 def test_bench_compare_tiles_cli(tmp_path):

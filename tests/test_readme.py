@@ -4,6 +4,8 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 SERVICE = "# needs a running gimm-serve"
 
@@ -32,3 +34,19 @@ def test_the_readme_examples_run(tmp_path, capsys):
     assert printed[:2] == ["torch.Size([3, 3, 128, 224])", "9"]
     assert printed[2].startswith("img0 and img1 differ in size")
     assert printed[3] == "torch.Size([1, 3, 128, 224])"
+
+
+def test_the_quick_start_says_which_extras_video_workers_and_the_service_need():
+    from gimm_trt.core.deps import EXTRAS
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    text = README.read_text()
+    start = text.index("## Quick start")
+    clauses = text[start : text.index("\n## ", start)].split(";")
+    extras = tomllib.loads((README.parent / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    # each by the module it imports, so the extra named is the one that brings that module
+    for what, module in (("video files", "av"), ("--workers", "ray"), ("gimm-serve", "ray")):
+        (clause,) = [c for c in clauses if what in c]
+        assert f"`[{EXTRAS[module]}]`" in clause, clause
+        assert any(dep.split("[")[0].split(">")[0].split("=")[0] == module for dep in extras[EXTRAS[module]])

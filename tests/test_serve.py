@@ -26,8 +26,10 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from fakes import write_manifest
 
 from gimm_trt.core.errors import InputError
+from gimm_trt.core.stages import STAGES
 from gimm_trt.model.spec import ModelSpec
 from gimm_trt.serve.options import ServeOptions
 from gimm_trt.serve.protocol import BadRequest, TooLarge, decode_request, decode_response, encode_request
@@ -247,10 +249,15 @@ def test_serve_command_names_a_start_up_mistake_in_one_line_before_ray_starts(tm
 
     monkeypatch.setattr(distributed, "ray_session", ray_session)
     monkeypatch.setenv("GIMM_TRT_CHECKPOINTS", str(tmp_path))
+    r_export = write_manifest(tmp_path / "R-fp32-224x128", {s: f"{s}.onnx" for s in STAGES}, variant="R")
     cases = [
         (("--variant", "R", "--device", "cpu"), f"checkpoint not found: {tmp_path / 'gimmvfi_r_arb.pt'}"),
         (("--random-weights", "--device", "cuda:abc"), "cuda:abc"),
         (("--export", tmp_path / "none", "--backend", "onnxruntime", "--device", "cpu"), "not a gimm-export directory"),
+        (
+            ("--export", r_export, "--variant", "F", "--backend", "onnxruntime", "--device", "cpu"),
+            "made from GIMM-VFI-R",
+        ),
     ]
     if not torch.cuda.is_available():
         cases.append((("--random-weights", "--device", "cuda"), "CUDA is not available"))

@@ -182,3 +182,54 @@ def test_gpu_only_backends_say_cuda_in_one_line_before_any_work(tmp_path, monkey
         "error: backend 'tensorrt-rtx' runs on CUDA GPUs, and CUDA is not available here"
     ]
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("device", ["cuda:abc", "cuda:-1", "", "CPU", "cpu,cuda", "meta", "cpu:1", " cuda", 0])
+def test_a_bad_device_name_fails_where_the_spec_is_built(device):
+    # checked once, at spec build: the CLI, the API, the service and the workers all start from a spec
+    with pytest.raises(
+        InputError, match=r"^device must be 'cpu', 'cuda' or 'cuda:N' \(N a GPU index from 0\), got "
+    ) as e:
+        ModelSpec(device=device)
+    assert "\n" not in str(e.value)
+
+
+def test_device_names_are_kept_as_written_and_lower_case_is_suggested():
+    import torch
+
+    assert [ModelSpec(device=d).device for d in ("cpu", "cuda", "cuda:3", torch.device("cuda", 1))] == [
+        "cpu",
+        "cuda",
+        "cuda:3",
+        "cuda:1",
+    ]
+    assert ModelSpec().device is None  # the default device is chosen where the model runs
+    with pytest.raises(InputError, match=r"got 'CPU' \(write 'cpu'\)$"):
+        ModelSpec(device="CPU")
+
+
+@pytest.mark.parametrize("command", ["interpolate", "serve", "bench", "doctor"])
+def test_cli_bad_device_is_one_line_exit_2(command, tmp_path):
+    import gimm_trt.cli as cli
+
+    args = {"interpolate": ["--demo", str(tmp_path / "o")], "serve": ["--random-weights"]}.get(command, [])
+    result = CliRunner().invoke(getattr(cli, command), [*args, "--device", "cuda:abc"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: device must be 'cpu', 'cuda' or 'cuda:N' (N a GPU index from 0), got 'cuda:abc'"
+    ]
+    assert not (tmp_path / "o").exists()
+
+
+def test_variant_defaults_to_r_p_and_an_export_keeps_its_own():
+    from gimm_trt.export.exporter import ExportOptions
+    from gimm_trt.model.checkpoint import Weights
+
+    assert ModelSpec().variant == "R-P" and ModelSpec(variant=Weights.F).variant == "F"
+    spec = ModelSpec(export="e", backend="onnxruntime")
+    assert spec.variant is None  # the manifest's, read where the export is opened
+    with pytest.raises(InputError, match="the variant of the export e is the one its manifest records"):
+        _ = spec.weights
+    assert ModelSpec(export="e", variant="F").variant == "F"  # given: the export must match it
+    with pytest.raises(InputError, match="an export is made from a checkpoint or random weights"):
+        ExportOptions(model=spec)

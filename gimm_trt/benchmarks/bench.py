@@ -270,13 +270,24 @@ def allocation_errors(width: int, height: int, device):
         ) from None
 
 
+def _check_ran(doc: dict) -> None:
+    """InputError when ``doc`` (``run``'s) holds no row besides the reference: every backend x precision asked
+    for was skipped, so nothing was benchmarked; the message gives the first skip's reason."""
+    if len(doc["rows"]) > 1 or not doc["skipped"]:
+        return
+    first = doc["skipped"][0]
+    more = f" (and {len(doc['skipped']) - 1} more skipped)" if len(doc["skipped"]) > 1 else ""
+    raise InputError(f"nothing was benchmarked: every row was skipped; {first['name']}: {first['reason']}{more}")
+
+
 def estimate_memory(config: BenchConfig, *, tile: Optional[int] = None) -> dict:
     """The memory model instead of a run: one row per precision and timesteps per batch (``factor - 1``, then
-    1), ``estimated_peak_mib`` with the per-stage split, for the device named (CUDA by default: nothing runs)."""
+    1), ``estimated_peak_mib`` with the per-stage split, for the model's device (None: CUDA when available, else
+    the CPU; nothing runs, so a GPU can be planned on any machine by naming it)."""
     from .memory import estimate_peak
 
     spec, res = config.model, config.frame
-    device = spec.device or "cuda"
+    device = str(resolve_device(spec.device, check=False))
     batches = sorted({spec.max_batch or config.factor - 1, 1}, reverse=True)
     rows = [
         estimate_peak(spec.variant, res, ds=config.ds, precision=p, timesteps_per_batch=n, tile=tile, device=device)
@@ -287,6 +298,7 @@ def estimate_memory(config: BenchConfig, *, tile: Optional[int] = None) -> dict:
         "schema": "gimm-bench-memory/1",
         "rows": rows,
         "notes": [
+            f"for {device}" + ("" if spec.device else " (no --device: CUDA when available, else the CPU)"),
             "predicted by running the torch backend's stages on fake tensors: shapes only, nothing computed",
             "one frame pair; weights, inputs and the pair's flow outputs included; kernel workspaces not",
         ],
@@ -401,7 +413,8 @@ def bench_to_files(
 
     Output paths are checked before the benchmark runs: an existing file without ``overwrite``, a folder, or a
     place that cannot be written is refused. Each file is written atomically: an earlier one stays whole until
-    the new one replaces it.
+    the new one replaces it. A run whose every backend x precision was skipped is an InputError (nothing written):
+    a table of the reference alone would pass for a result.
     """
     from .report import format_table, write_json, write_plot
 
@@ -413,6 +426,7 @@ def bench_to_files(
             raise InputError(f"{path} exists (use --overwrite to replace it)")
         check_writable(path)
     doc = run(config, log=log)
+    _check_ran(doc)
     for path, write in outputs:
         write(doc, path)
     return format_table(doc), [path for path, _ in outputs]

@@ -10,7 +10,7 @@ from typing import Optional
 
 from .errors import InputError
 
-__all__ = ["is_real", "check_count", "check_max_batch", "check_ds", "parse_bytes"]
+__all__ = ["is_real", "check_count", "check_max_batch", "check_ds", "check_device", "parse_bytes"]
 
 _UNITS = {
     "": 1,
@@ -51,6 +51,25 @@ def check_ds(ds_scale) -> Optional[float]:
     if not is_real(ds_scale) or not math.isfinite(float(ds_scale)) or not 0.0 < float(ds_scale) <= 1.0:
         raise InputError(f"ds_scale must lie in (0, 1] (1.0 up to 1080p, 0.5 for 2K, 0.25 for 4K), got {ds_scale!r}")
     return float(ds_scale)
+
+
+# what a device option names: the CPU or a CUDA GPU (index without leading zeros, as torch writes it)
+_DEVICE = re.compile(r"cpu(?::0)?|cuda(?::(?:0|[1-9][0-9]*))?")
+
+
+def check_device(device) -> Optional[str]:
+    """None (the default device: chosen where the model runs), or ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` given as a
+    string or a ``torch.device``, as a string. Checks the name only: whether that device is present is for the
+    machine that runs the model to say."""
+    if device is None:
+        return None
+    text = str(device) if type(device).__module__ == "torch" and type(device).__name__ == "device" else device
+    if isinstance(text, str) and _DEVICE.fullmatch(text):
+        return text
+    hint = ""
+    if isinstance(text, str) and _DEVICE.fullmatch(text.strip().lower()):
+        hint = f" (write {text.strip().lower()!r})"
+    raise InputError(f"device must be 'cpu', 'cuda' or 'cuda:N' (N a GPU index from 0), got {device!r}{hint}")
 
 
 def parse_bytes(value, name: str = "max_memory") -> int:

@@ -553,7 +553,7 @@ def engine_loaders(
     """
     export_dir = Path(export_dir)
     if graphs is None:
-        graphs = {stage: export_dir / f"{stage}.onnx" for stage in stages}
+        graphs = {stage: _graph(export_dir, stage) for stage in stages}
     resolve = functools.cache(
         target if callable(target) else (lambda: target) if target is not None else compat.current_target
     )
@@ -628,7 +628,7 @@ def graphs_to_build(export_dir, stages=STAGES, family: str = DEFAULT_FAMILY) -> 
     fam = compat.family(family)
     graphs = {}
     for stage in stages:
-        path = export_dir / f"{stage}.onnx"
+        path = _graph(export_dir, stage)
         if fam.plugins and fam.scatter_add:  # every graph builds whole: nothing to read here
             graphs[stage] = path
             continue
@@ -643,6 +643,11 @@ def graphs_to_build(export_dir, stages=STAGES, family: str = DEFAULT_FAMILY) -> 
         for step in load_plan(export_dir, stage=stage).parts:
             graphs[f"{stage}.{step.index}"] = export_dir / step.file
     return graphs
+
+
+def _graph(export_dir: Path, stage: str) -> Path:
+    """``<export_dir>/<stage>.onnx``; ExportError when it leads outside the folder (a symlink), before it is read."""
+    return manifest.export_file(export_dir, f"{stage}.onnx", f"{export_dir}: the {stage} graph")
 
 
 def require_scatter_support(onnx_path, info: OnnxInfo, family: str) -> None:

@@ -66,6 +66,8 @@ class ExportOptions:
     def __post_init__(self):
         if not isinstance(self.model, ModelSpec):
             raise InputError(f"model must be a gimm_trt.model.ModelSpec, got {type(self.model).__name__}")
+        if self.model.export is not None:
+            raise InputError("an export is made from a checkpoint or random weights, not from another export")
         if self.model.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.model.precision!r}")
         if self.splat not in schema.FORMS:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from ..core.errors import ExportError, ExportMissingError
 from ..core.files import sha256_file, write_json
@@ -24,6 +24,7 @@ __all__ = [
     "MANIFEST",
     "ExportInfo",
     "read_manifest",
+    "export_file",
     "write_manifest",
     "inputs_digest",
     "source_digest",
@@ -48,7 +49,41 @@ def read_manifest(export_dir) -> dict:
         raise ExportError(f"{path} is not valid JSON ({err}); re-run gimm-export") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ExportError(f"{path} is not a {SCHEMA} manifest; re-run gimm-export")
+    stages = data.get("stages", {})
+    if not isinstance(stages, dict):
+        raise ExportError(f"{path} lists its stages as {type(stages).__name__}, not by name; re-run gimm-export")
+    for stage, entry in stages.items():
+        if isinstance(entry, dict) and "file" in entry:  # an entry without one is named where its file is needed
+            export_file(export_dir, entry["file"], f"{path}: the {stage} stage's file")
     return data
+
+
+def export_file(export_dir, name, what: str) -> Path:
+    """``export_dir / name`` for a file name an export lists (``what``: which, and where), checked before the file is
+    opened: an ExportError unless it lies inside ``export_dir``, so an export from elsewhere makes us read or run
+    nothing outside its folder. Refused: a name that is not a relative path (absolute, a drive, empty), one with
+    a ``..`` part, and one that resolves outside the folder (through a symlink, of the file or of a folder on the
+    way)."""
+    folder = Path(export_dir)
+    if not isinstance(name, str) or not name or "\0" in name:
+        raise ExportError(f"{what} is {name!r}, not a file name; re-run gimm-export")
+    as_windows = PureWindowsPath(name)  # both separators, and drives
+    if PurePosixPath(name).is_absolute() or as_windows.anchor or ".." in as_windows.parts:
+        raise ExportError(
+            f"{what} {name!r} lies outside the export folder (an absolute path or '..'): an export's "
+            "files must lie in its folder; re-run gimm-export"
+        )
+    path = folder / name
+    try:
+        inside = path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        inside = False
+    if not inside:
+        raise ExportError(
+            f"{what} {name!r} leads outside the export folder (a symlink): an export's files must lie "
+            "in its folder; re-run gimm-export"
+        )
+    return path
 
 
 def write_manifest(export_dir, data: dict) -> Path:

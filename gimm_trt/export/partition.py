@@ -26,6 +26,7 @@ from typing import Optional
 from ..core.errors import ExportError, ExportMissingError
 from ..core.files import atomic_write, file_lock, sha256_file
 from ..plugins import schema
+from .manifest import export_file, read_manifest
 
 __all__ = [
     "PLAN_SCHEMA",
@@ -395,7 +396,6 @@ def graphs_without_splat(export_dir) -> dict:
     """What an engine family without plugin layers builds from a gimm-export directory, in memory (nothing is
     written): name -> ``onnx.ModelProto``, each stage whole, or as its parts (``motion.0``, ``motion.1``) where it
     holds splat nodes."""
-    from .manifest import read_manifest
     from .trt_support import load_graph
 
     export_dir = Path(export_dir)
@@ -496,6 +496,8 @@ def load_plan(export_dir, *, stage: str = "motion") -> PartitionPlan:
         plan = PartitionPlan.from_dict(data)
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
         raise ExportError(f"{path} is not a partition plan ({err}); {fix}") from None
+    for part in plan.parts:
+        export_file(export_dir, part.file, f"{path}: the file of part {part.index}")
     _check_order(plan, str(path))
     return plan
 

@@ -7,6 +7,7 @@ loaded with ``strict=True``; every mismatch is reported in one short message nam
 """
 
 import enum
+import logging
 import os
 import pickle
 import re
@@ -22,6 +23,7 @@ from .synthetic import manifest, synthetic_state_dict
 
 LICENSE_NOTE = "weights: S-Lab License 1.0 (non-commercial use only)"
 FLOW = "flow_estimator."  # the official prefix of the flow estimator's keys
+log = logging.getLogger("gimm_trt.model")
 
 
 @dataclass(frozen=True)
@@ -295,6 +297,7 @@ def read_checkpoint(files: CheckpointFiles, weights: Weights) -> dict:
                 f"{FLOW_NAMES[arch][0]} beside it or pass --flow-checkpoint"
             )
         check_state_dict(gimm, weights, str(files.gimm), files.gimm)
+        _check_name(files.gimm, weights)
         return gimm
     rest = {k: v for k, v in gimm.items() if not k.startswith(FLOW)}
     _check_gimm(rest, files.gimm, weights)
@@ -302,7 +305,23 @@ def read_checkpoint(files: CheckpointFiles, weights: Weights) -> dict:
     _check_flow(flow, files.flow, weights)
     merged = {**rest, **{FLOW + k: v for k, v in flow.items()}}
     check_state_dict(merged, weights, str(files))  # every key of the model exactly once, from one of the files
+    _check_name(files.gimm, weights)
     return merged
+
+
+def _check_name(path: Path, weights: Weights) -> None:
+    """A warning when ``path``'s name says another variant than ``weights``. The weights passed the strict check,
+    so their architecture is ``weights``' own; but R and R-P (F and F-P) differ in values only, which no check
+    can tell apart, so a name of the other one of the pair is the one hint that the variant asked for is wrong."""
+    named = variant_of_name(path)
+    if named is None or named == weights.value.variant:
+        return
+    asked = weights.value.variant
+    if named[0] == asked[0]:
+        why = f"the weights of both have one layout: if it holds {named}'s, pass --variant {named}"
+    else:
+        why = f"its weights are GIMM-VFI-{_variants(weights.value.arch)}'s, so the name is wrong"
+    log.warning("%s is named for GIMM-VFI-%s and runs as GIMM-VFI-%s (%s)", path, named, asked, why)
 
 
 def _some(keys, n: int = 3) -> str:

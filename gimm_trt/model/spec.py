@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ..core.checks import check_count, check_ds, check_max_batch, parse_bytes
+from ..core.checks import check_count, check_device, check_ds, check_max_batch, parse_bytes
 from ..core.errors import InputError
 from .checkpoint import Weights
 
@@ -25,7 +25,8 @@ class ModelSpec:
     """What model to run and how. Invalid values raise ``InputError`` naming the field.
 
     Args:
-        variant: ``"R"``, ``"R-P"``, ``"F"`` or ``"F-P"``; a checkpoint must match it.
+        variant: ``"R"``, ``"R-P"``, ``"F"`` or ``"F-P"``; a checkpoint must match it, and so must an export (its
+            manifest records the variant it was made from). None: ``"R-P"``, or an export's own.
         checkpoint: a GIMM file (official ``.pt``/``.safetensors`` or ComfyUI-GIMM-VFI's), or a folder where the
             variant's file is picked by name; None: the official file name in ``$GIMM_TRT_CHECKPOINTS`` or
             ``./pretrained_ckpt``.
@@ -43,7 +44,7 @@ class ModelSpec:
         options: the backend's options object (``OrtOptions``, ``TrtOptions``, ...; None: its defaults).
     """
 
-    variant: str = "R-P"
+    variant: Optional[str] = None
     checkpoint: Optional[str] = None
     flow_checkpoint: Optional[str] = None
     random_weights: bool = False
@@ -59,7 +60,10 @@ class ModelSpec:
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (normalising a frozen value)
-        Weights.verify(self.variant)
+        if self.variant is None and self.export is None:
+            set_("variant", Weights.DEFAULT.value.variant)
+        if self.variant is not None:
+            set_("variant", Weights.verify(self.variant).value.variant)
         for name in ("checkpoint", "flow_checkpoint", "export"):
             value = getattr(self, name)
             if value is not None:
@@ -72,15 +76,16 @@ class ModelSpec:
         for name in ("backend", "precision"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise InputError(f"{name} must be a name such as {ModelSpec.__dataclass_fields__[name].default!r}")
-        if self.device is not None:
-            set_("device", str(self.device))
+        set_("device", check_device(self.device))  # its name, here; whether it is present, where the model runs
         set_("ds_scale", check_ds(self.ds_scale))
         set_("max_memory", None if self.max_memory is None else parse_bytes(self.max_memory))
         set_("max_batch", check_max_batch(self.max_batch))
 
     @property
     def weights(self) -> Weights:
-        """The released checkpoint this variant is."""
+        """The released checkpoint this variant is (an export's spec without a variant: its manifest says it)."""
+        if self.variant is None:
+            raise InputError(f"the variant of the export {self.export} is the one its manifest records")
         return Weights.verify(self.variant)
 
     def replace(self, **changes) -> ModelSpec:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Optional
 import torch
 
 from ..core import deps
+from ..core.checks import check_device
 from ..core.errors import DeviceError, InputError
 
 __all__ = ["Backend", "default_device", "resolve_device"]
@@ -153,19 +154,12 @@ def default_device() -> str:
 
 
 def resolve_device(device, *, check: bool = True) -> torch.device:
-    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or None (``default_device()``) -> torch.device; DeviceError for
-    anything else, and (``check``) when CUDA or that GPU is absent."""
-    if device is None:
-        device = default_device()
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise DeviceError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise DeviceError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or None (``default_device()``) -> torch.device; InputError for any other
+    name (``core.checks.check_device``), and (``check``) DeviceError when CUDA or that GPU is absent."""
+    dev = torch.device(check_device(device) or default_device())
     if dev.type == "cuda" and check:
         if not torch.cuda.is_available():
-            raise DeviceError(f"device {device!r} requested but CUDA is not available (use device='cpu')")
+            raise DeviceError(f"device {str(dev)!r} requested but CUDA is not available (use device='cpu')")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise DeviceError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+            raise DeviceError(f"device {str(dev)!r}: only {torch.cuda.device_count()} CUDA device(s) present")
     return dev

@@ -44,6 +44,7 @@ def to_tensor(img, name: str, device) -> torch.Tensor:
         img = _from_numpy(img, name)
     if not isinstance(img, torch.Tensor):
         raise InputError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(img).__name__}")
+    _check_has_data(img, name)
     if img.numel() == 0:
         raise InputError(f"{name} is empty (shape {tuple(img.shape)})")
     if img.dtype == torch.uint8:
@@ -65,6 +66,12 @@ def to_tensor(img, name: str, device) -> torch.Tensor:
     if low < 0.0 or high > 1.0:
         img = img.clamp(0.0, 1.0)
     return img.contiguous()
+
+
+def _check_has_data(values, name: str) -> None:
+    """InputError for a tensor on the meta device: it has a shape and a dtype but no values to compute with."""
+    if isinstance(values, torch.Tensor) and values.is_meta:
+        raise InputError(f"{name} is on the meta device, which holds no values: pass it on the CPU or a GPU")
 
 
 def _from_numpy(arr: np.ndarray, name: str) -> torch.Tensor:
@@ -116,6 +123,11 @@ def _timestep_values(timesteps) -> list:
     """Floats from a number, a 0-d/1-d tensor or array, or a sequence of numbers; anything else is an error."""
     if isinstance(timesteps, (str, bytes)):
         raise InputError(f"timesteps must be numbers, got the string {timesteps!r} (pass e.g. [0.5])")
+    if isinstance(timesteps, (set, frozenset)):  # frames come out in timestep order, and a set has none
+        raise InputError(
+            f"timesteps must be a sequence (list, tuple, tensor or array), got a {type(timesteps).__name__}, "
+            "which has no order: pass sorted(timesteps)"
+        )
     if isinstance(timesteps, (torch.Tensor, np.ndarray)):
         return _array_values(timesteps, "timesteps")
     if is_real(timesteps):
@@ -139,6 +151,7 @@ def _timestep_values(timesteps) -> list:
 
 
 def _array_values(arr, name: str) -> list:
+    _check_has_data(arr, name)
     if arr.ndim > 1:
         raise InputError(f"{name} must be a number or a 1-d sequence, got shape {tuple(arr.shape)}")
     kind = (

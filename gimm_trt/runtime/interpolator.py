@@ -11,6 +11,7 @@ import torch
 from ..core.checks import check_ds, check_max_batch
 from ..core.errors import InputError
 from ..core.sizes import Padding, processing_size
+from ..export.manifest import ExportInfo
 from ..model.checkpoint import LICENSE_NOTE, checkpoint_files, load_model
 from ..model.spec import ModelSpec
 from .backend import Backend
@@ -90,6 +91,7 @@ class Interpolator:
 
     @classmethod
     def _from_export(cls, spec: ModelSpec, kind, device) -> Interpolator:
+        check_export_variant(spec)  # before any graph loads
         backend = kind(spec.export, device=device, options=spec.options)
         info = backend.info
         if info.weights.startswith("random"):
@@ -272,6 +274,18 @@ class Interpolator:
         return (
             f"Interpolator(variant={self.variant!r}, backend={self.backend.name!r}, device={str(self.device)!r}, "
             f"weights={self.weights!r})"
+        )
+
+
+def check_export_variant(spec: ModelSpec) -> None:
+    """InputError when ``spec`` names a variant other than the one its export was made from (None: the export's)."""
+    if spec.export is None or spec.variant is None:
+        return
+    made = ExportInfo.read(spec.export).variant
+    if made != spec.variant:
+        raise InputError(
+            f"variant {spec.variant!r} does not match the export {spec.export}, made from GIMM-VFI-{made}: "
+            f"leave the variant out (an export runs its own) or pass {made!r}"
         )
 
 
