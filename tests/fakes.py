@@ -80,14 +80,20 @@ def write_vfr_clip(path, frames, times_ms, audio_ms: int):
             vf.pts = ms
             c.mux(v.encode(vf))
         c.mux(v.encode(None))
-        samples = audio_ms * 16
-        tone = (np.sin(np.arange(samples) * 2 * np.pi * 440 / 16000) * 8000).astype(np.int16)[None]
-        for s in range(0, samples, 1024):
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, s : s + 1024]), format="s16", layout="mono")
-            af.sample_rate, af.pts = 16000, s
-            c.mux(a.encode(af))
-        c.mux(a.encode(None))
+        mux_tone(c, a, audio_ms * 16)
     return path
+
+
+def mux_tone(container, stream, samples: int) -> None:
+    """``samples`` of a 440 Hz tone, 16 kHz mono s16, encoded on the audio ``stream`` and muxed."""
+    import av
+
+    tone = (np.sin(np.arange(samples) * 2 * np.pi * 440 / 16000) * 8000).astype(np.int16)[None]
+    for s in range(0, samples, 1024):
+        af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, s : s + 1024]), format="s16", layout="mono")
+        af.sample_rate, af.pts = 16000, s
+        container.mux(stream.encode(af))
+    container.mux(stream.encode(None))
 
 
 def shown(path) -> dict:

@@ -12,6 +12,7 @@ import signal
 from fractions import Fraction
 from pathlib import Path
 
+import fakes
 import numpy as np
 import pytest
 import torch
@@ -59,13 +60,7 @@ def _write_clip(path: Path, frames, fps=Fraction(25)):
             vf.pts = i
             c.mux(v.encode(vf))
         c.mux(v.encode(None))
-        samples = int(len(frames) / fps * 16000)
-        tone = (np.sin(np.arange(samples) * 2 * np.pi * 440 / 16000) * 8000).astype(np.int16)[None]
-        for s in range(0, samples, 1024):
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, s : s + 1024]), format="s16", layout="mono")
-            af.sample_rate, af.pts = 16000, s
-            c.mux(a.encode(af))
-        c.mux(a.encode(None))
+        fakes.mux_tone(c, a, int(len(frames) / fps * 16000))
     return path
 
 

@@ -326,6 +326,18 @@ def test_parser_passes_strings_and_tensor_attributes():
     assert (fields["weights"].type, fields["weights"].data.tolist()) == (native.PluginFieldType.FLOAT32, [1.5, -2.0])
     assert (fields["halves"].type, fields["halves"].size) == (native.PluginFieldType.FLOAT16, 3)
     assert fields["halves"]._bytes == np.array([1, 2, 3], np.float16).tobytes()
+    # the parser converts the weights first: DOUBLE to FLOAT, UINT8 to INT32; INT16 it cannot convert
+    creator.field_names = native.PluginFieldCollection([native.PluginField("wide")])
+    for values, field_type, stored in (
+        (np.array([0.1, 2.0]), native.PluginFieldType.FLOAT32, np.float32),
+        (np.array([3, 255], np.uint8), native.PluginFieldType.INT32, np.int32),
+    ):
+        (field,) = parser.plugin_fields(creator, helper.make_node("op", [], [], wide=numpy_helper.from_array(values)))
+        assert field.type == field_type and field.data.dtype == stored
+        assert field.data.tolist() == values.astype(stored).tolist()
+    short = helper.make_node("op", [], [], wide=numpy_helper.from_array(np.array([1], np.int16)))
+    with pytest.raises(RuntimeError, match="Unable to convert ONNX weights"):
+        parser.plugin_fields(creator, short)
     creator.field_names = native.PluginFieldCollection(native.PluginField(n) for n in names[3:])
     wide = helper.make_node("op", [], [], wide=numpy_helper.from_array(np.array([1], np.int64)))
     with pytest.raises(TypeError, match="Tensor type: INT64 is unsupported in plugin fields"):

@@ -159,12 +159,12 @@ def _enqueue(context, stream) -> None:
 
 
 def _copy_into(buffers: Mapping[str, torch.Tensor], feed: Mapping[str, torch.Tensor]) -> None:
-    """Each tensor of ``feed`` into its buffer (same shape and dtype), except one that already is that buffer's
-    data (same address and layout): a copy onto itself would only cost a kernel launch per call."""
+    """Each tensor of ``feed`` into its buffer (same shape and dtype). A graph's input buffers are its own, made at
+    capture: no caller holds them, so every input is copied (the outputs of the stage before included: binding a
+    graph to another graph's output buffers would tie their lifetimes and let one stage overwrite what the other
+    handed out)."""
     for name, tensor in feed.items():
-        buffer = buffers[name]
-        if tensor.data_ptr() != buffer.data_ptr() or tensor.stride() != buffer.stride():
-            buffer.copy_(tensor)
+        buffers[name].copy_(tensor)
 
 
 def _import_plugin(module: str):
@@ -177,10 +177,12 @@ def _import_plugin(module: str):
     return None
 
 
-def _deserialize_causes(family: str, plugin_module: str) -> str:
-    """The likely causes of a plan that does not deserialize. Not another TensorRT or GPU: a plan's name carries
-    both and the loaders only pick the one matching this machine."""
+def _deserialize_causes(family: str, plugin_module: str, named: bool) -> str:
+    """The likely causes of a plan that does not deserialize. Another TensorRT or GPU only for a plan given
+    directly: the plans ``load_stages`` picks are named for both, and only one matching this machine is picked."""
     causes = ["a truncated or damaged file"]
+    if not named:
+        causes.insert(0, "a plan built by another TensorRT release or for another GPU")
     if compat.family(family).plugins:
         causes = [
             f"a JIT splat plugin not registered in this process (import {plugin_module})",
@@ -394,11 +396,18 @@ class EngineRunner:
         return outputs
 
 
-def deserialize(plan, *, device=None, plugin_module: str = compat.PLUGIN_MODULE, family: str = compat.DEFAULT_FAMILY):
+def deserialize(
+    plan,
+    *,
+    device=None,
+    plugin_module: str = compat.PLUGIN_MODULE,
+    family: str = compat.DEFAULT_FAMILY,
+    named: bool = False,
+):
     """A ``Plan``: a plan file (or its bytes) deserialized on ``device`` by ``family``'s runtime, for ``TrtStage``.
 
     ``plugin_module`` is imported first if importable (JIT splat plugins need it registered); not for a family
-    without plugins.
+    without plugins. ``named``: the plan was picked by its name, which carries the TensorRT release and GPU.
     """
     trt = compat.import_trt(family)
     cuda = TorchCuda.on(device)
@@ -412,7 +421,7 @@ def deserialize(plan, *, device=None, plugin_module: str = compat.PLUGIN_MODULE,
     if engine is None:
         hint = f"; the splat plugin could not be imported: {plugin_error}" if plugin_error else ""
         raise EngineError(
-            f"TensorRT could not deserialize the plan: {_deserialize_causes(family, plugin_module)}"
+            f"TensorRT could not deserialize the plan: {_deserialize_causes(family, plugin_module, named)}"
             f"{hint}; see TensorRT's log above"
         )
     return Plan(runtime, engine, family)
@@ -501,7 +510,7 @@ def load_stages(
     paths = build_engines(
         export_dir, build=build, device=device, family=family, compute_capabilities=compute_capabilities
     )
-    plans = {name: deserialize(path, device=device, family=family) for name, path in paths.items()}
+    plans = {name: deserialize(path, device=device, family=family, named=True) for name, path in paths.items()}
     # the stages always run in turn: one stream and one activation block, the size of the largest, serve them all
     workspace = Workspace.for_engines(TorchCuda.on(device), [plan.engine for plan in plans.values()])
     return {

@@ -11,8 +11,10 @@ at commits dd0a3a9f and fa5aa9f6):
   attribute of that name; a STRING attribute becomes a kCHAR field of its bytes plus a NUL (``copyField``:
   "Append \\0 as end of C style string"), length = bytes + 1; STRINGS the same for each string, concatenated;
   INT becomes one kINT32, FLOAT one kFLOAT32, INTS/FLOATS arrays of those; a TENSOR attribute its elements as
-  they are (FLOAT, INT8, INT16, INT32, FLOAT16, BFLOAT16, DOUBLE; length = element count; other element types
-  are rejected); GRAPH(S), SPARSE_TENSOR(S), TENSORS and TYPE_PROTO(S) attributes are rejected.
+  the parser's weight conversion (``convertOnnxWeights``) leaves them: FLOAT, INT8, INT32, FLOAT16, BFLOAT16 as
+  they are, DOUBLE cast to kFLOAT32, UINT8 widened to kINT32 (length = element count); an element type that
+  conversion lacks (INT16 among them) fails it ("Unable to convert ONNX weights"), others are rejected by
+  ``loadFields``; GRAPH(S), SPARSE_TENSOR(S), TENSORS and TYPE_PROTO(S) attributes are rejected.
 * ``createPlugin`` (V3 quick creators): name = op type, the namespace found above, phase kBUILD, request
   kSTRICT_AOT if the node has ``aot`` != 0, kSTRICT_JIT if ``aot`` == 0, else from the network's PREFER flags.
 """
@@ -56,15 +58,16 @@ def plugin_fields(creator, node) -> native.PluginFieldCollection:
     return native.PluginFieldCollection(fields)
 
 
-_TENSOR_FIELDS = {  # TensorProto element type -> PluginFieldType (loadFields' TENSOR case)
-    "FLOAT": native.PluginFieldType.FLOAT32,
-    "INT8": native.PluginFieldType.INT8,
-    "INT16": native.PluginFieldType.INT16,
-    "INT32": native.PluginFieldType.INT32,
-    "FLOAT16": native.PluginFieldType.FLOAT16,
-    "BFLOAT16": native.PluginFieldType.BF16,
-    "DOUBLE": native.PluginFieldType.FLOAT64,
+_TENSOR_FIELDS = {  # element type after convertOnnxWeights -> (numpy type, PluginFieldType) (loadFields' TENSOR case)
+    "FLOAT": (np.float32, native.PluginFieldType.FLOAT32),
+    "DOUBLE": (np.float32, native.PluginFieldType.FLOAT32),  # the weights are cast to FLOAT first
+    "INT8": (np.int8, native.PluginFieldType.INT8),
+    "UINT8": (np.int32, native.PluginFieldType.INT32),  # widened to INT32 first
+    "INT32": (np.int32, native.PluginFieldType.INT32),
+    "FLOAT16": (np.float16, native.PluginFieldType.FLOAT16),
+    "BFLOAT16": (None, native.PluginFieldType.BF16),
 }
+_UNCONVERTED = ("INT16", "UINT16", "UINT32", "UINT64", "COMPLEX64", "COMPLEX128")  # no case in convertOnnxWeights
 
 
 def _field_data(attr):
@@ -88,12 +91,17 @@ def _field_data(attr):
         element = onnx.TensorProto.DataType.Name(attr.t.data_type)
         if element == "STRING":  # a kCHAR field in TensorRT, laid out as ShapedWeights holds strings
             raise NotImplementedError("string tensor attributes are not part of this stand-in")
+        if element in _UNCONVERTED:
+            raise RuntimeError("Unable to convert ONNX weights")
         if element not in _TENSOR_FIELDS:
             raise TypeError(f"Tensor type: {element} is unsupported in plugin fields.")
         values = onnx.numpy_helper.to_array(attr.t).reshape(-1)
+        kind, field_type = _TENSOR_FIELDS[element]
         if element == "BFLOAT16":  # numpy has no bfloat16: the raw 2-byte words
             values = np.frombuffer(attr.t.raw_data, np.uint16) if attr.t.raw_data else values.view(np.uint16)
-        return np.ascontiguousarray(values), _TENSOR_FIELDS[element]
+        else:
+            values = values.astype(kind)
+        return np.ascontiguousarray(values), field_type
     name = onnx.AttributeProto.AttributeType.Name(kind)
     raise TypeError(f"Attributes of type: {name} are unsupported as plugin fields.")
 
