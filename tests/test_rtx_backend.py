@@ -129,3 +129,30 @@ def test_motion_runs_as_the_parts_engines_around_our_splat(r_exports):
     (want,) = whole.run(None, {"flow01": flow01.numpy(), "flow10": flow10.numpy(), "t": t.numpy()})
     assert got.shape == (3, 2, h, w) and np.abs(want).max() > 1.0
     assert np.abs(got.numpy() - want).max() <= 1e-6
+
+
+def test_flow_runs_without_timesteps_and_synthesis_keeps_the_cache_once_per_batch_size():
+    """The flow stage's feed has no ``t``; synthesis saves the runtime cache after the first pair of each batch
+    size, not after every pair."""
+    from types import SimpleNamespace
+
+    from gimm_trt.core.stages import SYNTHESIS_INPUTS
+    from gimm_trt.runtime.rtx_backend import RtxBackend
+
+    seen = []
+    backend = RtxBackend.__new__(RtxBackend)  # stage runners that record what they are fed: nothing else is touched
+    backend.stages = {
+        "flow": lambda feed: seen.append(("flow", sorted(feed))) or {"flow01": feed["img0"]},
+        "synthesis": lambda feed: {"frames": feed["t"]},
+    }
+    backend.motion_plan = None
+    backend.cuda_graph = False
+    saves = []
+    backend.runtime_cache = SimpleNamespace(save=lambda: saves.append(1))
+    backend._cached_shapes = set()
+    img = torch.zeros(1, 3, 8, 8)
+    assert backend._run("flow", {"img0": img, "img1": img})["flow01"] is img
+    assert seen == [("flow", ["img0", "img1"])] and saves == []
+    for steps in (3, 3, 1, 3):
+        backend._run("synthesis", {**{name: img for name in SYNTHESIS_INPUTS}, "t": torch.zeros(steps)})
+    assert saves == [1, 1]  # batch sizes 3 and 1, each once

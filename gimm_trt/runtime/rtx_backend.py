@@ -86,11 +86,12 @@ class RtxBackend(TrtBackend):
             inputs = {k: feed[k] for k in IO[stage][0]}
             return run_partitioned(self.motion_plan, self._run_part, None, inputs)
         out = super()._run(stage, feed)
-        steps = int(feed["t"].shape[0])
-        if stage == "synthesis" and self.runtime_cache is not None and steps not in self._cached_shapes:
-            # after the first pair of each batch size: what the JIT compiled for these shapes is kept
-            self._cached_shapes.add(steps)
-            self.runtime_cache.save()
+        if stage == "synthesis" and self.runtime_cache is not None:  # flow has no timesteps
+            steps = int(feed["t"].shape[0])
+            if steps not in self._cached_shapes:
+                # after the first pair of each batch size: what the JIT compiled for these shapes is kept
+                self._cached_shapes.add(steps)
+                self.runtime_cache.save()
         return out
 
     def _run_part(self, step, feeds: dict) -> dict:
