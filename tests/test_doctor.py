@@ -171,22 +171,33 @@ TRT_CHECKS = ("trt_plugin", "trt_plan_python_free", "trt_engines", "trt_engines_
 IMPORT_ERROR = "libnvinfer.so.10: cannot open shared object file: No such file or directory"
 
 
+def _forget(monkeypatch, module: str) -> None:
+    """``module`` and its submodules out of ``sys.modules`` for this test, whatever an earlier test left there."""
+    for name in [n for n in sys.modules if n == module or n.startswith(f"{module}.")]:
+        monkeypatch.delitem(sys.modules, name)
+
+
+def _break(monkeypatch, tmp_path, module: str):
+    """A ``module`` package on the path whose import fails as one without its native libraries does."""
+    _forget(monkeypatch, module)
+    package = tmp_path / "site" / module
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(f"raise ImportError({IMPORT_ERROR!r})\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    return package
+
+
 @pytest.fixture
 def no_tensorrt(monkeypatch):
     """``tensorrt`` as this machine has it (absent), whatever an earlier test left in ``sys.modules``."""
-    for name in [n for n in sys.modules if n == "tensorrt" or n.startswith("tensorrt.")]:
-        monkeypatch.delitem(sys.modules, name)
+    _forget(monkeypatch, "tensorrt")
     return monkeypatch
 
 
 @pytest.fixture
 def broken_tensorrt(no_tensorrt, tmp_path):
     """A ``tensorrt`` package on the path whose import fails as one without its native libraries does."""
-    package = tmp_path / "site" / "tensorrt"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text(f"raise ImportError({IMPORT_ERROR!r})\n")
-    no_tensorrt.syspath_prepend(str(tmp_path / "site"))
-    return package
+    return _break(no_tensorrt, tmp_path, "tensorrt")
 
 
 def _cuda_context(tmp_path) -> doctor.Context:
@@ -240,12 +251,7 @@ def test_missing_tensorrt_is_a_skip_even_on_a_cuda_device(no_tensorrt, tmp_path)
 
 def test_broken_tensorrt_rtx_fails_its_checks_even_on_a_cpu(monkeypatch, tmp_path):
     """TensorRT-RTX builds without a GPU, so an install of it that does not import is a failure anywhere."""
-    for name in [n for n in sys.modules if n == "tensorrt_rtx" or n.startswith("tensorrt_rtx.")]:
-        monkeypatch.delitem(sys.modules, name)
-    package = tmp_path / "site" / "tensorrt_rtx"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text(f"raise ImportError({IMPORT_ERROR!r})\n")
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    _break(monkeypatch, tmp_path, "tensorrt_rtx")
     doc = doctor.run_checks(device="cpu", work=tmp_path, checks=("rtx_build", "rtx_engines"))
     for c in doc["checks"]:
         assert c["status"] == "fail" and IMPORT_ERROR in c["detail"], c

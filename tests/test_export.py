@@ -108,7 +108,7 @@ def test_graphs_names_axes_opset(r0):
     assert all(n.op_type != "ScatterElements" for n in motion.graph.node)
 
 
-def testwrite_manifest(r0):
+def test_manifest(r0):
     data = json.loads((r0["dir"] / "manifest.json").read_text())
     assert r0["dir"].name == "R-fp32-224x128"
     assert data["max_timesteps"] == 8 and data["variant"] == "R" and data["precision"] == "fp32"
@@ -133,7 +133,7 @@ def test_same_inputs_reuse_without_tracing(r0, monkeypatch):
     assert stamps() == before
 
 
-def test_max_timesteps_only_updates_thewrite_manifest(r0, tmp_path, monkeypatch):
+def test_max_timesteps_only_updates_the_manifest(r0, tmp_path, monkeypatch):
     monkeypatch.setattr(graphs, "trace", _no_trace)
     shutil.copytree(r0["dir"], tmp_path / r0["dir"].name)
     export_dir = export(_options("r_s0_128x224_n4_ds1", max_timesteps=4), tmp_path)

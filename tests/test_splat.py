@@ -243,21 +243,14 @@ def test_triton_interpreter(interpreted, case, mode):
 H200_SMS = 132
 
 
-def _programs_per_pixel(tiles, hw, block):
-    """How many of ``tiles`` programs take each source pixel of a plane (program i takes pixels
-    [i*block, (i+1)*block), as the kernel's grid form does; each plane has its own row of programs)."""
-    cover = np.zeros(hw, np.int32)
-    for start in range(0, tiles * block, block):
-        cover[start : start + block] += 1
-    return cover
-
-
 @pytest.mark.parametrize(
     "frame,ds,steps", [((2160, 3840), 0.25, 1), ((2160, 3840), 0.25, 8), ((1080, 1920), 1.0, 1)], ids=str
 )
 def test_launch_grid_fills_an_h200(frame, ds, steps):
     """At 4K (ds 0.25) and 1080p (ds 1), one frame pair and one timestep already launch many times the SMs of an
-    H200, and every (plane, pixel) belongs to exactly one program."""
+    H200: a row of cdiv(H*W, BLOCK) tile programs per plane. That the tiles cover every pixel once, a last partial
+    tile included, is the kernel's to show: ``test_triton_interpreter`` runs this grid with a block of 16 on planes
+    of 24 to 42 pixels against the reference."""
     pytest.importorskip("triton")
     from gimm_trt.core.sizes import processing_size
     from gimm_trt.plugins import triton_kernel
@@ -269,8 +262,6 @@ def test_launch_grid_fills_an_h200(frame, ds, steps):
     planes = steps * schema.out_channels(c, mode)
     assert grid == (-(-h * w // block), planes)
     assert grid[0] * grid[1] >= 100 * H200_SMS
-    cover = _programs_per_pixel(grid[0], h * w, block)
-    assert cover.shape == (h * w,) and (cover == 1).all()
     # the TensorRT AOT form keeps one program per plane (see triton_kernel): its grid is the planes alone
     assert triton_kernel.launch_grid(steps, c, h, w, mode, own_plane=True) == (planes,)
 
