@@ -755,14 +755,13 @@ def _check_files(spec) -> None:
     """What a worker started elsewhere would fail on, said here in one line: ``check_spec``'s backend, device
     and packages, then the checkpoint's files (or the export's manifest), which the workers read at the same
     paths."""
-    from .export.manifest import read_manifest
+    from .export.manifest import ExportInfo
     from .model.checkpoint import checkpoint_files
     from .runtime.interpolator import check_export_variant
 
     check_spec(spec)
     if spec.export is not None:
-        read_manifest(spec.export)
-        check_export_variant(spec)
+        check_export_variant(spec, ExportInfo.read(spec.export).variant)  # the manifest read once
     else:
         checkpoint_files(
             spec.checkpoint, spec.weights, flow_checkpoint=spec.flow_checkpoint, random_weights=spec.random_weights

@@ -179,11 +179,10 @@ def _found(module: str) -> bool:
 
 def probe(family_name: str = DEFAULT_FAMILY) -> TrtState:
     """Whether ``import_trt(family_name)`` succeeds here and, when not, whether the module is missing or broken."""
-    found = _found(family(family_name).module)
     try:
         import_trt(family_name)
     except Exception as err:  # whatever an installed package raises on import is what "broken" reports
-        return TrtState(found=found, error=" ".join(str(err).split()))
+        return TrtState(found=_found(family(family_name).module), error=" ".join(str(err).split()))
     return TrtState(found=True)
 
 

@@ -29,14 +29,14 @@ RTX_MIN_DB = 40.0  # TensorRT-RTX fp32 engines (TF32 off) vs torch fp32 frames, 
 def _need_rtx() -> None:
     """Skip without TensorRT-RTX; raise (a fail) where it is installed but does not import: it builds on a CPU,
     so nothing excuses that here."""
-    from ..core.trt import probe
+    from ..core.trt import family, probe
 
     need("onnx")
     state = probe("tensorrt-rtx")
     if state.broken:
         raise MissingDependency(state.error)
     if not state.usable:
-        raise Skip("TensorRT-RTX is not installed: pip install 'gimm-trt[tensorrt-rtx]'")
+        raise Skip(f"TensorRT-RTX is not installed: {family('tensorrt-rtx').install_hint}")
 
 
 def check_rtx_build(ctx: Context) -> tuple:
@@ -46,7 +46,6 @@ def check_rtx_build(ctx: Context) -> tuple:
 
     start = time.perf_counter()
     plans = build_engines(doctor_export(ctx), family="tensorrt-rtx")
-    ctx.made["rtx_plans"] = plans
     sizes = {name: path.stat().st_size for name, path in plans.items()}
     detail = (
         f"{len(plans)} plans ({', '.join(plans)}), {sum(sizes.values()) / 2**20:.0f} MiB, "

@@ -190,10 +190,9 @@ def launch_config(own_plane: bool, tactic: int = 1) -> dict:
 def launch_grid(n: int, c: int, h: int, w: int, mode: str, own_plane: bool = False, block: int = None) -> tuple:
     """The kernel's grid for x [n, c, h, w]: ``(cdiv(h*w, BLOCK), n*CO)`` pixel tiles of every output plane, or
     ``(n*CO,)`` (one program per plane) for ``own_plane``. ``block`` as in ``launch``."""
-    planes = n * schema.out_channels(c, mode)
     if own_plane:
-        return (planes,)
-    return (triton.cdiv(h * w, block or launch_config(own_plane)["BLOCK"]), planes)
+        return (aot_launch_dims(n, c, h, w, mode)[0],)
+    return (triton.cdiv(h * w, block or launch_config(own_plane)["BLOCK"]), n * schema.out_channels(c, mode))
 
 
 def _kernel_for(device: torch.device):

@@ -208,8 +208,11 @@ class Interpolator:
             raise RuntimeError("the flow estimator produced non-finite flows (the official model asserts here)")
         t = torch.tensor(ts, dtype=torch.float32, device=self.device)
         step = self.max_batch or self._batch_cap or len(ts)
-        if self.budget is not None and self.max_batch is None:  # an explicit max_batch is the caller's choice
-            step = min(step, self._plan(x0, ds, len(ts)))
+        plan = self.memory_plan(x0.shape[2], x0.shape[3], ds, len(ts))
+        if plan is not None:
+            batch, tile = plan
+            self.backend.use_tile(tile)
+            step = min(step, batch)
         i = 0
         while i < len(ts):
             try:
@@ -227,11 +230,13 @@ class Interpolator:
             yield frames
             del frames  # the caller holds what it keeps; this batch is not held while the next one runs
 
-    def _plan(self, x0, ds: float, timesteps: int) -> int:
-        """Timesteps per batch for padded frames like ``x0`` under the budget; sets the backend's tile."""
-        batch, tile = self.budget.plan(x0.shape[2], x0.shape[3], ds, timesteps)
-        self.backend.use_tile(tile)
-        return batch
+    def memory_plan(self, height: int, width: int, ds: float, timesteps: int) -> Optional[tuple]:
+        """``(timesteps per batch, tile)`` that keeps a pair of padded ``height`` x ``width`` frames under the memory
+        budget (``Budget.plan``: remembered per size, a GimmError when nothing fits); None where nothing is planned:
+        no budget, or an explicit ``max_batch``, which is the caller's choice."""
+        if self.budget is None or self.max_batch is not None:
+            return None
+        return self.budget.plan(height, width, ds, timesteps)
 
     def stream(self, frames: Iterable, factor: int = 2, ds_scale: Optional[float] = None) -> Iterator[torch.Tensor]:
         """Interpolate a video: yields the originals and ``factor - 1`` new frames between each pair, in order.
@@ -277,11 +282,12 @@ class Interpolator:
         )
 
 
-def check_export_variant(spec: ModelSpec) -> None:
-    """InputError when ``spec`` names a variant other than the one its export was made from (None: the export's)."""
+def check_export_variant(spec: ModelSpec, made: Optional[str] = None) -> None:
+    """InputError when ``spec`` names a variant other than ``made``, the one its export was made from (None: read
+    from the export's manifest). A spec without a variant runs the export's own."""
     if spec.export is None or spec.variant is None:
         return
-    made = ExportInfo.read(spec.export).variant
+    made = made or ExportInfo.read(spec.export).variant
     if made != spec.variant:
         raise InputError(
             f"variant {spec.variant!r} does not match the export {spec.export}, made from GIMM-VFI-{made}: "

@@ -34,11 +34,9 @@ class Admission:
             ds = interp.check_size(height, width, pair.ds_scale)
         except GimmError as e:
             raise BadRequest(str(e)) from None
-        if interp.budget is None or interp.max_batch is not None:  # the run plans nothing either
-            return ds
         with self._planning:
             try:
-                interp.budget.plan(*padded_size(height, width, ds), ds, len(pair.timesteps))
+                interp.memory_plan(*padded_size(height, width, ds), ds, len(pair.timesteps))
             except GimmError as e:  # nothing fits the budget
                 raise TooLarge(str(e)) from None
         return ds
