@@ -16,6 +16,8 @@ import random
 import resource
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -252,6 +254,25 @@ def test_a_signal_midway_leaves_the_earlier_output_and_nothing_else(tmp_path, mo
     assert (snapshot(out) if out.is_dir() else out.read_bytes()) == earlier
 
 
+# The first of two runs, in an interpreter of its own (two real runs are two processes; a fork of this one could
+# inherit a lock another thread held at the fork): it marks STARTED at its first new frame, when its output is open.
+FIRST_RUN = """
+import sys
+from pathlib import Path
+
+import torch
+from fakes import crossfade
+from gimm_trt.runtime.pipeline import interpolate_video
+
+torch.set_num_threads(1)
+source, out, started = map(Path, sys.argv[1:])
+first = crossfade(delay=0.2)  # ~1 s in all
+synthesis = first.backend.synthesis
+first.backend.synthesis = lambda *args: (started.touch(), synthesis(*args))[1]
+interpolate_video(source, out, interpolator=first)
+"""
+
+
 @pytest.mark.parametrize("name", ["clip.mkv", "frames"])
 def test_a_second_run_writing_the_same_output_fails_and_leaves_nothing(source, tmp_path, monkeypatch, name):
     """Two runs writing one OUTPUT at once, without --overwrite: the second fails at once (exit 2, one line), and
@@ -260,31 +281,30 @@ def test_a_second_run_writing_the_same_output_fails_and_leaves_nothing(source, t
 
     from gimm_trt import Interpolator
     from gimm_trt.cli import interpolate
-    from gimm_trt.runtime.pipeline import interpolate_video
 
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out = out_dir / name
-    started = tmp_path / "started"  # made by the first run's first new frame: its output is open by then
-    first = crossfade(delay=0.2)  # ~1 s in all
-    synthesis = first.backend.synthesis
-    first.backend.synthesis = lambda *args: (started.touch(), synthesis(*args))[1]
-    pid = os.fork()
-    if pid == 0:
-        code = 3
-        try:
-            torch.set_num_threads(1)  # the parent's thread pool did not survive the fork
-            interpolate_video(source, out, interpolator=first)
-            code = 0
-        finally:
-            os._exit(code)
+    started = tmp_path / "started"
+    log = tmp_path / "first.log"
+    paths = os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
+    with log.open("wb") as sink:
+        first = subprocess.Popen(
+            [sys.executable, "-c", FIRST_RUN, str(source), str(out), str(started)],
+            env={**os.environ, "PYTHONPATH": paths},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        _wait_for(started.exists)
+        _wait_for(lambda: started.exists() or first.poll() is not None)
+        assert started.exists(), log.read_text()
         monkeypatch.setattr(Interpolator, "from_spec", classmethod(lambda cls, spec: crossfade()))
         second = CliRunner().invoke(interpolate, [str(source), str(out), "--random-weights"])
+        assert first.wait(timeout=120) == 0, log.read_text()
     finally:
-        _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+        if first.poll() is None:  # a first run that hung must not outlive the test
+            first.kill()
+            first.wait()
     assert second.exit_code == 2, second.output
     assert second.stderr.splitlines() == [
         f"error: {out} is being written by another run: wait for it to end, or write elsewhere"
