@@ -162,7 +162,7 @@ class MultiFlowDecoder(nn.Module):
 
     def forward(self, feat, up0, up1, flow0, flow1, mask, img0, img1):
         # feat [T,128,h4,w4], flows [T,2,h4,w4], mask [T,1,h4,w4]; up0/up1 [1,64,H,W]; img0/img1 [1,3,H,W]
-        n, k = flow0.shape[0], self.flows
+        n = flow0.shape[0]
         flow0 = 4.0 * resize(flow0, 4.0)
         flow1 = 4.0 * resize(flow1, 4.0)
         mask = resize(mask, 4.0)
@@ -183,6 +183,12 @@ class MultiFlowDecoder(nn.Module):
             ],
             dim=1,
         )
+        return self._refine(x, flow0, flow1, mask)
+
+    def _refine(self, x, flow0, flow1, mask):
+        """The block's output on ``x`` as updates of the flows and mask ``x`` was built from (upsampled to the
+        frame's resolution): ``flows`` flow pairs, their masks after a sigmoid, and 3-channel residuals."""
+        k = self.flows
         d_flow0, d_flow1, d_mask, res = torch.split(self.convblock(x), [2 * k, 2 * k, k, 3 * k], dim=1)
         return (
             d_flow0 + flow0.repeat(1, k, 1, 1),
@@ -194,7 +200,7 @@ class MultiFlowDecoder(nn.Module):
     def region(self, feat, up0, up1, flow0, flow1, mask, img0, img1, box):
         """``forward``'s outputs on the window ``box`` = (y0, y1, x0, x1) of the full-size frame; exact within
         ``halo(self.convblock)`` pixels of the window's sides that are not the frame's."""
-        n, k = flow0.shape[0], self.flows
+        n = flow0.shape[0]
         h, w = img0.shape[-2:]
         y0, y1, x0, x1 = box
         flow0 = 4.0 * resize_region(flow0, 4, box)
@@ -216,13 +222,7 @@ class MultiFlowDecoder(nn.Module):
             ],
             dim=1,
         )
-        d_flow0, d_flow1, d_mask, res = torch.split(self.convblock(x), [2 * k, 2 * k, k, 3 * k], dim=1)
-        return (
-            d_flow0 + flow0.repeat(1, k, 1, 1),
-            d_flow1 + flow1.repeat(1, k, 1, 1),
-            torch.sigmoid(d_mask + mask.repeat(1, k, 1, 1)),
-            res,
-        )
+        return self._refine(x, flow0, flow1, mask)
 
 
 class Synthesis(nn.Module):
