@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Optional
 
 from . import rtx_parser
 from .context import Context, doctor_export, need
@@ -20,17 +21,13 @@ def _nodes(reports: dict) -> int:
     return sum(e["count"] for r in reports.values() for e in r.ops.values())
 
 
-def _static(export_dir: Path, targets: tuple) -> tuple:
-    """(graph -> GraphReport, findings, check data) of the table check for ``targets``: for TensorRT-RTX, of the
-    graphs it builds (a stage with splat nodes as its parts, see ``rtx_parser.parse_export``)."""
+def _static(export_dir: Path, targets: tuple, graphs: Optional[dict] = None) -> tuple:
+    """(graph -> GraphReport, findings, check data) of the table check for ``targets``, on the export's stages,
+    or on ``graphs`` (name -> ``onnx.ModelProto``) where given: those TensorRT-RTX builds."""
     from ..export import trt_support
-    from ..export.partition import graphs_without_splat
 
-    if targets == (trt_support.RTX,):
-        reports = {
-            name: trt_support.check_model(model, graph=name, targets=targets)
-            for name, model in graphs_without_splat(export_dir).items()
-        }
+    if graphs is not None:
+        reports = {name: trt_support.check_model(model, graph=name, targets=targets) for name, model in graphs.items()}
     else:
         reports = trt_support.check_export(export_dir, targets=targets)
     found = trt_support.findings(reports)
@@ -56,11 +53,14 @@ def check_parser_static(ctx: Context) -> tuple:
 def export_check(export_dir: Path, doc: dict, log, engine: str = "tensorrt") -> dict:
     """``--export DIR``: that directory's graphs against ``engine``'s parser (a missing or foreign directory
     raises). Adds ``doc["export"]``: path, engine, and each graph's op inventory and table findings."""
+    from ..export.partition import graphs_without_splat
     from ..export.trt_support import RTX, TARGETS
 
     start = time.perf_counter()
     rtx = engine == "tensorrt-rtx"
-    reports, found, data = _static(export_dir, (RTX,) if rtx else TARGETS)
+    # TensorRT-RTX builds a stage with splat nodes as its parts: both of its checks read those, loaded once
+    graphs = graphs_without_splat(export_dir) if rtx else None
+    reports, found, data = _static(export_dir, (RTX,) if rtx else TARGETS, graphs)
     doc["export"] = {
         "path": str(export_dir),
         "engine": engine,
@@ -68,7 +68,7 @@ def export_check(export_dir: Path, doc: dict, log, engine: str = "tensorrt") -> 
     }
     nodes = data["nodes"]
     if rtx and rtx_parser.unavailable() is None:
-        rejected = [r for rs in rtx_parser.parse_export(export_dir).values() for r in rs]
+        rejected = [r for rs in rtx_parser.parse_graphs(graphs).values() for r in rs]
         for r in rejected:
             log(f"doctor: rejected: {r}")
         name, problems = "parser_rtx", rejected

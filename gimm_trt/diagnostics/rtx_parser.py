@@ -22,7 +22,7 @@ from typing import Optional
 from ..core import deps
 from ..core.errors import ExportError, MissingDependency
 
-__all__ = ["MODULE", "Rejection", "version", "unavailable", "parse_model", "parse_file", "parse_export"]
+__all__ = ["MODULE", "Rejection", "version", "unavailable", "parse_model", "parse_file", "parse_graphs"]
 
 MODULE = "tensorrt_rtx"
 _STARTED = re.compile(r"^Parsing node: (.*) \[([^\]]*)\]$")
@@ -149,10 +149,8 @@ def parse_file(path, *, graph: Optional[str] = None) -> list:
     return parse_model(load_graph(path), graph=graph or Path(path).stem)
 
 
-def parse_export(export_dir) -> dict:
-    """graph -> its ``Rejection`` list, for each graph TensorRT-RTX builds from a gimm-export directory: a stage
-    holding splat nodes as its standard-op parts (``motion.0``, ``motion.1``), which the runtime joins with our
-    splat kernel; the other stages whole."""
-    from ..export.partition import graphs_without_splat
-
-    return {name: parse_model(model, graph=name) for name, model in graphs_without_splat(export_dir).items()}
+def parse_graphs(graphs: dict) -> dict:
+    """graph -> its ``Rejection`` list, for ``graphs`` (name -> ``onnx.ModelProto``): those TensorRT-RTX builds
+    from a gimm-export directory are ``partition.graphs_without_splat``'s (a stage holding splat nodes as its
+    standard-op parts, which the runtime joins with our splat kernel; the other stages whole)."""
+    return {name: parse_model(model, graph=name) for name, model in graphs.items()}
