@@ -119,6 +119,21 @@ def vfr_times(times_ms, factor: int) -> list:
     return [a + (b - a) * Fraction(k, factor) for a, b in zip(t, t[1:]) for k in range(factor)] + [t[-1]]
 
 
+VFR_MS, VFR_AUDIO_MS = (0, 40, 50, 200, 210, 600), 640  # frames shown at these times; the last one 40 ms long
+
+
+def assert_keeps_vfr_timing(path, factor: int) -> int:
+    """Asserts that the video at ``path``, a ``factor``-times interpolation of a clip of frames shown at ``VFR_MS``
+    with ``VFR_AUDIO_MS`` of sound, keeps its timing: every frame within a tick of ``vfr_times``, the sound as it
+    was, and the video ending with it. Returns how many frames it shows."""
+    got, want = shown(path), vfr_times(VFR_MS, factor)
+    assert len(got["times"]) == len(want), (got["times"], want)
+    assert all(abs(g - w) <= got["tick"] for g, w in zip(got["times"], want)), (got["times"], want)
+    assert got["audio_end"] == Fraction(VFR_AUDIO_MS, 1000)  # the sound copied as it was
+    assert abs(got["video_end"] - got["audio_end"]) <= got["tick"], got
+    return len(got["times"])
+
+
 def write_manifest(folder: Path, files: dict, variant: str = "R") -> Path:
     """``folder`` with a gimm-export/1 manifest listing ``files`` (stage -> name as written), each with its
     file's real sha256 where the name leads to a file, as a manifest made to pass the hash check would."""
@@ -143,3 +158,27 @@ def write_manifest(folder: Path, files: dict, variant: str = "R") -> Path:
     }
     (folder / "manifest.json").write_text(json.dumps(data))
     return folder
+
+
+class FakeLibcuda:
+    """``libcuda.so.1`` of a driver whose ``cuDriverGetVersion`` writes ``version`` (13090 for 13.9) through its
+    pointer and returns ``status``."""
+
+    def __init__(self, version: int, status: int = 0):
+        self.version, self.status = version, status
+
+    def cuDriverGetVersion(self, out):  # noqa: N802 (the CUDA driver API's name)
+        out._obj.value = self.version
+        return self.status
+
+
+def fake_driver(monkeypatch, version: int, status: int = 0) -> None:
+    """``ctypes.CDLL("libcuda.so.1")`` loads a ``FakeLibcuda``; every other library loads as it is."""
+    import ctypes
+
+    real = ctypes.CDLL
+    monkeypatch.setattr(
+        ctypes,
+        "CDLL",
+        lambda name, *a, **k: FakeLibcuda(version, status) if name == "libcuda.so.1" else real(name, *a, **k),
+    )

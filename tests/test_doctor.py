@@ -11,12 +11,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import onnx
 import pytest
 import torch
-from fakes import CrossFade
+from fakes import CrossFade, fake_driver
 
 from gimm_trt import Interpolator
 from gimm_trt.diagnostics import doctor
@@ -260,15 +259,15 @@ def test_broken_tensorrt_rtx_fails_its_checks_even_on_a_cpu(monkeypatch, tmp_pat
 # ------------------------------------------------------------------------------------ versions
 def test_versions_name_triton_the_driver_cuda_and_the_ptx_isa(monkeypatch):
     triton = pytest.importorskip("triton")
-    from triton.backends.nvidia.compiler import get_ptx_version_from_options
+    from gimm_trt.plugins import triton_kernel
 
     v = doctor.versions(torch.device("cpu"))
     assert v["triton"] == triton.__version__
     assert v["ptx_isa"] is None  # no GPU: no kernel is compiled for one
-    # what Triton's compiler picks for an sm_90 kernel here (its ptxas; no driver to lower it on this machine)
+    # on a GPU: the ISA aot_ptx_version picks for the device's arch (how it picks: test_splat_trt), as major.minor
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
-    want = get_ptx_version_from_options(SimpleNamespace(ptx_version=None), 90)
-    assert doctor.aot_ptx_isa(torch.device("cuda")) == f"{want // 10}.{want % 10}"
+    monkeypatch.setattr(triton_kernel, "aot_ptx_version", lambda arch: 87 if arch == 90 else None)
+    assert doctor.aot_ptx_isa(torch.device("cuda")) == "8.7"
     assert "ptx_isa" in doctor.format_table({**_empty_doc(), "versions": v})
 
 
@@ -276,28 +275,12 @@ def _empty_doc() -> dict:
     return {"device": "cpu", "checks": [], "summary": {"pass": 0, "fail": 0, "skip": 0}, "ok": True}
 
 
-class _FakeDriver:
-    """``libcuda``: ``cuDriverGetVersion`` writes ``version`` through its pointer and returns ``status``."""
-
-    def __init__(self, version: int, status: int = 0):
-        self.version, self.status = version, status
-
-    def __call__(self, library):
-        self.library = library
-        return self
-
-    def cuDriverGetVersion(self, ref):  # noqa: N802 (the driver API's name)
-        ref._obj.value = self.version
-        return self.status
-
-
 def test_driver_cuda_version(monkeypatch):
     from gimm_trt.core import cuda
 
     for version, status, want in ((12080, 0, "12.8"), (13010, 0, "13.1"), (12040, 3, None)):
-        fake = _FakeDriver(version, status)
-        monkeypatch.setattr(cuda.ctypes, "CDLL", fake)
-        assert cuda.driver_cuda_version() == want and fake.library == "libcuda.so.1"
+        fake_driver(monkeypatch, version, status)
+        assert cuda.driver_cuda_version() == want
     monkeypatch.undo()
     assert cuda.driver_cuda_version("libno-such-driver.so") is None
 

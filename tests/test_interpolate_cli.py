@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from fakes import crossfade, gradient_frames, shown, vfr_times, write_vfr_clip
+from fakes import VFR_AUDIO_MS, VFR_MS, assert_keeps_vfr_timing, crossfade, gradient_frames, shown, write_vfr_clip
 from PIL import Image
 
 from gimm_trt.cli import interpolate
@@ -103,9 +103,6 @@ def test_video_round_trip_with_audio_and_odd_size(clip, tmp_path):
     assert _audio_packets(out) == _audio_packets(src)  # audio copied, not re-encoded or dropped
 
 
-VFR_MS, VFR_AUDIO_MS = (0, 40, 50, 200, 210, 600), 640  # frames shown at these times; the last one 40 ms long
-
-
 @pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
 def test_a_variable_frame_rate_keeps_its_timing(tmp_path, suffix):
     """Frames unevenly spaced in time keep their times, the new ones lie between theirs at the timestep's
@@ -115,11 +112,7 @@ def test_a_variable_frame_rate_keeps_its_timing(tmp_path, suffix):
     src = write_vfr_clip(tmp_path / "vfr.mkv", gradient_frames(len(VFR_MS)), VFR_MS, VFR_AUDIO_MS)
     out = tmp_path / f"out{suffix}"
     result = interpolate_video(src, out, interpolator=crossfade(), factor=4)
-    got, want = shown(out), vfr_times(VFR_MS, 4)
-    assert len(got["times"]) == len(want) == 21
-    assert all(abs(g - w) <= got["tick"] for g, w in zip(got["times"], want)), (got["times"], want)
-    assert got["audio_end"] == Fraction(VFR_AUDIO_MS, 1000)  # the sound copied as it was
-    assert abs(got["video_end"] - got["audio_end"]) <= got["tick"], got
+    assert assert_keeps_vfr_timing(out, 4) == 21
     assert result.fps is None and result.notes == [
         "the input's frames are not evenly spaced (a variable frame rate): each keeps its time, and the new "
         "frames lie between theirs"

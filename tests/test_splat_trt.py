@@ -3,7 +3,6 @@ Triton compiles for it (PTX for sm_90 needs no GPU) and its PTX version, and, on
 exist, an engine built from an exported graph. TensorRT's own plugin layer driving the plugin is in
 ``test_trt_plugin_layer.py``."""
 
-import ctypes
 import functools
 import importlib
 import re
@@ -13,6 +12,7 @@ import types
 
 import pytest
 import torch
+from fakes import fake_driver
 from trt_standin import native
 
 from gimm_trt.plugins import onnx_node, schema
@@ -129,24 +129,6 @@ def test_strip_hidden_params_refuses_used_ones():
 # --- the PTX version and the Triton floor ----------------------------------------------------------------------
 
 
-class _FakeLibcuda:
-    """``libcuda.so.1`` of a driver reporting ``cuDriverGetVersion`` = ``version`` (e.g. 13090 for 13.9)."""
-
-    def __init__(self, version):
-        self.version = version
-
-    def cuDriverGetVersion(self, out):  # noqa: N802 (the CUDA driver API's name)
-        out._obj.value = self.version
-        return 0
-
-
-def _driver(monkeypatch, version):
-    real = ctypes.CDLL
-    monkeypatch.setattr(
-        ctypes, "CDLL", lambda name, *a, **k: _FakeLibcuda(version) if name == "libcuda.so.1" else real(name, *a, **k)
-    )
-
-
 def _triton_3_4_ptx_get_version(cuda_version):
     """Triton <= 3.4's mapping: CUDA 13 is unknown to it and raises (triton 3.3.0 backends/nvidia/compiler.py)."""
     major, minor = map(int, cuda_version.split("."))
@@ -163,7 +145,7 @@ def test_aot_ptx_version_is_the_lower_of_driver_and_ptxas(monkeypatch, driver, p
     if driver is None:
         monkeypatch.setattr(triton_kernel, "driver_cuda_version", lambda: None)
     else:
-        _driver(monkeypatch, driver)
+        fake_driver(monkeypatch, driver)
 
     def bundled(options, arch):
         if ptxas is None:
@@ -178,7 +160,7 @@ def test_compile_aot_with_a_triton_that_does_not_know_the_driver(monkeypatch):
     """Triton <= 3.4 cannot map a CUDA 13 driver to a PTX version; its bundled ptxas (12.8) decides then."""
     nv = pytest.importorskip("triton.backends.nvidia.compiler")
     compiled()  # skips here if Triton cannot compile for the target
-    _driver(monkeypatch, 13000)
+    fake_driver(monkeypatch, 13000)
     monkeypatch.setattr(nv, "ptx_get_version", _triton_3_4_ptx_get_version)
     monkeypatch.setattr(triton_kernel, "_ptxas_isa", lambda arch: 87, raising=False)
     kernel = triton_kernel.compile_aot("sum", 1, target=_target())
@@ -190,7 +172,7 @@ def test_compile_aot_under_a_driver_newer_than_ptxas(monkeypatch):
     nv = pytest.importorskip("triton.backends.nvidia.compiler")
     compiled()  # skips here if Triton cannot compile for the target
     ptxas = nv.get_ptx_version_from_options(types.SimpleNamespace(ptx_version=None), 90)  # Triton's default
-    _driver(monkeypatch, 13090)
+    fake_driver(monkeypatch, 13090)
     kernel = triton_kernel.compile_aot("sum", 1, target=_target())
     assert ptxas is not None and ptxas < 99
     assert re.search(rf"^\.version {ptxas // 10}\.{ptxas % 10}$", kernel.ptx, re.M)

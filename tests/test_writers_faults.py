@@ -255,9 +255,11 @@ def test_a_signal_midway_leaves_the_earlier_output_and_nothing_else(tmp_path, mo
 
 
 # The first of two runs, in an interpreter of its own (two real runs are two processes; a fork of this one could
-# inherit a lock another thread held at the fork): it marks STARTED at its first new frame, when its output is open.
+# inherit a lock another thread held at the fork): at its first new frame, when its output is open, it marks STARTED
+# and holds there until RELEASE exists, so the second run meets it midway however fast either runs.
 FIRST_RUN = """
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -265,10 +267,20 @@ from fakes import crossfade
 from gimm_trt.runtime.pipeline import interpolate_video
 
 torch.set_num_threads(1)
-source, out, started = map(Path, sys.argv[1:])
-first = crossfade(delay=0.2)  # ~1 s in all
+source, out, started, release = map(Path, sys.argv[1:])
+first = crossfade()
 synthesis = first.backend.synthesis
-first.backend.synthesis = lambda *args: (started.touch(), synthesis(*args))[1]
+
+
+def held(*args):
+    started.touch()
+    deadline = time.monotonic() + 120
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return synthesis(*args)
+
+
+first.backend.synthesis = held
 interpolate_video(source, out, interpolator=first)
 """
 
@@ -285,12 +297,12 @@ def test_a_second_run_writing_the_same_output_fails_and_leaves_nothing(source, t
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out = out_dir / name
-    started = tmp_path / "started"
+    started, release = tmp_path / "started", tmp_path / "release"
     log = tmp_path / "first.log"
     paths = os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
     with log.open("wb") as sink:
         first = subprocess.Popen(
-            [sys.executable, "-c", FIRST_RUN, str(source), str(out), str(started)],
+            [sys.executable, "-c", FIRST_RUN, str(source), str(out), str(started), str(release)],
             env={**os.environ, "PYTHONPATH": paths},
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -300,8 +312,10 @@ def test_a_second_run_writing_the_same_output_fails_and_leaves_nothing(source, t
         assert started.exists(), log.read_text()
         monkeypatch.setattr(Interpolator, "from_spec", classmethod(lambda cls, spec: crossfade()))
         second = CliRunner().invoke(interpolate, [str(source), str(out), "--random-weights"])
+        release.touch()
         assert first.wait(timeout=120) == 0, log.read_text()
     finally:
+        release.touch()
         if first.poll() is None:  # a first run that hung must not outlive the test
             first.kill()
             first.wait()
