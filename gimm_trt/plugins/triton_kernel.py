@@ -102,9 +102,11 @@ def splat_kernel(
     lanes = tl.arange(0, BLOCK)
     if OWN_PLANE:
         plane = tl.program_id(0)  # n * CO + c
-        n = plane // CO
-        c_first = plane % CO
-        c_last = c_first + 1
+    else:
+        plane = tl.program_id(1)
+    n = plane // CO
+    c = plane % CO
+    if OWN_PLANE:
         start = 0
         stop = hw
         out_plane = out_ptr + plane.to(tl.int64) * hw
@@ -114,10 +116,6 @@ def splat_kernel(
         # within the block; no other program writes this plane)
         tl.debug_barrier()
     else:
-        plane = tl.program_id(1)  # n * CO + c
-        n = plane // CO
-        c_first = plane % CO
-        c_last = c_first + 1
         start = tl.program_id(0) * BLOCK
         stop = start + BLOCK
     base = n.to(tl.int64) * hw
@@ -157,19 +155,18 @@ def splat_kernel(
             weight = tl.load(metric_ptr + (base + src), mask=live, other=0.0).to(tl.float32)
             if MODE == 2:
                 weight = tl.exp(weight)
-        for c in range(c_first, c_last):
-            if MODE == 0:
-                value = tl.load(x_ptr + ((base * C + c * hw) + src), mask=live, other=0.0).to(tl.float32)
-            else:
-                # the normaliser channel (c == C) reads channel C-1 and throws it away: no scalar-masked load
-                xc = tl.minimum(c, C - 1)
-                value = tl.load(x_ptr + ((base * C + xc * hw) + src), mask=live, other=0.0).to(tl.float32)
-                value = tl.where(c < C, value * weight, weight)
-            dst = out_ptr + (base * CO + c * hw) + i_nw
-            tl.atomic_add(dst, value * w_nw, mask=ok_y0 & ok_x0, sem="relaxed")
-            tl.atomic_add(dst + 1, value * w_ne, mask=ok_y0 & ok_x1, sem="relaxed")
-            tl.atomic_add(dst + W, value * w_sw, mask=ok_y1 & ok_x0, sem="relaxed")
-            tl.atomic_add(dst + W + 1, value * w_se, mask=ok_y1 & ok_x1, sem="relaxed")
+        if MODE == 0:
+            value = tl.load(x_ptr + ((base * C + c * hw) + src), mask=live, other=0.0).to(tl.float32)
+        else:
+            # the normaliser channel (c == C) reads channel C-1 and throws it away: no scalar-masked load
+            xc = tl.minimum(c, C - 1)
+            value = tl.load(x_ptr + ((base * C + xc * hw) + src), mask=live, other=0.0).to(tl.float32)
+            value = tl.where(c < C, value * weight, weight)
+        dst = out_ptr + (base * CO + c * hw) + i_nw
+        tl.atomic_add(dst, value * w_nw, mask=ok_y0 & ok_x0, sem="relaxed")
+        tl.atomic_add(dst + 1, value * w_ne, mask=ok_y0 & ok_x1, sem="relaxed")
+        tl.atomic_add(dst + W, value * w_sw, mask=ok_y1 & ok_x0, sem="relaxed")
+        tl.atomic_add(dst + W + 1, value * w_se, mask=ok_y1 & ok_x1, sem="relaxed")
 
 
 # Own-plane launch configurations, by TensorRT tactic: one program per plane keeps only N*CO blocks resident,
@@ -241,7 +238,7 @@ def launch(x, flow, metric, out, mode: str, own_plane: bool = False, block: int 
         raise InputError("splat: x, flow, metric and out must be on one device")
     if n * co * h * w >= 2**31 or h * w * 2 >= 2**31:
         raise InputError(f"splat: tensor of shape {tuple(x.shape)} too large for int32 indexing")
-    if n * co > MAX_GRID_Y:
+    if not own_plane and n * co > MAX_GRID_Y:  # an own-plane grid puts the planes on x, which takes 2**31 - 1
         raise InputError(f"splat: {n} images of {co} output channels exceed the {MAX_GRID_Y} planes one launch takes")
     if mode != "sum" and metric is None:
         raise InputError(f"splat mode {mode!r} needs a metric")
