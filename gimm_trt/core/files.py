@@ -209,10 +209,12 @@ def claim(path):
         try:
             yield
         finally:
-            if os.name == "posix":
-                lock_path.unlink(missing_ok=True)
-            _unlock(f)
-            f.close()
+            try:
+                if os.name == "posix":
+                    lock_path.unlink(missing_ok=True)
+            finally:  # a lock file that cannot be removed must not keep this process holding its lock
+                _unlock(f)
+                f.close()
     finally:
         for folder in reversed(made):  # a run that wrote nothing leaves no new empty folder
             with contextlib.suppress(OSError):
