@@ -187,6 +187,10 @@ def run_checks(
         raise InputError(f"engine {engine!r} applies to the check of an export directory (--export DIR)")
     log = log or (lambda message: None)
     show = show or (lambda text: None)
+    names = tuple(CHECKS) if checks is None else tuple(checks)
+    unknown = [n for n in names if n not in CHECKS]
+    if unknown:  # before the versions, which start subprocesses and import TensorRT and Triton
+        raise InputError(f"unknown check(s) {', '.join(unknown)}: choose from {', '.join(CHECKS)}")
     dev = _resolve(device)
     doc = {
         "schema": SCHEMA,
@@ -195,10 +199,6 @@ def run_checks(
         "versions": versions(dev),
         "checks": [],
     }
-    names = tuple(CHECKS) if checks is None else tuple(checks)
-    unknown = [n for n in names if n not in CHECKS]
-    if unknown:
-        raise InputError(f"unknown check(s) {', '.join(unknown)}: choose from {', '.join(CHECKS)}")
     show(_head(doc))
     if export_dir is not None:
         entry = export_check(Path(export_dir), doc, log, engine)
