@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Optional
 
 import torch
@@ -20,7 +21,8 @@ def _gib(n: int) -> str:
 class Budget:
     """Plans pairs of one model under ``limit`` bytes (None: the device's free memory on CUDA; on a CPU, one
     timestep per batch, the reference's own peak). ``plan(height, width, ds, timesteps) -> (batch, tile)``
-    for padded frames, remembered per size; ``tiles=False`` for backends that cannot tile (exports)."""
+    for padded frames, remembered per size; ``tiles=False`` for backends that cannot tile (exports). Safe to call
+    from several threads (a service checks requests while it runs others)."""
 
     def __init__(
         self, arch: str, *, precision: str, device: torch.device, limit: Optional[int] = None, tiles: bool = True
@@ -33,12 +35,17 @@ class Budget:
         self._plans = {}
         self._peaks = {}
         self._fake = None
+        self._searching = threading.Lock()  # one search at a time: they share the fake model
 
     def plan(self, height: int, width: int, ds: float, timesteps: int) -> tuple:
         key = (height, width, ds, timesteps)
-        if key not in self._plans:
-            self._plans[key] = self._search(height, width, ds, timesteps)
-        return self._plans[key]
+        plan = self._plans.get(key)  # a size planned before does not wait behind a search for another
+        if plan is None:
+            with self._searching:
+                plan = self._plans.get(key)
+                if plan is None:
+                    plan = self._plans[key] = self._search(height, width, ds, timesteps)
+        return plan
 
     def peak(self, height: int, width: int, ds: float, batch: int, tile: Optional[int]) -> int:
         """Predicted peak bytes of one pair with ``batch`` timesteps per synthesis call."""

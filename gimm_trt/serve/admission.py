@@ -3,8 +3,6 @@ model runs (importable without Ray)."""
 
 from __future__ import annotations
 
-import threading
-
 from ..core.errors import GimmError
 from ..core.sizes import padded_size
 from .protocol import BadRequest, Pair, TooLarge
@@ -17,7 +15,6 @@ class Admission:
 
     def __init__(self, interp):
         self.interp = interp
-        self._planning = threading.Lock()  # one memory estimate at a time: they share the planner's fake model
 
     def check(self, pair: Pair) -> float:
         """The processing scale ``pair`` runs at. ``BadRequest`` for a size or ds_scale the model (or its export)
@@ -34,9 +31,8 @@ class Admission:
             ds = interp.check_size(height, width, pair.ds_scale)
         except GimmError as e:
             raise BadRequest(str(e)) from None
-        with self._planning:
-            try:
-                interp.memory_plan(*padded_size(height, width, ds), ds, len(pair.timesteps))
-            except GimmError as e:  # nothing fits the budget
-                raise TooLarge(str(e)) from None
+        try:
+            interp.memory_plan(*padded_size(height, width, ds), ds, len(pair.timesteps))
+        except GimmError as e:  # nothing fits the budget
+            raise TooLarge(str(e)) from None
         return ds
