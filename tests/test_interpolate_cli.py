@@ -273,3 +273,14 @@ def test_real_exit_status_and_stderr(tmp_path, command, args, expected):
     )
     assert proc.returncode == 2 and proc.stderr.splitlines() == [proc.stderr.splitlines()[0]], proc.stderr
     assert proc.stderr.startswith(expected) and proc.stdout == ""
+
+
+def test_the_commands_start_without_loading_the_service_or_the_cluster_runner():
+    """Every gimm-* command imports gimm_trt.cli, which reads the service's defaults: that loads neither the
+    service's running parts nor the Ray runner (nor Ray)."""
+    code = (
+        "import sys, gimm_trt.cli; print(sorted(m for m in sys.modules if m == 'ray' or m.startswith("
+        "('ray.', 'gimm_trt.distributed', 'gimm_trt.serve.run', 'gimm_trt.serve.service', 'gimm_trt.serve.protocol'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
