@@ -484,7 +484,7 @@ def _splat_rules(g: _Graph, node, attrs: dict) -> list:
         )
     if len(node.input) != len(schema.INPUTS):
         issues.append((f"{len(node.input)} inputs; the plugin takes {len(schema.INPUTS)}", g.targets))
-    allowed = {"FP32": "float32"}
+    allowed = {"FP32": "float32", "FP16": "float16"}  # TensorRT's names; which ones pass is INPUT_DTYPES'
     for value in node.input:
         kind = g.type_name(value)
         if kind is not None and allowed.get(kind) not in schema.INPUT_DTYPES:

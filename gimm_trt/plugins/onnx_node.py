@@ -198,7 +198,7 @@ def register_onnx_schema() -> None:
 
     if onnx.defs.has(OP_TYPE, ONNX_DOMAIN):
         return
-    floats = ["tensor(float)"]  # schema.INPUT_DTYPES
+    floats = [{"float32": "tensor(float)", "float16": "tensor(float16)"}[d] for d in schema.INPUT_DTYPES]
     param = OpSchema.FormalParameter
     attr = OpSchema.Attribute
     string, integer = OpSchema.AttrType.STRING, OpSchema.AttrType.INT
