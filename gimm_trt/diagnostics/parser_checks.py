@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
 
 from . import rtx_parser
 from .context import Context, doctor_export, need
@@ -21,17 +20,12 @@ def _nodes(reports: dict) -> int:
     return sum(e["count"] for r in reports.values() for e in r.ops.values())
 
 
-def _static(export_dir: Path, targets: tuple, graphs: Optional[dict] = None) -> tuple:
-    """(graph -> GraphReport, findings, check data) of the table check for ``targets``, on the export's stages,
-    or on ``graphs`` (name -> ``onnx.ModelProto``) where given: those TensorRT-RTX builds."""
-    from ..export import trt_support
+def _findings(reports: dict) -> tuple:
+    """(findings, check data) of the table check's ``reports`` (graph -> GraphReport)."""
+    from ..export.trt_support import findings
 
-    if graphs is not None:
-        reports = {name: trt_support.check_model(model, graph=name, targets=targets) for name, model in graphs.items()}
-    else:
-        reports = trt_support.check_export(export_dir, targets=targets)
-    found = trt_support.findings(reports)
-    return reports, found, {"findings": [f.as_dict() for f in found], "nodes": _nodes(reports)}
+    found = findings(reports)
+    return found, {"findings": [f.as_dict() for f in found], "nodes": _nodes(reports)}
 
 
 def _listed(items: list, limit: int) -> str:
@@ -42,9 +36,9 @@ def check_parser_static(ctx: Context) -> tuple:
     """TensorRT's ONNX parser, statically, on the export the engines are built from."""
     for module in ("onnx", "onnxscript", "onnx_ir"):
         need(module)
-    from ..export.trt_support import TARGETS
+    from ..export.trt_support import TARGETS, check_export
 
-    reports, found, data = _static(doctor_export(ctx), TARGETS)
+    found, data = _findings(check_export(doctor_export(ctx), targets=TARGETS))
     if found:
         return "fail", f"{len(found)} finding(s): {_listed(found, 1)}", data
     return "pass", f"{data['nodes']} nodes in 3 graphs: nothing TensorRT 10.9+/11.x's parser rejects or changes", data
@@ -54,13 +48,16 @@ def export_check(export_dir: Path, doc: dict, log, engine: str = "tensorrt") -> 
     """``--export DIR``: that directory's graphs against ``engine``'s parser (a missing or foreign directory
     raises). Adds ``doc["export"]``: path, engine, and each graph's op inventory and table findings."""
     from ..export.partition import graphs_without_splat
-    from ..export.trt_support import RTX, TARGETS
+    from ..export.trt_support import RTX, TARGETS, check_export, check_model
 
     start = time.perf_counter()
     rtx = engine == "tensorrt-rtx"
-    # TensorRT-RTX builds a stage with splat nodes as its parts: both of its checks read those, loaded once
-    graphs = graphs_without_splat(export_dir) if rtx else None
-    reports, found, data = _static(export_dir, (RTX,) if rtx else TARGETS, graphs)
+    if rtx:  # the graphs TensorRT-RTX builds (a stage with splat nodes as its parts), loaded once for both checks
+        graphs = graphs_without_splat(export_dir)
+        reports = {name: check_model(model, graph=name, targets=(RTX,)) for name, model in graphs.items()}
+    else:
+        reports = check_export(export_dir, targets=TARGETS)
+    found, data = _findings(reports)
     doc["export"] = {
         "path": str(export_dir),
         "engine": engine,
