@@ -295,7 +295,7 @@ def test_without_the_onnx_and_triton_extras_the_torch_check_runs_and_each_check_
 
     gone = {m for m, extra in deps.EXTRAS.items() if extra in ("onnx", "triton")}
     real = deps.installed
-    monkeypatch.setattr(deps, "installed", lambda module, **kw: module not in gone and real(module, **kw))
+    monkeypatch.setattr(deps, "installed", lambda module: module not in gone and real(module))
     result = CliRunner().invoke(cli.doctor, ["--device", "cpu", "--work", tmp_path, "--json", tmp_path / "d.json"])
     assert result.exit_code == 0, result.output
     doc = json.loads((tmp_path / "d.json").read_text())

@@ -41,14 +41,12 @@ _NOTES = {
 }
 
 
-def installed(module: str, *, regular: bool = False) -> bool:
-    """Whether ``module`` can be found (not imported); with ``regular``, as a module or a package with an
-    ``__init__``: not a namespace package, which is what type stubs alone leave."""
+def installed(module: str) -> bool:
+    """Whether ``module`` can be found (not imported)."""
     try:
-        spec = importlib.util.find_spec(module)
+        return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):  # a parent package that is missing or half-installed
         return False
-    return spec is not None and not (regular and spec.origin in (None, "namespace"))
 
 
 def usable(module: str) -> bool:

@@ -10,11 +10,11 @@ Nothing is imported at import time.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 from dataclasses import dataclass
 from typing import Optional
 
-from . import deps
 from .errors import InputError, MissingDependency
 
 __all__ = [
@@ -167,13 +167,22 @@ class TrtState:
         return self.found and self.error is not None
 
 
+def _found(module: str) -> bool:
+    """A regular package or module called ``module`` is on the path. A namespace package (stubs alone leave one
+    without ``__init__.py``) is not: it is what a missing TensorRT looks like, not a broken one."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):  # a parent package that is missing or half-installed
+        return False
+    return spec is not None and spec.origin not in (None, "namespace")
+
+
 def probe(family_name: str = DEFAULT_FAMILY) -> TrtState:
     """Whether ``import_trt(family_name)`` succeeds here and, when not, whether the module is missing or broken."""
     try:
         import_trt(family_name)
     except Exception as err:  # whatever an installed package raises on import is what "broken" reports
-        found = deps.installed(family(family_name).module, regular=True)  # stubs alone: missing, not broken
-        return TrtState(found=found, error=" ".join(str(err).split()))
+        return TrtState(found=_found(family(family_name).module), error=" ".join(str(err).split()))
     return TrtState(found=True)
 
 
