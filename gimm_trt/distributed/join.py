@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Optional
 
 from ..core import deps
-from ..runtime.video import IMAGE_FPS, VideoWriter, frame_clock
+from ..runtime.pipeline import video_sink
+from ..runtime.video import IMAGE_FPS
 from . import parts
 from .plan import Job
 
@@ -84,25 +85,21 @@ class VideoJoin:
             if self._source.streams.audio:
                 template = self._source.streams.audio[0]
                 self._audio = self._source.demux(template)
-        clock, notes = None, []  # what the video changes, as the single-process path says it
-        if not fps_given and job.timing is not None:  # a video input keeps its timing, as in one process
-            clock, notes = frame_clock(job.timing, job.fps, factor, job.output)
-        # the writer encodes into its own partial file and puts it under the OUTPUT's name only when closed
-        self.writer = VideoWriter(
-            self.output, fps=rate, width=job.width, height=job.height, audio=template, comment=comment, clock=clock
-        )
         self._pending = None  # an audio packet read ahead of the frame it belongs after
-        self.notes = notes
-        if job.fps is None and not fps_given:
-            notes.append(
-                f"images have no frame rate: {IMAGE_FPS} fps assumed, so the video is {float(rate):g} fps "
-                "(set it with --fps)"
-            )
-        if self.writer.padded:
-            notes.append(
-                f"{job.width}x{job.height} has an odd side and yuv420p needs even sizes: the video is "
-                f"{self.writer.width}x{self.writer.height} (last column/row repeated)"
-            )
+        # the writer encodes into its own partial file and puts it under the OUTPUT's name only when closed; the
+        # notes say what the video changes, as the single-process path says it
+        self.writer, self.notes = video_sink(
+            self.output,
+            rate=rate,
+            width=job.width,
+            height=job.height,
+            audio=template,
+            comment=comment,
+            source_fps=job.fps,
+            timing=job.timing,
+            factor=factor,
+            fps_given=fps_given,
+        )
 
     @property
     def frames(self) -> int:

@@ -36,7 +36,7 @@ from .video import (
     to_uint8,
 )
 
-__all__ = ["VideoResult", "interpolate_video", "check_output", "claim_output"]
+__all__ = ["VideoResult", "interpolate_video", "check_output", "claim_output", "video_sink"]
 
 
 @dataclass
@@ -174,23 +174,45 @@ class _Counted:
 def _sink(
     out: Path, video_out: bool, src, rate, overwrite: bool, notes: list, *, factor: int, fps_given: bool, comment: str
 ):
-    """A VideoWriter (a video OUTPUT) or an ImageWriter on ``out``; notes what the video changes. A video keeps
-    the input video's timing (``frame_clock``) unless ``fps`` was given."""
+    """A VideoWriter (a video OUTPUT, see ``video_sink``) or an ImageWriter on ``out``; adds to ``notes`` what the
+    video changes."""
     if not video_out:
         return ImageWriter(out, replace=overwrite)
-    clock = None
-    if isinstance(src, VideoReader) and not fps_given:
-        clock, timing_notes = frame_clock(read_timing(src.path), src.fps, factor, out)
-        notes += timing_notes
-    sink = VideoWriter(out, fps=rate, width=src.width, height=src.height, audio=src.audio, comment=comment, clock=clock)
-    if src.fps is None and not fps_given:
+    timing = read_timing(src.path) if isinstance(src, VideoReader) and not fps_given else None
+    sink, said = video_sink(
+        out,
+        rate=rate,
+        width=src.width,
+        height=src.height,
+        audio=src.audio,
+        comment=comment,
+        source_fps=src.fps,
+        timing=timing,
+        factor=factor,
+        fps_given=fps_given,
+    )
+    notes += said
+    return sink
+
+
+def video_sink(
+    out, *, rate, width: int, height: int, audio, comment: str, source_fps, timing, factor: int, fps_given: bool
+) -> tuple:
+    """``(VideoWriter, notes)`` for a video OUTPUT at ``rate`` of ``width`` x ``height`` frames from a source at
+    ``source_fps`` (None: images); the notes say what the video changes. Without ``fps_given``, a video source's
+    ``timing`` (``read_timing``; None: images) is kept (``frame_clock``)."""
+    clock, notes = None, []
+    if not fps_given and timing is not None:
+        clock, notes = frame_clock(timing, source_fps, factor, out)
+    sink = VideoWriter(out, fps=rate, width=width, height=height, audio=audio, comment=comment, clock=clock)
+    if source_fps is None and not fps_given:
         notes.append(
             f"images have no frame rate: {IMAGE_FPS} fps assumed, so the video is {float(rate):g} fps "
             "(set it with --fps)"
         )
     if sink.padded:
         notes.append(
-            f"{src.width}x{src.height} has an odd side and yuv420p needs even sizes: the video is "
+            f"{width}x{height} has an odd side and yuv420p needs even sizes: the video is "
             f"{sink.width}x{sink.height} (last column/row repeated)"
         )
-    return sink
+    return sink, notes
